@@ -1,0 +1,41 @@
+# medvqa: medical VQA and captioning, from download to paper figures.
+#
+# results/ path grammar (logs/ mirrors it):
+#   results/data/{dataset}/source/{split}.parquet     validated source rows (before filters)
+#   results/data/{dataset}/{split}.parquet            unified rows after filters
+#   results/data/{dataset}/rejected.csv               bad rows dropped with on_bad_sample: skip
+#   results/data/{dataset}/answers.json               answer vocabulary + closed/open map
+#   results/data/{dataset}/images_{size}.{split}.npy  uint8 image cache (+ .ids.json), memory-mapped
+#   results/data/{dataset}/tokens/{tokenizer}.{split}.parquet   pre-tokenised text
+#   results/data/{dataset}/summary.json               sizes, answer distribution, baselines
+#   results/models/{dataset}/{model}/{seed}/          checkpoint dir + history.csv
+#   results/predictions/{dataset}/{model}/{seed}/{split}.parquet
+#   results/captions/{dataset}/{model}/{seed}/{split}.parquet
+#   results/metrics/{dataset}/{model}/{seed}/{split}.json
+#   results/figures/..., results/tables/...
+#
+# Targets: all (default), data.
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "rules/config.schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+
+
+rule all:
+    input:
+        data_targets(),
+
+
+rule data:
+    input:
+        data_targets(),

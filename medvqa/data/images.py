@@ -1,0 +1,61 @@
+"""Image cache stage: results/data/{dataset}/{split}.parquet →
+``images_{size}.{split}.npy`` (uint8, shape (n_images, size, size, 3)) and
+``images_{size}.{split}.ids.json`` (the image_id of each row of the array, in order).
+
+Each unique image of the split is decoded once, converted to RGB and resized to a square
+``size`` × ``size`` (bicubic, antialiased). Training and inference memory-map the array, so
+no image is decoded inside a training loop.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from tqdm.auto import tqdm
+
+from medvqa.io import atomic_path, read_json, write_json
+
+log = logging.getLogger(__name__)
+
+
+def decode_resize(data: bytes, size: int) -> np.ndarray:
+    """Encoded image bytes → uint8 array (size, size, 3)."""
+    with Image.open(io.BytesIO(data)) as img:
+        img = img.convert("RGB").resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
+        return np.asarray(img, dtype=np.uint8)
+
+
+def build_image_cache(
+    parquet_path: str | Path, size: int, npy_path: str | Path, ids_path: str | Path, threads: int = 1
+) -> int:
+    """Write the cache of one split; returns the number of unique images."""
+    images = pd.read_parquet(parquet_path, columns=["image_id", "image"]).drop_duplicates("image_id")
+    ids = images["image_id"].astype(str).tolist()
+    with atomic_path(npy_path) as tmp:
+        # open_memmap writes the .npy header up front, so large splits never sit in RAM whole.
+        cache = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(ids), size, size, 3))
+        # PIL releases the GIL while decoding and resizing, so threads scale here.
+        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+            decoded = pool.map(decode_resize, images["image"], [size] * len(ids), chunksize=16)
+            for i, pixels in enumerate(tqdm(decoded, total=len(ids), desc=f"images {Path(parquet_path).stem}")):
+                cache[i] = pixels
+        cache.flush()
+        del cache
+    write_json(ids, ids_path)
+    log.info("cached %d images at %dx%d from %s", len(ids), size, size, parquet_path)
+    return len(ids)
+
+
+def load_image_cache(npy_path: str | Path, ids_path: str | Path) -> tuple[np.ndarray, dict[str, int]]:
+    """Memory-map a cache; returns (array (n, size, size, 3) uint8, image_id → row)."""
+    cache = np.load(npy_path, mmap_mode="r")
+    ids = read_json(ids_path)
+    if len(ids) != len(cache):
+        raise ValueError(f"{ids_path} lists {len(ids)} ids but {npy_path} holds {len(cache)} images")
+    return cache, {image_id: i for i, image_id in enumerate(ids)}

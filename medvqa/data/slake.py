@@ -1,0 +1,63 @@
+"""``slake`` dataset source: the official SLAKE release folder.
+
+Reads ``Slake1.0/train.json``, ``validate.json`` and ``test.json`` (JSON lists of records
+with img_id, img_name such as "xmlab102/source.jpg", question, answer, q_lang 'en'|'zh',
+answer_type 'OPEN'|'CLOSED', modality, location, content_type, qid, ...) and the images
+``Slake1.0/imgs/<img_name>``. Returns unified VQA rows of all three splits: validate → val,
+answer_type lower-cased, location → organ, qid → question_id, img_name → image_id; both
+languages (the ``filters.language`` stage keeps English by default). A missing image file gives ``image = b""``
+(reported later by ``schema.check_rows``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from medvqa.data.unify import SourceNotFoundError, resolve_columns, unify_rows
+from medvqa.spec import Spec
+
+SLAKE_URL = "https://www.med-vqa.com/slake/"
+SPLIT_FILES = {"train": "train.json", "val": "validate.json", "test": "test.json"}
+COLUMNS = {
+    "question_id": "qid", "image_id": "img_name", "image": "img_name", "question": "question",
+    "answer": "answer", "answer_type": "answer_type", "q_lang": "q_lang", "modality": "modality",
+    "organ": "location", "content_type": "content_type",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class SlakeSourceSpec(Spec):
+    """Options of the ``slake`` source (config ``datasets.<name>.options``)."""
+
+    path: str                  # the Slake1.0 folder (train/validate/test.json + imgs/)
+
+
+def _check_layout(root: Path, dataset: str) -> None:
+    missing = [str(root / name) for name in SPLIT_FILES.values() if not (root / name).is_file()]
+    if not (root / "imgs").is_dir():
+        missing.append(str(root / "imgs") + "/")
+    if missing:
+        raise SourceNotFoundError(
+            f"dataset {dataset!r} (source slake): {', '.join(missing)} not found. Download the "
+            f"SLAKE release from the official site {SLAKE_URL}, unpack it and set "
+            f"options.path to the Slake1.0 folder that holds train.json, validate.json, test.json "
+            f"and imgs/. Parquet mirrors on the hub load with source: hf, preset: slake instead."
+        )
+
+
+def load_slake(spec: SlakeSourceSpec, dataset: str) -> pd.DataFrame:
+    """All three SLAKE splits as unified VQA rows (see module docstring)."""
+    root = Path(spec.path).expanduser()
+    _check_layout(root, dataset)
+    frames = [
+        pd.DataFrame(json.loads((root / name).read_text(encoding="utf-8"))).assign(split=split)
+        for split, name in SPLIT_FILES.items()
+    ]
+    raw = pd.concat(frames, ignore_index=True)
+    where = f"datasets.{dataset}.options (slake source)"
+    columns = resolve_columns(COLUMNS, {}, raw.columns, where)
+    return unify_rows(raw, columns, dataset=dataset, image_dir=root / "imgs")

@@ -1,0 +1,61 @@
+"""Dataset summary stage: the filtered splits → results/data/{dataset}/summary.json.
+
+Holds rows and unique images per split, closed/open counts, the answer distribution, the
+majority-answer and question-only baselines on val and test (how far a model gets without
+looking at the image), the rejected rows by reason, and the source's own notes (e.g. the
+closed-question rule of datasets without an answer-type column).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from medvqa.data.answers import normalise_answer
+from medvqa.data.baselines import majority_baseline, question_only_baseline
+from medvqa.data.schema import read_text_columns, task_of
+from medvqa.io import read_json, write_json
+
+TOP_ANSWERS = 20
+
+
+def _split_summary(rows: pd.DataFrame) -> dict:
+    out = {"rows": len(rows), "images": int(rows["image_id"].nunique())}
+    if task_of(rows) == "vqa":
+        out["answer_type"] = {k: int(v) for k, v in rows["answer_type"].value_counts().items()}
+        answers = rows["answer"].map(normalise_answer).value_counts()
+        out["distinct_answers"] = len(answers)
+        out["top_answers"] = {k: int(v) for k, v in answers.head(TOP_ANSWERS).items()}
+    else:
+        out["mean_caption_words"] = float(rows["caption"].str.split().str.len().mean())
+    return out
+
+
+def summarise(
+    dataset: str, split_paths: Mapping[str, str | Path], rejected_path: str | Path,
+    meta_path: str | Path, out_path: str | Path,
+) -> dict:
+    splits = {split: read_text_columns(path) for split, path in split_paths.items()}
+    rejected = pd.read_csv(rejected_path)
+    summary = {
+        "dataset": dataset,
+        "source": read_json(meta_path),
+        "splits": {split: _split_summary(rows) for split, rows in splits.items()},
+        "rejected": {
+            "rows": len(rejected),
+            "by_reason": {k: int(v) for k, v in rejected["reason"].value_counts().items()},
+        },
+    }
+    if task_of(splits["train"]) == "vqa":
+        summary["baselines"] = {
+            split: {
+                "majority_answer": majority_baseline(splits["train"], splits[split]),
+                "question_only": question_only_baseline(splits["train"], splits[split]),
+            }
+            for split in ("val", "test")
+            if split in splits
+        }
+    write_json(summary, out_path)
+    return summary

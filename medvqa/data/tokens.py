@@ -1,0 +1,120 @@
+"""Pre-tokenisation stage: results/data/{dataset}/{split}.parquet →
+``tokens/{tokenizer}.{split}.parquet`` (+ ``tokens/{tokenizer}.vocab.json`` for kind ``words``).
+
+VQA output columns:     question_id (str), input_ids (list<int32>, the question),
+                        answer_ids (list<int32>, the answer, no special tokens)
+Caption output columns: image_id (str), caption_ids (list<int32>)
+Ids are unpadded and truncated to ``max_length``; collators pad per batch.
+
+Kinds: ``words`` — lower-cased word/punctuation tokens over a vocabulary built from the train
+split ({"tokens": [...], "pad_id": 0, "unk_id": 1}); ``hf`` — any Hugging Face tokenizer,
+loaded with ``AutoTokenizer.from_pretrained(path)`` (a hub id or a save_pretrained directory).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from medvqa.data.schema import read_text_columns, task_of
+from medvqa.io import atomic_path, read_json, write_json
+from medvqa.spec import ConfigError, Spec, check_choice, check_range
+
+log = logging.getLogger(__name__)
+
+PAD, UNK = "<pad>", "<unk>"
+_WORD = re.compile(r"[^\W_]+|[^\w\s]")
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenizerSpec(Spec):
+    kind: str
+    max_length: int = 32
+    min_freq: int = 1
+    path: str | None = None
+
+    def validate(self, where: str) -> None:
+        check_choice(where, "kind", self.kind, ("words", "hf"))
+        check_range(where, "max_length", self.max_length, 1)
+        check_range(where, "min_freq", self.min_freq, 1)
+        if self.kind == "hf" and not self.path:
+            raise ConfigError(f"{where}: kind 'hf' needs 'path' (a hub id or a save_pretrained directory)")
+
+
+def split_words(text: str) -> list[str]:
+    return _WORD.findall(str(text).lower())
+
+
+def build_word_vocab(train_path: str | Path, spec: TokenizerSpec, out_path: str | Path) -> dict:
+    """Vocabulary of the train split's question and answer (or caption) words."""
+    train = read_text_columns(train_path)
+    columns = ["question", "answer"] if task_of(train) == "vqa" else ["caption"]
+    counts = Counter(word for col in columns for text in train[col] for word in split_words(text))
+    words = sorted((w for w, n in counts.items() if n >= spec.min_freq), key=lambda w: (-counts[w], w))
+    vocab = {"tokens": [PAD, UNK, *words], "pad_id": 0, "unk_id": 1}
+    write_json(vocab, out_path)
+    log.info("word vocabulary: %d tokens from %s", len(vocab["tokens"]), train_path)
+    return vocab
+
+
+def word_encoder(vocab_path: str | Path, max_length: int) -> Callable[[Sequence[str], bool], list[list[int]]]:
+    vocab = read_json(vocab_path)
+    index = {w: i for i, w in enumerate(vocab["tokens"])}
+    unk = vocab["unk_id"]
+
+    def encode(texts: Sequence[str], special_tokens: bool = True) -> list[list[int]]:
+        return [[index.get(w, unk) for w in split_words(t)][:max_length] for t in texts]
+
+    return encode
+
+
+def hf_encoder(path: str, max_length: int) -> Callable[[Sequence[str], bool], list[list[int]]]:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+
+    def encode(texts: Sequence[str], special_tokens: bool = True) -> list[list[int]]:
+        out = tokenizer(list(texts), add_special_tokens=special_tokens, truncation=True, max_length=max_length)
+        return out["input_ids"]
+
+    return encode
+
+
+def tokenize_split(
+    spec: TokenizerSpec, split_path: str | Path, out_path: str | Path, vocab_path: str | Path | None = None
+) -> int:
+    """Tokenise one split's questions and answers (or captions) into a parquet of id lists."""
+    if spec.kind == "words":
+        if vocab_path is None:
+            raise ValueError("tokenizer kind 'words' needs the vocabulary file")
+        encode = word_encoder(vocab_path, spec.max_length)
+    else:
+        encode = hf_encoder(spec.path, spec.max_length)
+    rows = read_text_columns(split_path)
+    ids = pa.list_(pa.int32())
+    if task_of(rows) == "vqa":
+        table = pa.table(
+            {
+                "question_id": pa.array(rows["question_id"].astype(str)),
+                "input_ids": pa.array(encode(rows["question"].tolist(), True), ids),
+                "answer_ids": pa.array(encode(rows["answer"].tolist(), False), ids),
+            }
+        )
+    else:
+        table = pa.table(
+            {
+                "image_id": pa.array(rows["image_id"].astype(str)),
+                "caption_ids": pa.array(encode(rows["caption"].tolist(), False), ids),
+            }
+        )
+    with atomic_path(out_path) as tmp:
+        pq.write_table(table, tmp)
+    log.info("tokenised %d rows of %s with %s", len(rows), split_path, spec.kind)
+    return len(rows)

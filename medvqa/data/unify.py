@@ -1,0 +1,218 @@
+"""Shared steps that turn a source's raw table into unified rows (``medvqa.data.schema``).
+
+Each real source (``hf``, ``slake``, ``local``) reads its files into a raw pandas frame that
+holds the source's own column names plus a ``split`` column already named train/val/test
+(or ``drop``), then calls ``unify_rows``: pick and rename columns, turn
+image cells into encoded bytes, fill absent ids, derive ``answer_type``, and carve a
+validation split off train by image when the source has none.
+
+Nothing here rejects bad rows: a missing image file becomes ``b""`` and empty text stays
+empty, so ``schema.check_rows`` later names the row and the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+from collections.abc import Collection, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from medvqa.data.answers import NORMALISATION, normalise_answer
+from medvqa.spec import ConfigError
+
+UNIFIED_NAMES = (
+    "question_id", "image_id", "image", "question", "answer", "answer_type",
+    "caption", "cui", "modality", "organ", "q_lang", "content_type",
+)
+TEXT_NAMES = ("question", "answer", "caption", "cui", "modality", "organ", "q_lang", "content_type")
+ORDER = (
+    "question_id", "image_id", "image", "question", "answer", "answer_type", "caption",
+    "split", "modality", "organ", "q_lang", "content_type", "cui",
+)
+# Split names seen on the hub and in local releases; ``split_names`` options extend this.
+DEFAULT_SPLIT_NAMES = {
+    "train": "train", "training": "train",
+    "validation": "val", "validate": "val", "valid": "val", "val": "val", "dev": "val",
+    "test": "test", "testing": "test",
+}
+SPLIT_TARGETS = ("train", "val", "test", "drop")
+CLOSED_RULE = (
+    f"no answer-type column in the source: a question is closed when its answer, normalised "
+    f"({NORMALISATION}), is 'yes' or 'no', and open otherwise"
+)
+
+
+class SourceNotFoundError(FileNotFoundError):
+    """A dataset's files or hub id cannot be found; the message says how to obtain them."""
+
+
+def check_columns_option(where: str, columns: Mapping[str, Any]) -> None:
+    unknown = sorted(set(columns) - set(UNIFIED_NAMES))
+    if unknown:
+        raise ConfigError(
+            f"{where}: columns has unknown key(s) {', '.join(map(repr, unknown))}; "
+            f"allowed: {', '.join(UNIFIED_NAMES)}"
+        )
+
+
+def check_split_names_option(where: str, split_names: Mapping[str, str]) -> None:
+    for name, target in split_names.items():
+        if target not in SPLIT_TARGETS:
+            raise ConfigError(
+                f"{where}: split_names.{name}={target!r} is not one of {', '.join(SPLIT_TARGETS)}"
+            )
+
+
+def resolve_columns(
+    preset: Mapping[str, str], user: Mapping[str, str | None], available: Collection[str], where: str
+) -> dict[str, str]:
+    """Unified name → source column. Preset columns absent from the data are skipped; a
+    column the user names must exist; ``None`` in ``user`` drops a preset column."""
+    merged = {**preset, **user}
+    for name, column in user.items():
+        if column is not None and column not in available:
+            raise ConfigError(
+                f"{where}: columns.{name}={column!r} is not a column of the data; "
+                f"available: {', '.join(sorted(available))}"
+            )
+    columns = {name: col for name, col in merged.items() if col is not None and col in available}
+    # Caption data: a caption column and no question column (generic presets name both).
+    is_vqa = "question" in columns or "caption" not in columns
+    required = ("image", "question", "answer") if is_vqa else ("image", "caption")
+    other_task = ("caption", "cui") if is_vqa else ("question_id", "question", "answer", "answer_type")
+    columns = {name: col for name, col in columns.items() if name not in other_task}
+    missing = [name for name in required if name not in columns]
+    if missing:
+        raise ConfigError(
+            f"{where}: no source column for {', '.join(missing)} (looked for "
+            f"{', '.join(repr(merged.get(n, n)) for n in missing)}); available: "
+            f"{', '.join(sorted(available))}; map them with options.columns"
+        )
+    return columns
+
+
+def resolve_split_names(names: Iterable[str], user: Mapping[str, str], where: str) -> dict[str, str]:
+    """Source split name → train | val | test | drop; unknown names fail with a hint."""
+    table = {**DEFAULT_SPLIT_NAMES, **user}
+    names = [str(n) for n in names]
+    unknown = sorted({n for n in names if n not in table})
+    if unknown:
+        raise ConfigError(
+            f"{where}: split name(s) {', '.join(map(repr, unknown))} have no mapping; add "
+            f"split_names: {{{unknown[0]}: train|val|test|drop}}"
+        )
+    return {n: table[n] for n in names}
+
+
+def image_bytes(value: Any, image_dir: Path | None) -> bytes:
+    """Encoded image bytes of one cell: bytes, a datasets {bytes, path} dict, a PIL image or
+    a file path (relative ones under ``image_dir``). A path that is not a file gives b""."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, Mapping):
+        if value.get("bytes"):
+            return bytes(value["bytes"])
+        return image_bytes(value.get("path"), image_dir)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return b""
+    if isinstance(value, Image.Image):
+        # Only decoded images land here; keep their own format where PIL knows it.
+        buffer = io.BytesIO()
+        value.save(buffer, format=value.format or "PNG")
+        return buffer.getvalue()
+    if isinstance(value, (str, Path)):
+        path = Path(value).expanduser()
+        if not path.is_absolute() and image_dir is not None:
+            path = image_dir / path
+        return path.read_bytes() if path.is_file() else b""
+    raise TypeError(f"cannot read an image from a {type(value).__name__} cell: {str(value)[:80]!r}")
+
+
+def content_id(data: bytes) -> str:
+    """Stable image id from the encoded bytes, so an image shared by questions has one id."""
+    return hashlib.sha1(data).hexdigest()[:16]
+
+
+def _images_and_ids(cells: pd.Series, image_dir: Path | None) -> tuple[pd.Series, pd.Series]:
+    """(bytes, default image_id) per row; files are read once per distinct path."""
+    is_path = cells.map(lambda v: isinstance(v, (str, Path)))
+    paths = {p: image_bytes(p, image_dir) for p in cells[is_path].map(str).unique()}
+    data = cells.where(~is_path, None).map(lambda v: image_bytes(v, image_dir))
+    data[is_path] = cells[is_path].map(lambda p: paths[str(p)])
+    # A path names the image even when the file is missing, which keeps two missing files
+    # apart; for embedded bytes the content hash is the only stable name.
+    ids = data.map(content_id)
+    # One bytes object per distinct image: Arrow gives each row its own copy, and VQA
+    # sets ask ~5-7 questions per image.
+    shared: dict[str, bytes] = {}
+    data = pd.Series([shared.setdefault(i, b) for i, b in zip(ids, data)], index=data.index, dtype=object)
+    ids[is_path] = cells[is_path].map(str)
+    return data, ids
+
+
+def _as_text(value: Any) -> Any:
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return ";".join(str(v) for v in value)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return str(value)
+
+
+def split_val_by_image(rows: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, str]:
+    """Move ``fraction`` of the train images (all their rows) to ``val``.
+
+    Images are ordered by a seeded hash of their id, so the choice does not depend on row
+    order and each image lands in exactly one split."""
+    train_ids = pd.Series(rows.loc[rows["split"] == "train", "image_id"].unique())
+    n_val = min(max(1, round(fraction * len(train_ids))), max(len(train_ids) - 1, 0))
+    order = train_ids.map(lambda i: hashlib.sha1(f"{seed}:{i}".encode()).hexdigest()).argsort()
+    val_ids = set(train_ids.iloc[order.to_numpy()[:n_val]])
+    rows = rows.copy()
+    rows.loc[(rows["split"] == "train") & rows["image_id"].isin(val_ids), "split"] = "val"
+    rule = (
+        f"the source has no validation split: val = {n_val} of {len(train_ids)} train images "
+        f"(fraction {fraction}, seed {seed}) with all their rows, chosen by a seeded hash of image_id"
+    )
+    return rows, rule
+
+
+def unify_rows(
+    raw: pd.DataFrame, columns: Mapping[str, str], *, dataset: str, image_dir: Path | None,
+    val_fraction: float = 0.1, val_seed: int = 0,
+) -> pd.DataFrame:
+    """Raw source rows + ``split`` → unified VQA or caption rows (schema in module docstring
+    of ``medvqa.data.schema``). ``attrs`` records the rules applied, for meta.json."""
+    raw = raw[raw["split"] != "drop"].reset_index(drop=True)
+    rows = pd.DataFrame({name: raw[col] for name, col in columns.items()}, index=raw.index)
+    rows["split"] = raw["split"]
+    attrs: dict[str, str] = {}
+    if "question" in rows and "question_id" not in rows:
+        # Numbered before any filtering, so ids do not move when options change.
+        number = rows.groupby("split").cumcount().astype(str)
+        rows["question_id"] = dataset + "-" + rows["split"] + "-" + number
+    rows["image"], default_ids = _images_and_ids(rows["image"], image_dir)
+    rows["image_id"] = rows["image_id"].map(_as_text) if "image_id" in rows else default_ids
+    if "question_id" in rows:
+        rows["question_id"] = rows["question_id"].map(_as_text)
+    for name in TEXT_NAMES:
+        if name in rows:
+            rows[name] = rows[name].map(_as_text)
+    if "question" in rows:
+        if "answer_type" in rows:
+            rows["answer_type"] = rows["answer_type"].map(_as_text).str.strip().str.lower()
+            attrs["answer_type_rule"] = "answer_type column of the source, lower-cased"
+        else:
+            closed = rows["answer"].map(lambda a: a is not None and normalise_answer(a) in ("yes", "no"))
+            rows["answer_type"] = np.where(closed, "closed", "open")
+            attrs["answer_type_rule"] = CLOSED_RULE
+    if "train" in set(rows["split"]) and "val" not in set(rows["split"]):
+        rows, attrs["val_split_rule"] = split_val_by_image(rows, val_fraction, val_seed)
+    rows = rows[[c for c in ORDER if c in rows]].reset_index(drop=True)
+    rows.attrs = attrs
+    return rows

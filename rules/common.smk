@@ -1,0 +1,70 @@
+# Shared input functions and the wildcard vocabulary. No rule lives here.
+
+import json
+
+from medvqa.data.schema import SPLITS
+from medvqa.workflow_config import check_config, import_mapping
+
+check_config(config)
+
+
+wildcard_constraints:
+    dataset="|".join(config["datasets"]),
+    split="|".join(SPLITS),
+    tokenizer="|".join(config["tokenizers"]) or "NONE",
+    size=r"\d+",
+
+
+def canonical(mapping):
+    """Keys sorted at every level: Snakemake compares params as written, so reordering a
+    config's keys must not look like a parameter change and rebuild everything."""
+    return json.loads(json.dumps(mapping, sort_keys=True))
+
+
+def dataset_config(wildcards):
+    return config["datasets"][wildcards.dataset]
+
+
+def import_params(wildcards):
+    return canonical(import_mapping(dataset_config(wildcards)))
+
+
+def filter_params(wildcards):
+    return canonical(dataset_config(wildcards).get("filters", {}))
+
+
+def tokenizer_params(wildcards):
+    return canonical(config["tokenizers"][wildcards.tokenizer])
+
+
+def split_files(pattern):
+    """Input function: one path per split, keyed by split, from a pattern with {dataset}."""
+
+    def files(wildcards):
+        return {split: pattern.format(dataset=wildcards.dataset, split=split) for split in SPLITS}
+
+    return files
+
+
+def tokenizer_inputs(wildcards):
+    """The split itself, plus the word vocabulary or a tokenizer directory built by the workflow."""
+    inputs = {"split": f"results/data/{wildcards.dataset}/{wildcards.split}.parquet"}
+    spec = config["tokenizers"][wildcards.tokenizer]
+    if spec["kind"] == "words":
+        inputs["vocab"] = f"results/data/{wildcards.dataset}/tokens/{wildcards.tokenizer}.vocab.json"
+    elif spec["path"].startswith("results/"):
+        inputs["tokenizer_dir"] = spec["path"]
+    return inputs
+
+
+def data_targets():
+    """Every data-stage output of every configured dataset."""
+    targets = []
+    for dataset, d in config["datasets"].items():
+        root = f"results/data/{dataset}"
+        targets.append(f"{root}/summary.json")
+        if d.get("task", "vqa") == "vqa":
+            targets.append(f"{root}/answers.json")
+        targets += [f"{root}/images_{d['image_size']}.{split}.npy" for split in SPLITS]
+        targets += [f"{root}/tokens/{tok}.{split}.parquet" for tok in d.get("tokenizers", []) for split in SPLITS]
+    return targets

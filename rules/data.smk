@@ -1,0 +1,133 @@
+# Data stages: source → validated split parquet → filters → answers, image cache, tokens, summary.
+
+
+rule import_dataset:
+    output:
+        train="results/data/{dataset}/source/train.parquet",
+        val="results/data/{dataset}/source/val.parquet",
+        test="results/data/{dataset}/source/test.parquet",
+        rejected="results/data/{dataset}/rejected.csv",
+        meta="results/data/{dataset}/source/meta.json",
+    log:
+        "logs/data/{dataset}/import.log",
+    params:
+        spec=import_params,
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../workflow_scripts/import_dataset.py"
+
+
+rule filter_split:
+    input:
+        "results/data/{dataset}/source/{split}.parquet",
+    output:
+        "results/data/{dataset}/{split}.parquet",
+    log:
+        "logs/data/{dataset}/filter.{split}.log",
+    params:
+        spec=filter_params,
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../workflow_scripts/filter_split.py"
+
+
+rule answers:
+    input:
+        unpack(split_files("results/data/{dataset}/{split}.parquet")),
+    output:
+        "results/data/{dataset}/answers.json",
+    log:
+        "logs/data/{dataset}/answers.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../workflow_scripts/answers.py"
+
+
+rule image_cache:
+    input:
+        "results/data/{dataset}/{split}.parquet",
+    output:
+        cache="results/data/{dataset}/images_{size}.{split}.npy",
+        ids="results/data/{dataset}/images_{size}.{split}.ids.json",
+    log:
+        "logs/data/{dataset}/images_{size}.{split}.log",
+    threads: 4
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../workflow_scripts/image_cache.py"
+
+
+rule word_vocab:
+    input:
+        "results/data/{dataset}/train.parquet",
+    output:
+        "results/data/{dataset}/tokens/{tokenizer}.vocab.json",
+    log:
+        "logs/data/{dataset}/tokens/{tokenizer}.vocab.log",
+    params:
+        spec=tokenizer_params,
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../workflow_scripts/word_vocab.py"
+
+
+rule tokenize:
+    input:
+        unpack(tokenizer_inputs),
+    output:
+        "results/data/{dataset}/tokens/{tokenizer}.{split}.parquet",
+    log:
+        "logs/data/{dataset}/tokens/{tokenizer}.{split}.log",
+    params:
+        spec=tokenizer_params,
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../workflow_scripts/tokenize_split.py"
+
+
+rule summary:
+    input:
+        unpack(split_files("results/data/{dataset}/{split}.parquet")),
+        rejected="results/data/{dataset}/rejected.csv",
+        meta="results/data/{dataset}/source/meta.json",
+    output:
+        "results/data/{dataset}/summary.json",
+    log:
+        "logs/data/{dataset}/summary.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../workflow_scripts/summary.py"

@@ -1,0 +1,48 @@
+"""Filters (question type, language, seeded subsample) and their specs."""
+
+import pandas as pd
+import pytest
+
+from builders import vqa_rows
+from medvqa.data.prepare import FilterSpec, filter_rows, filter_split
+from medvqa.spec import ConfigError
+
+
+def test_question_type_and_language_filters():
+    rows = vqa_rows(n_images=10)
+    closed = filter_rows(rows, FilterSpec(question_type="closed", language="all"), "train")
+    assert set(closed["answer_type"]) == {"closed"} and len(closed) == (rows["answer_type"] == "closed").sum()
+    english = filter_rows(rows, FilterSpec(language="en"), "train")
+    assert set(english["q_lang"]) == {"en"}
+    assert len(filter_rows(rows, FilterSpec(language="all"), "train")) == len(rows)
+
+
+def test_subsample_is_deterministic_by_seed_and_split():
+    rows = vqa_rows(n_images=20)
+    spec = FilterSpec(language="all", subsample=15, subsample_seed=3)
+    first = filter_rows(rows, spec, "train")
+    again = filter_rows(rows.sample(frac=1, random_state=9), spec, "train")
+    assert len(first) == 15
+    assert set(first["question_id"]) == set(again["question_id"])  # row order does not matter
+    other = filter_rows(rows, FilterSpec(language="all", subsample=15, subsample_seed=4), "train")
+    assert set(other["question_id"]) != set(first["question_id"])
+    assert len(filter_rows(rows, spec, "test")) == len(rows)  # test not in subsample_splits
+
+
+def test_filter_spec_rejects_unknown_and_bad_values():
+    with pytest.raises(ConfigError, match="'langauge'"):
+        FilterSpec.from_mapping({"langauge": "en"}, where="datasets.demo.filters")
+    with pytest.raises(ConfigError, match="question_type"):
+        FilterSpec.from_mapping({"question_type": "yesno"})
+    with pytest.raises(ConfigError, match="subsample_splits"):
+        FilterSpec.from_mapping({"subsample_splits": ["validation"]})
+
+
+def test_filter_split_refuses_to_write_nothing(tmp_path):
+    src = tmp_path / "source.parquet"
+    vqa_rows().assign(answer_type="closed").to_parquet(src)
+    with pytest.raises(ValueError, match="left no rows"):
+        filter_split(FilterSpec(question_type="open"), "d", "train", src, tmp_path / "out.parquet")
+    assert not (tmp_path / "out.parquet").exists()
+    filter_split(FilterSpec(question_type="closed", language="all"), "d", "train", src, tmp_path / "out.parquet")
+    assert len(pd.read_parquet(tmp_path / "out.parquet")) == len(vqa_rows())

@@ -1,0 +1,65 @@
+"""Config validation: schema errors and cross-reference errors name the key, before any job."""
+
+import copy
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from medvqa.spec import ConfigError
+from medvqa.workflow_config import check_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def default_config() -> dict:
+    return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def dry_run(config: dict, tmp_path: Path) -> subprocess.CompletedProcess:
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    return subprocess.run(
+        ["snakemake", "-s", str(REPO / "Snakefile"), "--configfile", "config.yaml", "-n", "--cores", "1"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_default_and_paper_configs_pass():
+    check_config(default_config())
+    check_config(yaml.safe_load((REPO / "configs" / "paper.yaml").read_text()))
+
+
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (lambda c: c["datasets"]["demo"]["filters"].update(langauge="en"), "langauge"),
+        (lambda c: c["datasets"]["demo"].update(image_size="big"), "image_size"),
+        (lambda c: c["datasets"]["demo"].update(source="kaggle"), "kaggle"),
+        (lambda c: c["datasets"]["demo"].update(on_bad_sample="ignore"), "ignore"),
+        (lambda c: c.update(extra_key=1), "extra_key"),
+    ],
+)
+def test_schema_errors_fail_before_any_job_and_name_the_key(tmp_path, edit, expected):
+    config = copy.deepcopy(default_config())
+    edit(config)
+    result = dry_run(config, tmp_path)
+    assert result.returncode != 0
+    assert expected in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_unknown_tokenizer_reference_is_named(tmp_path):
+    config = copy.deepcopy(default_config())
+    config["datasets"]["demo"]["tokenizers"] = ["bert"]
+    with pytest.raises(ConfigError, match=r"datasets\.demo\.tokenizers: unknown tokenizer 'bert'"):
+        check_config(config)
+    result = dry_run(config, tmp_path)
+    assert result.returncode != 0 and "unknown tokenizer 'bert'" in result.stdout + result.stderr
+
+
+def test_unknown_source_option_is_named():
+    config = copy.deepcopy(default_config())
+    config["datasets"]["demo"]["options"]["n_imgs"] = 10
+    with pytest.raises(Exception, match="n_imgs"):
+        check_config(config)
