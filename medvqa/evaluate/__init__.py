@@ -1,0 +1,9 @@
+"""Evaluation: predictions / generated captions → metrics JSON with stated protocols.
+
+Modules: ``normalise`` (answer normalisation and tokenisation), ``metrics`` (exact match,
+LLaVA-Med, token F1, BLEU, ROUGE-L), ``calibration`` (ECE, MCE, Brier, overconfidence),
+``stats`` (bootstrap CIs, exact McNemar, mean ± std across seeds), ``embedding`` (encoder
+cosine similarity), ``inputs`` (reading and id alignment) and ``score`` (the stage:
+``score_vqa`` / ``score_captions``, also ``python -m medvqa.evaluate.score``).
+The stage module is not imported here so that ``python -m`` runs it without a warning.
+"""
