@@ -14,6 +14,7 @@ from typing import Any
 from medvqa.data.prepare import FilterSpec, ImportSpec
 from medvqa.data.sources import source_spec
 from medvqa.data.tokens import TokenizerSpec
+from medvqa.evaluate.score import ScoreSpec
 from medvqa.spec import ConfigError
 
 IMPORT_KEYS = ("source", "task", "options", "on_bad_sample")
@@ -31,6 +32,7 @@ def _check_names(where: str, names: Any, known: Mapping, kind: str) -> None:
 
 
 def check_config(config: Mapping[str, Any]) -> None:
+    ScoreSpec.from_mapping(config["evaluate"], where="evaluate")
     for name, spec in config["tokenizers"].items():
         TokenizerSpec.from_mapping(spec, where=f"tokenizers.{name}")
     for name, dataset in config["datasets"].items():

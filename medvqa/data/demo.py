@@ -90,9 +90,11 @@ TEMPLATES: tuple[Template, ...] = (
     Template("modality_check", "closed", "modality", (
         "Is this {noun}?", "Is the imaging modality {name}?", "Was this image acquired with {name}?")),
     Template("organ", "open", "organ", (
-        "Which organ is shown?", "What part of the body is imaged?", "Which body region does this image show?")),
+        "Which organ is shown?", "What part of the body is imaged?",
+        "Which body region does this image show?")),
     Template("organ_check", "closed", "organ", (
-        "Does this image show the {organ}?", "Is the {organ} shown here?", "Is this an image of the {organ}?")),
+        "Does this image show the {organ}?", "Is the {organ} shown here?",
+        "Is this an image of the {organ}?")),
 )
 _CHECKED = {"side_check": SIDES, "modality_check": MODALITIES, "organ_check": ORGANS}
 
@@ -121,10 +123,11 @@ def _place_lesions(count: int, side: str, rng: np.random.Generator) -> tuple[Les
             x = rng.uniform(_MARGIN + candidate.outer, 0.5 - _MIDLINE_GAP - candidate.outer)
             y = rng.uniform(_MARGIN + candidate.outer, 1.0 - _MARGIN - candidate.outer)
             candidate = Lesion(float(x if side == "left" else 1.0 - x), float(y), radius)
-            if any(
+            too_close = (
                 math.hypot(candidate.x - other.x, candidate.y - other.y) < candidate.outer + other.outer + _GAP
                 for other in lesions
-            ):
+            )
+            if any(too_close):
                 break
             lesions.append(candidate)
         if len(lesions) == count:
@@ -167,7 +170,9 @@ def _split_layout(ids: list[str], split: str, rng: np.random.Generator) -> list[
     return specs
 
 
-def demo_layout(seed: int = 0, n_images: int = 300, split_fractions: Sequence[float] = (0.7, 0.15, 0.15)) -> list[ImageSpec]:
+def demo_layout(
+    seed: int = 0, n_images: int = 300, split_fractions: Sequence[float] = (0.7, 0.15, 0.15)
+) -> list[ImageSpec]:
     """The ground truth of every demo image, in image_id order (no pixels yet)."""
     rng = _rng(seed, _LAYOUT)
     sizes = _split_sizes(n_images, split_fractions)
@@ -180,7 +185,9 @@ def demo_layout(seed: int = 0, n_images: int = 300, split_fractions: Sequence[fl
     return [specs[i] for i in ids]
 
 
-def _balanced_asks(truth: Sequence[str], values: Sequence[str], rng: np.random.Generator) -> tuple[list[str], list[bool]]:
+def _balanced_asks(
+    truth: Sequence[str], values: Sequence[str], rng: np.random.Generator
+) -> tuple[list[str], list[bool]]:
     """Which value each closed question asks about, and whether the answer is yes.
 
     Half of the items of each true value get "yes" (asked about their own value); the other
@@ -262,11 +269,12 @@ def caption_of(spec: ImageSpec, rng: np.random.Generator) -> str:
             f"Normal-appearing {lower} {region} with no focal lesion.",
         )
     else:
-        count, plural = ("one", "two", "three")[n - 1], "s" if n > 1 else ""
+        count, plural, verb = ("one", "two", "three")[n - 1], "s" if n > 1 else "", "are" if n > 1 else "is"
         phrasings = (
             f"{opening} {region} with {count} bright lesion{plural} in the {spec.side} half of the image.",
-            f"{opening} {region}; {count} round lesion{plural} {'are' if n > 1 else 'is'} visible on the {spec.side} side.",
-            f"{count.capitalize()} well-defined bright lesion{plural} in the {spec.side} half of this {lower} {region}.",
+            f"{opening} {region}; {count} round lesion{plural} {verb} visible on the {spec.side} side.",
+            f"{count.capitalize()} well-defined bright lesion{plural} in the {spec.side} half "
+            f"of this {lower} {region}.",
         )
     return phrasings[int(rng.integers(len(phrasings)))]
 
@@ -294,7 +302,9 @@ def _check_arguments(n_images: int, task: str, image_px: int, split_fractions: S
     check_range(where, "image_px", image_px, 16, 1024)
     fractions = list(split_fractions)
     if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-6:
-        raise ConfigError(f"{where}: split_fractions={fractions!r} must be 3 non-negative numbers summing to 1")
+        raise ConfigError(
+            f"{where}: split_fractions={fractions!r} must be 3 non-negative numbers summing to 1"
+        )
 
 
 def make_demo(

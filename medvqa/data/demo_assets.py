@@ -55,15 +55,23 @@ SOURCES: tuple[BaseSource, ...] = (
     BaseSource("ct_head_a", "ct", "head", "pydicom:693_J2KI.dcm"),
     BaseSource("ct_head_b", "ct", "head", "pydicom:J2K_pixelrep_mismatch.dcm"),
     BaseSource("ct_spine", "ct", "spine", "pydicom:CT_small.dcm", scale=(0.65, 0.9)),
-    BaseSource("mri_abdomen", "mri", "abdomen", "pydicom:examples_overlay.dcm", min_aspect=1.0, scale=(0.65, 0.95)),
-    BaseSource("us_heart", "ultrasound", "heart", "pydicom:examples_ybr_color.dcm", box=(15, 200, 80, 240), frames=30),
+    BaseSource(
+        "mri_abdomen", "mri", "abdomen", "pydicom:examples_overlay.dcm", min_aspect=1.0, scale=(0.65, 0.95)
+    ),
+    BaseSource(
+        "us_heart", "ultrasound", "heart", "pydicom:examples_ybr_color.dcm", box=(15, 200, 80, 240), frames=30
+    ),
     BaseSource(
         "us_lymph_node", "ultrasound", "lymph node", "pydicom:examples_rgb_color.dcm",
         box=(55, 168, 22, 298), scale=(0.9, 1.0), colour=True,
     ),
-    BaseSource("nm_skeleton", "nuclear medicine", "skeleton", "pydicom:JPEG2000.dcm", min_aspect=0.5, scale=(0.8, 1.0)),
+    BaseSource(
+        "nm_skeleton", "nuclear medicine", "skeleton", "pydicom:JPEG2000.dcm", min_aspect=0.5, scale=(0.8, 1.0)
+    ),
     BaseSource("fundus_eye", "fundus photography", "eye", "skimage:retina", scale=(0.8, 1.0), colour=True),
-    BaseSource("histology_colon", "microscopy", "colon", "skimage:immunohistochemistry", scale=(0.3, 0.7), colour=True),
+    BaseSource(
+        "histology_colon", "microscopy", "colon", "skimage:immunohistochemistry", scale=(0.3, 0.7), colour=True
+    ),
 )
 SOURCE_BY_NAME: Mapping[str, BaseSource] = {s.name: s for s in SOURCES}
 
@@ -188,7 +196,9 @@ def load_bases() -> dict[str, list[np.ndarray]]:
         kind, name = source.origin.split(":", 1)
         frames = _dicom_frames(name) if kind == "pydicom" else _skimage_frames(name)
         if len(frames) != source.frames:
-            raise ValueError(f"demo data: {source.origin} has {len(frames)} frame(s), expected {source.frames}")
+            raise ValueError(
+                f"demo data: {source.origin} has {len(frames)} frame(s), expected {source.frames}"
+            )
         bases[source.name] = [_prepare(f, source) for f in frames]
     return bases
 
@@ -254,7 +264,9 @@ def render_image(spec: ImageSpec, bases: Mapping[str, Sequence[np.ndarray]], px:
     base = bases[spec.source][spec.frame]
     work = 2 * px  # render at twice the size, then shrink with a proper low-pass filter
     coeffs = _affine(base.shape[:2], spec.view, work, source)
-    view = Image.fromarray(base).transform((work, work), Image.Transform.AFFINE, coeffs, Image.Resampling.BILINEAR)
+    view = Image.fromarray(base).transform(
+        (work, work), Image.Transform.AFFINE, coeffs, Image.Resampling.BILINEAR
+    )
     view = view.resize((px, px), Image.Resampling.LANCZOS)
     pixels = np.asarray(view, dtype=np.float64) / 255.0
     if not source.colour:

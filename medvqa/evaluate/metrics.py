@@ -21,9 +21,15 @@ from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
-from nltk.translate import bleu_score as nltk_bleu
 
 from medvqa.evaluate.normalise import answer_tokens, normalise
+
+
+def _nltk_bleu():
+    # nltk takes ~2 s to import; the workflow's start-up config check must not pay for it.
+    from nltk.translate import bleu_score
+
+    return bleu_score
 
 PROTOCOLS = {
     "exact_match": "1 if the normalised prediction equals the normalised reference, else 0",
@@ -101,7 +107,7 @@ def smoothing_function(name: str):
     """nltk ``SmoothingFunction`` method by name; None for 'none' (nltk's method0)."""
     if name not in SMOOTHING_NAMES:
         raise ValueError(f"unknown BLEU smoothing {name!r}; choose one of {', '.join(SMOOTHING_NAMES)}")
-    return None if name == "none" else getattr(nltk_bleu.SmoothingFunction(), name)
+    return None if name == "none" else getattr(_nltk_bleu().SmoothingFunction(), name)
 
 
 def corpus_bleu(
@@ -122,7 +128,7 @@ def corpus_bleu(
     weights = [BLEU_WEIGHTS[k] for k in range(1, max_order + 1)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        scores = nltk_bleu.corpus_bleu(
+        scores = _nltk_bleu().corpus_bleu(
             [list(map(list, refs)) for refs in references],
             [list(h) for h in hypotheses],
             weights=weights,
@@ -146,7 +152,7 @@ def sentence_bleu_scores(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for hyp, refs in zip(hypotheses, references, strict=True):
-            row = nltk_bleu.sentence_bleu(
+            row = _nltk_bleu().sentence_bleu(
                 [list(r) for r in refs], list(hyp), weights=weights, smoothing_function=smooth,
                 auto_reweigh=False,
             )
@@ -166,10 +172,10 @@ def bleu_statistics(
     for hyp, refs in zip(hypotheses, references, strict=True):
         matches, totals = [], []
         for n in range(1, max_order + 1):
-            p = nltk_bleu.modified_precision([list(r) for r in refs], list(hyp), n)
+            p = _nltk_bleu().modified_precision([list(r) for r in refs], list(hyp), n)
             matches.append(p.numerator)
             totals.append(p.denominator)
-        rows.append([*matches, *totals, len(hyp), nltk_bleu.closest_ref_length(refs, len(hyp))])
+        rows.append([*matches, *totals, len(hyp), _nltk_bleu().closest_ref_length(refs, len(hyp))])
     return np.array(rows, dtype=float).reshape(len(rows), 2 * max_order + 2)
 
 

@@ -119,7 +119,8 @@ def test_pixels_are_the_rendered_spec_and_lesions_are_where_the_answers_say():
     for spec in specs:
         drawn = render_image(spec, bases, 96)
         assert np.array_equal(pixels(images[spec.image_id]), drawn)
-        changed = np.abs(drawn.astype(int) - render_image(dataclasses.replace(spec, lesions=()), bases, 96)).max(2) > 0
+        plain = render_image(dataclasses.replace(spec, lesions=()), bases, 96)
+        changed = np.abs(drawn.astype(int) - plain).max(axis=2) > 0
         footprint = np.zeros((96, 96), dtype=bool)
         for lesion in spec.lesions:
             disc, whole = lesion_mask(lesion, 96)
@@ -138,7 +139,8 @@ def test_pixels_are_the_rendered_spec_and_lesions_are_where_the_answers_say():
 
 def test_bright_pixels_follow_presence_and_side(vqa):
     """A measurable property without the spec: near-white pixels come with lesions, on their side."""
-    white = {i: pixels(png).min(axis=2) >= 215 for i, png in vqa.drop_duplicates("image_id")[["image_id", "image"]].values}
+    images = vqa.drop_duplicates("image_id")[["image_id", "image"]].values
+    white = {image_id: pixels(png).min(axis=2) >= 215 for image_id, png in images}
     presence = closed_rows(vqa, "abnormality").set_index("image_id")["answer"]
     with_lesion = np.mean([white[i].mean() for i in presence.index[presence == "yes"]])
     without = np.mean([white[i].mean() for i in presence.index[presence == "no"]])
