@@ -14,7 +14,7 @@
 #   results/metrics/{dataset}/{model}/{seed}/{split}.json
 #   results/figures/..., results/tables/...
 #
-# Targets: all (default), data.
+# Targets: all (default), data, evaluate, figures (figures and tables from results/ alone).
 
 from snakemake.utils import min_version, validate
 
@@ -27,15 +27,33 @@ configfile: "config.yaml"
 validate(config, "rules/config.schema.yaml")
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
+include: "rules/report_common.smk"
 include: "rules/data.smk"
+include: "rules/evaluate.smk"
+include: "rules/figures.smk"
 
 
 rule all:
     input:
         data_targets(),
+        evaluate_targets(),
+        figure_targets(),
 
 
 rule data:
     input:
         data_targets(),
+
+
+rule evaluate:
+    input:
+        evaluate_targets(),
+
+
+rule figures:
+    input:
+        figure_targets(),

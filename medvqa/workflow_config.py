@@ -15,6 +15,8 @@ from medvqa.data.prepare import FilterSpec, ImportSpec
 from medvqa.data.sources import source_spec
 from medvqa.data.tokens import TokenizerSpec
 from medvqa.evaluate.score import ScoreSpec
+from medvqa.report.published import parse_entries
+from medvqa.report.spec import FigureSpec
 from medvqa.spec import ConfigError
 
 IMPORT_KEYS = ("source", "task", "options", "on_bad_sample")
@@ -33,6 +35,9 @@ def _check_names(where: str, names: Any, known: Mapping, kind: str) -> None:
 
 def check_config(config: Mapping[str, Any]) -> None:
     ScoreSpec.from_mapping(config["evaluate"], where="evaluate")
+    FigureSpec.from_mapping(config["report"].get("figures"), where="report.figures")
+    for i, entry in enumerate(parse_entries(config["report"].get("published", []))):
+        _check_names(f"report.published[{i}].dataset", [entry.dataset], config["datasets"], "dataset")
     for name, spec in config["tokenizers"].items():
         TokenizerSpec.from_mapping(spec, where=f"tokenizers.{name}")
     for name, dataset in config["datasets"].items():

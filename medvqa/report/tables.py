@@ -1,0 +1,227 @@
+"""Results tables: every model's metrics JSONs of one dataset split → CSV, Markdown, LaTeX, HTML.
+
+Reads ``results/metrics/{dataset}/{model}/{seed}/{split}.json`` of every (model, seed) and
+writes ``results/tables/{dataset}/results.{split}.{csv,md,tex,html}``: models as rows,
+metrics as columns. The CSV holds the exact JSON numbers as fractions (columns
+``<metric>``, ``<metric>_ci_low``, ``<metric>_ci_high``, ``<metric>_std``); the other formats
+show percent with one decimal (Brier: a fraction) as "value [95% CI]" for one seed or
+"mean ± std" for several, and end with a notes block stating the protocol, read from the
+JSONs' ``protocol`` section (all models of a table must share it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from medvqa.io import atomic_path, write_csv
+from medvqa.report.collect import Cell, Run, by_model, confidence_source, summarise_seeds
+from medvqa.report.formats import html_table, latex_table, markdown_table
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    key: str  # CSV column and the name a published entry refers to
+    label: str
+    path: tuple[str, ...]  # into the metrics JSON; "*" = the run's calibration source
+    percent: bool = True  # shown x100 with 1 decimal, else as a fraction with 3 decimals
+
+
+VQA_COLUMNS = (
+    Column("em_overall", "EM all", ("accuracy", "exact_match", "overall")),
+    Column("em_closed", "EM closed", ("accuracy", "exact_match", "closed")),
+    Column("em_open", "EM open", ("accuracy", "exact_match", "open")),
+    Column("llava_med_closed", "LLaVA-Med closed", ("accuracy", "llava_med", "closed")),
+    Column("llava_med_open", "Open recall", ("accuracy", "llava_med", "open")),
+    Column("token_f1", "Token F1", ("accuracy", "token_f1", "overall")),
+    Column("bleu_1", "BLEU-1", ("bleu", "sentence_mean", "bleu_1")),
+    Column("ece", "ECE", ("calibration", "*", "ece")),
+    Column("brier", "Brier", ("calibration", "*", "brier"), percent=False),
+)
+CAPTION_COLUMNS = (
+    *(Column(f"bleu_{k}", f"BLEU-{k}", ("bleu", "corpus", f"bleu_{k}")) for k in range(1, 5)),
+    Column("sacrebleu", "sacreBLEU", ("sacrebleu", "bleu_4")),
+    Column("rouge_l", "ROUGE-L", ("rouge_l",)),
+    Column("embedding", "Emb. sim.", ("embedding_similarity",)),
+)
+COLUMNS = {"vqa": VQA_COLUMNS, "caption": CAPTION_COLUMNS}
+MISSING = "–"
+
+
+def columns_for(task: str) -> tuple[Column, ...]:
+    if task not in COLUMNS:
+        raise ValueError(f"unknown task {task!r} in metrics JSON; expected one of {list(COLUMNS)}")
+    return COLUMNS[task]
+
+
+def format_cell(cell: Cell | None, column: Column) -> str:
+    """'72.4 [68.1, 76.5]' (one seed), '72.4 ± 1.3' (several seeds), '72.4' (no CI) or '–'."""
+    if cell is None or math.isnan(cell.value):
+        return MISSING
+    scale, fmt = (100.0, "{:.1f}") if column.percent else (1.0, "{:.3f}")
+    text = fmt.format(scale * cell.value)
+    if cell.n_seeds > 1 and not math.isnan(cell.std):
+        return f"{text} ± {fmt.format(scale * cell.std)}"
+    if not (math.isnan(cell.ci_low) or math.isnan(cell.ci_high)):
+        return f"{text} [{fmt.format(scale * cell.ci_low)}, {fmt.format(scale * cell.ci_high)}]"
+    return text
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def table_frame(runs: Sequence[Run]) -> tuple[pd.DataFrame, dict[str, dict[str, Cell | None]]]:
+    """(the CSV frame: one row per model, the cells per model and column key)."""
+    task = runs[0].metrics.get("task", "vqa")
+    columns = columns_for(task)
+    records, cells = [], {}
+    for model, group in by_model(runs).items():
+        cells[model] = {c.key: summarise_seeds(group, c.path) for c in columns}
+        record: dict[str, Any] = {
+            "model": model,
+            "n_seeds": len(group),
+            "seeds": ";".join(str(r.seed) for r in group),
+            "n": (group[0].metrics.get("n") or {}).get("total"),
+        }
+        if task == "vqa":
+            record["confidence_source"] = confidence_source(group[0].metrics)
+        for c in columns:
+            cell = cells[model][c.key]
+            record[c.key] = math.nan if cell is None else cell.value
+            record[f"{c.key}_ci_low"] = math.nan if cell is None else cell.ci_low
+            record[f"{c.key}_ci_high"] = math.nan if cell is None else cell.ci_high
+            record[f"{c.key}_std"] = math.nan if cell is None else _nan(cell.std)
+        records.append(record)
+    return pd.DataFrame(records), cells
+
+
+def _weights(bleu: Mapping[str, Any]) -> str:
+    weights = bleu.get("weights", {})
+    return "; ".join(f"{k.upper().replace('_', '-')} weights ({', '.join(f'{w:.3g}' for w in v)})"
+                     for k, v in weights.items())
+
+
+def vqa_notes(protocol: Mapping[str, Any]) -> list[str]:
+    """Protocol notes of a VQA table (closed rule, normalisation, accuracy, BLEU, ECE)."""
+    acc, bleu, calib = protocol.get("accuracy", {}), protocol.get("bleu", {}), protocol.get("calibration", {})
+    metrics = calib.get("metrics", {})
+    return [
+        f"Closed vs open questions: {protocol.get('closed_rule')}.",
+        f"Answer normalisation: {protocol.get('normalisation')}.",
+        f"EM (exact match): {acc.get('exact_match')}. LLaVA-Med closed and Open recall: "
+        f"{acc.get('llava_med')}. Token F1: {acc.get('token_f1')}.",
+        f"BLEU-1: {bleu.get('implementation')}, {bleu.get('sentence_mean')}; {_weights(bleu)}; "
+        f"tokens: {bleu.get('tokenisation')}.",
+        f"ECE: {metrics.get('ece')}; binning: {calib.get('binning')}. Brier: {metrics.get('brier')}. "
+        f"Correctness for calibration: {calib.get('correctness')}.",
+    ]
+
+
+def caption_notes(protocol: Mapping[str, Any], signature: str | None) -> list[str]:
+    """Protocol notes of a caption table (BLEU weights and smoothing, sacreBLEU, ROUGE-L, embeddings)."""
+    bleu, emb = protocol.get("bleu", {}), protocol.get("embedding_similarity") or {}
+    emb_text = emb.get("reason") or f"encoder {emb.get('encoder')}, {emb.get('pooling')}, {emb.get('references')}"
+    return [
+        f"BLEU-1..4: {bleu.get('implementation')}, {bleu.get('corpus')}; {_weights(bleu)}; "
+        f"tokens: {bleu.get('tokenisation')}; {bleu.get('note')}.",
+        f"sacreBLEU: {protocol.get('sacrebleu')}" + (f"; signature {signature}." if signature else "."),
+        f"ROUGE-L: {protocol.get('rouge_l')}.",
+        f"Embedding similarity: {emb_text}.",
+    ]
+
+
+def protocol_notes(run: Run) -> list[str]:
+    """The protocol notes of one run (identical for every run of a well-formed table)."""
+    protocol = run.metrics.get("protocol", {})
+    if run.metrics.get("task", "vqa") == "caption":
+        return caption_notes(protocol, (run.metrics.get("sacrebleu") or {}).get("signature"))
+    return vqa_notes(protocol)
+
+
+def shared_notes(runs: Sequence[Run]) -> list[str]:
+    """Protocol notes shared by all runs; different protocols in one table are an error."""
+    notes = protocol_notes(runs[0])
+    for run in runs[1:]:
+        if protocol_notes(run) != notes:
+            raise ValueError(
+                f"{run.model} seed {run.seed} was scored under a different protocol than "
+                f"{runs[0].model} seed {runs[0].seed}; one table must use one protocol"
+            )
+    return notes
+
+
+def value_note(runs: Sequence[Run], split: str) -> str:
+    ci = runs[0].metrics.get("protocol", {}).get("ci", "bootstrap")
+    vqa = runs[0].metrics.get("task", "vqa") == "vqa"
+    return (
+        f"Values are percent{' (Brier: a fraction)' if vqa else ''} on the {split} split; n = "
+        f"{'questions' if vqa else 'images'} scored. One seed: value [95% CI], CI by {ci}. Several "
+        "seeds: mean ± sample standard deviation over seeds (CSV: also the mean of the seeds' CI bounds)."
+    )
+
+
+def tidy(note: str) -> str:
+    """A note without the doubled stop left where a quoted protocol sentence ends in one."""
+    return re.sub(r"\.(?=[.;,](\s|$))", "", " ".join(note.split()))
+
+
+def source_note(runs: Sequence[Run]) -> str | None:
+    """Which calibration source ECE and Brier use for each model (VQA only)."""
+    if runs[0].metrics.get("task", "vqa") != "vqa":
+        return None
+    parts = []
+    for model, group in by_model(runs).items():
+        source = confidence_source(group[0].metrics)
+        described = group[0].metrics.get("protocol", {}).get("calibration", {}).get("sources", {}).get(source)
+        parts.append(f"{model}: {source} ({described})" if source else f"{model}: none (no confidence column)")
+    return "ECE and Brier confidence source per model: " + "; ".join(parts) + "."
+
+
+def table_notes(runs: Sequence[Run], split: str) -> list[str]:
+    notes = [value_note(runs, split), *shared_notes(runs), source_note(runs)]
+    return [tidy(n) for n in notes if n]
+
+
+def write_text(text: str, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_formats(
+    header, rows, notes, title: str, label: str, outputs: Mapping[str, str | os.PathLike], align: str | None = None
+) -> None:
+    """Write the md / tex / html renderings named in ``outputs``."""
+    write_text(markdown_table(header, rows, notes, title, align), outputs["md"])
+    write_text(latex_table(header, rows, notes, title, label, align), outputs["tex"])
+    write_text(html_table(header, rows, notes, title, align), outputs["html"])
+
+
+def results_table(
+    runs: Sequence[Run], dataset: str, split: str, outputs: Mapping[str, str | os.PathLike]
+) -> pd.DataFrame:
+    """Write the results table of one dataset split to ``outputs`` {csv, md, tex, html}; return the CSV frame."""
+    if not runs:
+        raise ValueError(f"no metrics to tabulate for {dataset}/{split}")
+    frame, cells = table_frame(runs)
+    columns = columns_for(runs[0].metrics.get("task", "vqa"))
+    header = ["Model", "Seeds", "n", *(c.label + (" (%)" if c.percent else "") for c in columns)]
+    rows = [
+        [model, str(record["n_seeds"]), "" if record["n"] is None else str(record["n"]),
+         *(format_cell(cells[model][c.key], c) for c in columns)]
+        for model, record in zip(cells, frame.to_dict("records"))
+    ]
+    write_csv(frame, outputs["csv"])
+    title = f"{dataset}: results on the {split} split"
+    write_formats(header, rows, table_notes(runs, split), title, f"tab:{dataset}-{split}", outputs)
+    log.info("wrote results table of %d models for %s/%s", len(rows), dataset, split)
+    return frame

@@ -1,0 +1,106 @@
+# Evaluation stages (CPU only): predictions / captions → metrics JSON, mean ± std over seeds,
+# pairwise McNemar between models. Nothing here loads a model.
+#
+#   results/metrics/{dataset}/{model}/{seed}/{split}.json   one run scored (score_vqa | score_captions)
+#   results/metrics/{dataset}/{model}/{split}.seeds.json    mean ± std of every metric over seeds
+#   results/metrics/{dataset}/mcnemar.{split}.{json,csv}    every pair of models, same questions
+#
+# Input functions: rules/report_common.smk.
+
+
+rule score_vqa:
+    input:
+        data="results/data/{dataset}/{split}.parquet",
+        predictions="results/predictions/{dataset}/{model}/{seed}/{split}.parquet",
+    output:
+        "results/metrics/{dataset}/{model}/{seed}/{split}.json",
+    log:
+        "logs/metrics/{dataset}/{model}/{seed}/{split}.log",
+    wildcard_constraints:
+        dataset=task_datasets("vqa"),
+        model=model_names(),
+        seed=SEED_PATTERN,
+    params:
+        spec=score_params(),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/evaluate.yaml"
+    script:
+        "../workflow_scripts/score.py"
+
+
+rule score_captions:
+    input:
+        data="results/data/{dataset}/{split}.parquet",
+        captions="results/captions/{dataset}/{model}/{seed}/{split}.parquet",
+    output:
+        "results/metrics/{dataset}/{model}/{seed}/{split}.json",
+    log:
+        "logs/metrics/{dataset}/{model}/{seed}/{split}.log",
+    wildcard_constraints:
+        dataset=task_datasets("caption"),
+        model=model_names(),
+        seed=SEED_PATTERN,
+    params:
+        spec=score_params(),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../envs/evaluate.yaml"
+    script:
+        "../workflow_scripts/score_captions.py"
+
+
+rule aggregate_seeds:
+    input:
+        seed_metrics,
+    output:
+        "results/metrics/{dataset}/{model}/{split}.seeds.json",
+    log:
+        "logs/metrics/{dataset}/{model}/{split}.seeds.log",
+    wildcard_constraints:
+        model=model_names(),
+    params:
+        seeds=run_seeds,
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../envs/evaluate.yaml"
+    script:
+        "../workflow_scripts/aggregate_seeds.py"
+
+
+rule compare_models:
+    input:
+        data="results/data/{dataset}/{split}.parquet",
+        predictions=dataset_predictions,
+    output:
+        json="results/metrics/{dataset}/mcnemar.{split}.json",
+        csv=report(
+            "results/metrics/{dataset}/mcnemar.{split}.csv",
+            caption="../report/mcnemar.rst",
+            category="{dataset}",
+            subcategory="statistical tests",
+            labels={"table": "McNemar", "split": "{split}"},
+        ),
+    log:
+        "logs/metrics/{dataset}/mcnemar.{split}.log",
+    wildcard_constraints:
+        dataset=task_datasets("vqa"),
+    params:
+        runs=dataset_runs,
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/evaluate.yaml"
+    script:
+        "../workflow_scripts/compare_models.py"

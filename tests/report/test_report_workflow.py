@@ -1,0 +1,131 @@
+"""rules/evaluate.smk and rules/figures.smk under real Snakemake on a fake results tree.
+
+A minimal Snakefile in a temporary directory provides what common.smk provides (canonical,
+the dataset/split wildcard constraints), includes the report input functions and the two rule files and asks for every
+evaluation, figure and table target; then `snakemake --report` must embed each of them.
+"""
+
+import json
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.workflow
+
+SNAKEFILE = f"""
+import json
+
+configfile: "config.yaml"
+
+
+def canonical(mapping):
+    return json.loads(json.dumps(mapping, sort_keys=True))
+
+
+wildcard_constraints:
+    dataset="vqa|cap",
+    split="train|val|test",
+
+
+include: "{REPO}/rules/report_common.smk"
+include: "{REPO}/rules/evaluate.smk"
+include: "{REPO}/rules/figures.smk"
+
+
+report: "{REPO}/report/workflow.rst"
+
+
+rule all:
+    input:
+        evaluate_targets(),
+        figure_targets(),
+
+
+rule figures:
+    input:
+        figure_targets(),
+"""
+CONFIG = {
+    "datasets": {"vqa": {"task": "vqa", "image_size": 16}, "cap": {"task": "caption", "image_size": 16}},
+    "models": {"cnn": {"family": "cnn_lstm"}, "clip": {"family": "clip_classifier"}, "capm": {"family": "blip"}},
+    "experiments": [
+        {"datasets": ["vqa"], "models": ["cnn"], "seeds": [0, 1]},
+        {"datasets": ["vqa"], "models": ["clip"], "seeds": [0]},
+        {"datasets": ["cap"], "models": ["capm"], "seeds": [0]},
+    ],
+    "evaluate": {"bootstrap_resamples": 1000, "n_bins": 10},
+    "report": {
+        "splits": ["test"],
+        "figures": {"gallery_size": 2, "attention_size": 3, "dpi": 50},
+        "published": [{"dataset": "vqa", "source": "LLaVA-Med (Li et al. 2023)", "metric": "llava_med_open",
+                       "value": 64.75, "note": "open-set recall"}],
+    },
+}
+
+
+def snakemake(work, *args):
+    result = subprocess.run(["snakemake", "--cores", "1", *args], cwd=work, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    return result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, fake_tree_writer):
+    work = tmp_path_factory.mktemp("report_wf")
+    (work / "Snakefile").write_text(SNAKEFILE)
+    (work / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+    fake_tree_writer(work)
+    snakemake(work, "all")
+    return work
+
+
+def test_every_target_is_built(workdir):
+    res = workdir / "results"
+    for path in ("metrics/vqa/cnn/1/test.json", "metrics/vqa/cnn/test.seeds.json", "metrics/vqa/mcnemar.test.csv",
+                 "metrics/cap/capm/0/test.json", "figures/vqa/cnn/curves.pdf", "figures/vqa/cnn/0/attention.test.pdf",
+                 "figures/vqa/clip/0/reliability.test.pdf", "figures/cap/capm/0/gallery.test.pdf",
+                 "figures/vqa/comparison.test.pdf", "figures/cap/comparison.test.pdf",
+                 "tables/vqa/results.test.tex", "tables/cap/results.test.md", "tables/vqa/published.test.csv"):
+        assert (res / path).stat().st_size > 0, path
+    assert not (res / "figures/vqa/clip/0/attention.test.png").exists()  # not a cnn_lstm model
+    metrics = json.loads((res / "metrics/vqa/cnn/0/test.json").read_text())
+    assert metrics["spec"]["n_bins"] == 10  # config["evaluate"] reached the scoring spec
+    assert (workdir / "logs/metrics/vqa/cnn/0/test.log").exists()
+    table = pd.read_csv(res / "tables/vqa/results.test.csv")
+    assert list(table["model"]) == ["cnn", "clip"] and list(table["n_seeds"]) == [2, 1]
+
+
+def test_figures_target_is_up_to_date_and_needs_no_model(workdir):
+    out = snakemake(workdir, "-n", "figures")
+    assert "Nothing to be done" in out
+    (workdir / "results/figures/vqa/comparison.test.png").unlink()
+    out = snakemake(workdir, "-n", "figures")
+    assert "comparison_bars" in out and "score_vqa" not in out
+    snakemake(workdir, "figures")
+    assert (workdir / "results/figures/vqa/comparison.test.png").exists()
+
+
+def test_report_contains_every_figure_and_table(workdir):
+    snakemake(workdir, "all", "--report", "report.zip")
+    with zipfile.ZipFile(workdir / "report.zip") as archive:
+        names = "\n".join(archive.namelist())
+    for name in ("curves.png", "reliability.test.png", "attention.test.png", "gallery.test.png",
+                 "comparison.test.png", "results.test.html", "published.test.html", "mcnemar.test.csv"):
+        assert name in names, name
+    snakemake(workdir, "all", "--report", "report.html")
+    html = (workdir / "report.html").read_text()
+    assert "reliability.test.png" in html and "Reliability diagram of" in html
+
+
+def test_rule_files_lint_clean(workdir):
+    result = subprocess.run(["snakemake", "--lint"], cwd=workdir, capture_output=True, text=True, timeout=300)
+    out = result.stdout + result.stderr
+    # The test Snakefile itself (absolute include paths) is not the product; the rule files are.
+    for name in ("report_common.smk", "evaluate.smk", "figures.smk"):
+        assert f"Lints for snakefile {REPO}/rules/{name}" not in out, out[-3000:]
+    assert "Lints for rule" not in out, out[-3000:]

@@ -1,0 +1,8 @@
+"""Rule compare_models → medvqa.report.compare.compare_models."""
+
+from medvqa.io import setup_logging
+from medvqa.report.compare import compare_models
+
+setup_logging(snakemake.log[0])
+out = snakemake.output
+compare_models(snakemake.input.data, snakemake.params.runs, list(snakemake.input.predictions), out.json, out.csv)
