@@ -43,8 +43,8 @@ DESCRIPTION = (
 _LAYOUT, _QUESTIONS, _CAPTIONS = 0, 1, 2
 # Lesion placement, as fractions of the image side: a lesion never touches the border, the
 # midline (its side must be unambiguous) or another lesion (it must be countable).
-_RADIUS = (0.065, 0.09)
-_MARGIN, _MIDLINE_GAP, _GAP = 0.05, 0.04, 0.03
+_RADIUS = (0.08, 0.11)
+_MARGIN, _MIDLINE_GAP, _GAP = 0.04, 0.03, 0.03
 
 MODALITY_NAMES = {
     "ct": ("CT", "a CT scan", "Axial CT slice"),
@@ -200,15 +200,19 @@ def _balanced_asks(
         members = rng.permutation(np.flatnonzero(truth_arr == value))
         half = len(members) // 2 + int(len(members) % 2 == 1 and rng.random() < 0.5)
         yes[members[:half]] = True
-    asked = truth_arr.copy()
     no = np.flatnonzero(~yes)
-    if len(no):
-        # Rotating the value-sorted list by the largest group size never maps a value onto
-        # itself while no value holds more than half of the list.
-        order = no[np.argsort(truth_arr[no].astype(str), kind="stable")]
-        shift = max(np.unique(truth_arr[no].astype(str), return_counts=True)[1])
-        asked[order] = truth_arr[np.roll(order, -shift)]
-        for i in order[asked[order] == truth_arr[order]]:
+    asked = truth_arr.copy()
+    # A random permutation of the "no" items' own values keeps every value's share; items that
+    # drew their own value swap with a random partner for which the swap fixes both.
+    asked[no] = truth_arr[rng.permutation(no)]
+    for i in no:
+        if asked[i] != truth_arr[i]:
+            continue
+        partners = no[(asked[no] != truth_arr[i]) & (truth_arr[no] != asked[i])]
+        if len(partners):
+            j = partners[int(rng.integers(len(partners)))]
+            asked[i], asked[j] = asked[j], asked[i]
+        else:  # one value holds more than half of the pool: no permutation avoids it
             others = [v for v in values if v != truth_arr[i]]
             asked[i] = others[int(rng.integers(len(others)))]
     return [str(a) for a in asked], yes.tolist()
@@ -298,8 +302,8 @@ def _png(pixels: np.ndarray) -> bytes:
 def _check_arguments(n_images: int, task: str, image_px: int, split_fractions: Sequence[float]) -> None:
     where = "demo source"
     check_choice(where, "task", task, ("vqa", "caption"))
-    check_range(where, "n_images", n_images, 12, 100_000)
-    check_range(where, "image_px", image_px, 16, 1024)
+    check_range(where, "n_images", n_images, 1, 100_000)
+    check_range(where, "image_px", image_px, 8, 2048)
     fractions = list(split_fractions)
     if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-6:
         raise ConfigError(

@@ -32,7 +32,7 @@ from PIL import Image
 MAX_BASE_SIDE = 512
 # A lesion is a bright disc inside a dark ring: visible on dark (CT, US, NM) and on bright
 # (fundus, histology) backgrounds alike, and unlike any anatomy in the base images.
-RING_FACTOR = 1.25
+RING_FACTOR = 1.2
 RING_VALUE = 0.04
 
 

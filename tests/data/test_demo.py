@@ -192,7 +192,7 @@ def test_every_source_loads_offline():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"task": "segmentation"}, {"split_fractions": (0.5, 0.2, 0.2)}, {"n_images": 5}, {"image_px": 4}],
+    [{"task": "segmentation"}, {"split_fractions": (0.5, 0.2, 0.2)}, {"n_images": 0}, {"image_px": 4}],
 )
 def test_bad_arguments_name_the_key(kwargs):
     with pytest.raises(ConfigError, match=next(iter(kwargs))):
