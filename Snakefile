@@ -14,6 +14,8 @@
 #   results/metrics/{dataset}/{model}/{seed}/{split}.json
 #   results/figures/..., results/tables/...
 #
+#   results/pretrained/{name}/                        tiny offline stand-ins of hub checkpoints
+#
 # Targets: all (default), data, evaluate, figures (figures and tables from results/ alone).
 
 from snakemake.utils import min_version, validate
@@ -32,7 +34,11 @@ report: "report/workflow.rst"
 
 include: "rules/common.smk"
 include: "rules/report_common.smk"
+include: "rules/model_common.smk"
 include: "rules/data.smk"
+include: "rules/pretrained.smk"
+include: "rules/train.smk"
+include: "rules/infer.smk"
 include: "rules/evaluate.smk"
 include: "rules/figures.smk"
 

@@ -1,4 +1,5 @@
-"""Cross-checks of a workflow config that a JSON schema cannot express.
+"""Cross-checks of a workflow config that a JSON schema cannot express, and the expansion
+of experiment grids.
 
 The Snakefile validates config.yaml against rules/config.schema.yaml (structure, types,
 choices) and then calls ``check_config``: every stage spec is built once from its config
@@ -46,7 +47,52 @@ def check_config(config: Mapping[str, Any]) -> None:
         source_spec(spec.source, spec.options, name, spec.task)
         FilterSpec.from_mapping(dataset.get("filters"), where=f"{where}.filters")
         _check_names(f"{where}.tokenizers", dataset.get("tokenizers", []), config["tokenizers"], "tokenizer")
+    for name, model in config["models"].items():
+        if "tokenizer" in model:
+            _check_names(f"models.{name}.tokenizer", [model["tokenizer"]], config["tokenizers"], "tokenizer")
+    for name, entry in config.get("pretrained", {}).items():
+        _check_names(f"pretrained.{name}.dataset", [entry["dataset"]], config["datasets"], "dataset")
     for i, experiment in enumerate(config["experiments"]):
         where = f"experiments[{i}]"
         _check_names(f"{where}.datasets", experiment["datasets"], config["datasets"], "dataset")
         _check_names(f"{where}.models", experiment["models"], config["models"], "model")
+
+
+def _variant_name(base: str, question_type: str, subsample: int | None, base_filters: Mapping) -> str:
+    name = base
+    if question_type != base_filters.get("question_type", "all"):
+        name += f"-{question_type}"
+    if subsample != base_filters.get("subsample"):
+        name += f"-n{subsample}" if subsample is not None else "-full"
+    return name
+
+
+def expand_experiments(config: dict[str, Any]) -> None:
+    """Turn grid experiments into plain ones, in place.
+
+    An experiment may list ``question_types`` and ``subsamples`` besides datasets, models and
+    seeds. Each combination that differs from a dataset's own filters becomes a derived
+    dataset view (e.g. ``demo-closed-n500``): a copy of the base entry with those filters and
+    ``derived_from: <base>``, so that it reuses the base's imported source files and only its
+    filtered splits and what follows are built. The experiment then names the derived views.
+    """
+    datasets = config["datasets"]
+    for experiment in config["experiments"]:
+        question_types = experiment.pop("question_types", None)
+        subsamples = experiment.pop("subsamples", None)
+        names = []
+        for base in experiment["datasets"]:
+            filters = datasets[base].get("filters", {})
+            for question_type in question_types or [filters.get("question_type", "all")]:
+                for subsample in subsamples or [filters.get("subsample")]:
+                    name = _variant_name(base, question_type, subsample, filters)
+                    if name not in datasets:
+                        variant = {**filters, "question_type": question_type, "subsample": subsample}
+                        datasets[name] = {**datasets[base], "filters": variant, "derived_from": base}
+                    names.append(name)
+        experiment["datasets"] = list(dict.fromkeys(names))
+
+
+def source_dataset(config: Mapping[str, Any], dataset: str) -> str:
+    """The dataset whose imported source files a (possibly derived) dataset view filters."""
+    return config["datasets"][dataset].get("derived_from", dataset)

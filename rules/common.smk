@@ -3,8 +3,9 @@
 import json
 
 from medvqa.data.schema import SPLITS
-from medvqa.workflow_config import check_config, import_mapping
+from medvqa.workflow_config import check_config, expand_experiments, import_mapping, source_dataset
 
+expand_experiments(config)
 check_config(config)
 
 
@@ -23,6 +24,15 @@ def canonical(mapping):
 
 def dataset_config(wildcards):
     return config["datasets"][wildcards.dataset]
+
+
+def source_files(pattern):
+    """Input function: a file of the dataset's imported source (shared by derived views)."""
+
+    def files(wildcards):
+        return pattern.format(dataset=source_dataset(config, wildcards.dataset), split=wildcards.get("split"))
+
+    return files
 
 
 def import_params(wildcards):
@@ -61,6 +71,8 @@ def data_targets():
     """Every data-stage output of every configured dataset."""
     targets = []
     for dataset, d in config["datasets"].items():
+        if "derived_from" in d:
+            continue  # experiment grid views: built when an experiment asks for them
         root = f"results/data/{dataset}"
         targets.append(f"{root}/summary.json")
         if d.get("task", "vqa") == "vqa":

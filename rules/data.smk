@@ -24,7 +24,7 @@ rule import_dataset:
 
 rule filter_split:
     input:
-        "results/data/{dataset}/source/{split}.parquet",
+        source_files("results/data/{dataset}/source/{split}.parquet"),
     output:
         "results/data/{dataset}/{split}.parquet",
     log:
@@ -117,8 +117,8 @@ rule tokenize:
 rule summary:
     input:
         unpack(split_files("results/data/{dataset}/{split}.parquet")),
-        rejected="results/data/{dataset}/rejected.csv",
-        meta="results/data/{dataset}/source/meta.json",
+        rejected=source_files("results/data/{dataset}/rejected.csv"),
+        meta=source_files("results/data/{dataset}/source/meta.json"),
     output:
         "results/data/{dataset}/summary.json",
     log:

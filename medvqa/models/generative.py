@@ -1,0 +1,162 @@
+"""Data and decoding helpers shared by the generative families (``flamingo``, ``blip``).
+
+Reads, for one split (see ``medvqa.training.data`` for the classifier version):
+  results/data/{dataset}/{split}.parquet            question_id, image_id, question, answer
+                                                    (or image_id, caption); no image bytes
+  results/data/{dataset}/images_{size}.{split}.npy  uint8 (n_images, size, size, 3), memory-mapped
+  results/data/{dataset}/images_{size}.{split}.ids.json
+
+The generative families tokenise the prompt and the answer in their collators, not from the
+pre-tokenised ``tokens/`` parquet: the label mask needs the exact boundary between prompt and
+answer tokens, and the prompt template is a model setting, so the text is only a few dozen
+tokens per example and tokenising it per batch costs far less than the model's forward pass.
+
+An *example* is a dict ``{"id": str, "image": (H, W, 3) uint8 tensor, "question": str,
+"answer": str}`` (VQA) or ``{"id": str, "image": ..., "caption": str}`` (captioning).
+A *prediction* is a dict ``{"prediction": str, "answer_prob_product": float,
+"answer_prob_mean": float, "samples": list[str]}``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from medvqa.data.images import load_image_cache
+from medvqa.data.schema import read_text_columns, task_of
+from medvqa.spec import Spec, check_range
+
+IGNORE_INDEX = -100  # label of a position that adds no loss (prompt, padding)
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerationSpec(Spec):
+    """How predictions are generated (the ``predict:`` sub-mapping of a generative model config)."""
+
+    max_new_tokens: int = 16  # longest generated answer / caption, in tokens
+    num_samples: int = 0  # answers sampled per question for calibration studies (0 = none)
+    temperature: float = 1.0  # sampling temperature of those samples
+    use_cache: bool = True  # flamingo: KV-cache; false re-runs the whole prefix every step (O(T^2))
+
+    def validate(self, where: str) -> None:
+        check_range(where, "max_new_tokens", self.max_new_tokens, 1)
+        check_range(where, "num_samples", self.num_samples, 0)
+        check_range(where, "temperature", self.temperature, 1e-6)
+
+
+class TextImageSplit(Dataset):
+    """One split as examples (see the module docstring), images read from the memory-mapped cache."""
+
+    def __init__(self, parquet: str | Path, images: str | Path, image_ids: str | Path):
+        rows = read_text_columns(parquet)
+        self.task = task_of(rows)
+        self.ids = rows["question_id" if self.task == "vqa" else "image_id"].astype(str).tolist()
+        self.texts = {
+            key: rows[key].astype(str).tolist()
+            for key in (("question", "answer") if self.task == "vqa" else ("caption",))
+        }
+        self.images, row_of = load_image_cache(images, image_ids)
+        unknown = sorted(set(rows["image_id"].astype(str)) - set(row_of))
+        if unknown:
+            raise ValueError(f"{images} lacks image_id {unknown[0]!r} ({len(unknown)} missing)")
+        self.image_rows = rows["image_id"].astype(str).map(row_of).to_numpy(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        # np.array copies the row out of the read-only memory map.
+        image = torch.from_numpy(np.array(self.images[self.image_rows[i]]))
+        return {"id": self.ids[i], "image": image, **{key: texts[i] for key, texts in self.texts.items()}}
+
+
+def stack_images(examples: Sequence[Mapping[str, Any]]) -> torch.Tensor:
+    """The examples' images → (B, H, W, 3) uint8."""
+    return torch.stack([torch.as_tensor(np.asarray(e["image"]), dtype=torch.uint8) for e in examples])
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """(B, H, W, 3) uint8 → (B, 3, H, W) float32 in [0, 1]."""
+    return images.permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def image_statistics(image_processor) -> dict[str, Any]:
+    """{"image_mean", "image_std", "image_size"} of a Hugging Face image processor.
+
+    The models standardise tensors with these numbers (``models.common.Normalise``) instead
+    of calling the processor, which would decode and resize PIL images inside the loop.
+    """
+    crop = getattr(image_processor, "crop_size", None)
+    size = crop if getattr(image_processor, "do_center_crop", False) and crop else image_processor.size
+    side = size.get("height") or size.get("shortest_edge")
+    return {
+        "image_mean": [float(x) for x in image_processor.image_mean],
+        "image_std": [float(x) for x in image_processor.image_std],
+        "image_size": int(side),
+    }
+
+
+def pad_left(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad id lists → (ids (B, L) int64, attention_mask (B, L) int64).
+
+    Decoder-only prompts are padded on the left so the next token of every row is predicted
+    at the same (last) column during batched generation.
+    """
+    width = max(1, max(len(s) for s in sequences))
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.int64)
+    mask = torch.zeros((len(sequences), width), dtype=torch.int64)
+    for row, seq in enumerate(sequences):
+        if len(seq):
+            ids[row, width - len(seq):] = torch.as_tensor(list(seq), dtype=torch.int64)
+            mask[row, width - len(seq):] = 1
+    return ids, mask
+
+
+def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def sequence_confidence(token_probs: torch.Tensor, lengths: torch.Tensor) -> tuple[list[float], list[float]]:
+    """(product, mean) of each row's first ``lengths[i]`` token probabilities.
+
+    token_probs (B, T) float, lengths (B,) int64 (the generated tokens up to and including the
+    end-of-sequence token). The product is the sequence probability; the mean does not
+    penalise long answers. An empty row scores 0.
+    """
+    keep = torch.arange(token_probs.shape[1], device=token_probs.device)[None, :] < lengths[:, None]
+    logs = torch.where(keep, token_probs.double().clamp_min(1e-300).log(), torch.zeros((), dtype=torch.float64))
+    product = torch.where(lengths > 0, logs.sum(1).exp(), torch.zeros((), dtype=torch.float64))
+    mean = torch.where(keep, token_probs.double(), 0.0).sum(1) / lengths.clamp_min(1)
+    return product.tolist(), mean.tolist()
+
+
+def generated_lengths(tokens: torch.Tensor, eos_id: int) -> torch.Tensor:
+    """tokens (B, T) → (B,) count up to and including the first ``eos_id`` (T when absent)."""
+    is_eos = tokens == eos_id
+    first_eos = is_eos.int().argmax(1) + 1
+    return torch.where(is_eos.any(1), first_eos, torch.full_like(first_eos, tokens.shape[1]))
+
+
+def decode_texts(tokenizer, tokens: torch.Tensor, lengths: torch.Tensor) -> list[str]:
+    """Generated ids (B, T) cut at ``lengths`` → stripped text without special tokens."""
+    return [
+        tokenizer.decode(row[: int(n)].tolist(), skip_special_tokens=True).strip()
+        for row, n in zip(tokens.cpu(), lengths.cpu())
+    ]
+
+
+def split_new_and_pretrained(model: nn.Module, pretrained: Sequence[nn.Module]) -> dict[str, list[nn.Parameter]]:
+    """{"backbone": trainable parameters inside ``pretrained``, "head": the other trainable ones}."""
+    inside = {id(p) for module in pretrained for p in module.parameters()}
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    return {
+        "backbone": [p for p in trainable if id(p) in inside],
+        "head": [p for p in trainable if id(p) not in inside],
+    }

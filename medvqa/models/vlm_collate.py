@@ -1,0 +1,182 @@
+"""Chat-template prompts and batch collation for the ``vlm_sft`` family (training and generation).
+
+Reads examples built from a split parquet (question_id, image_id, question, answer) and the
+uint8 image cache ``images_{size}.{split}.npy`` + ``.ids.json`` (no image bytes are decoded here).
+
+One example becomes, with the checkpoint's own chat template and processor:
+
+    prompt  = template([user: image + "{question} {instruction}"], add_generation_prompt=True)
+    target  = "{answer}{end_of_turn}"         (e.g. "yes<|im_end|>", "yes</s>")
+    input_ids = processor(image, prompt) ++ tokenizer(target)     labels = -100 … -100 ++ target ids
+
+so the loss covers the answer tokens and the end-of-turn token only; the prompt, the image
+placeholder tokens and the padding are -100. Prompt and target are tokenised apart and joined as
+ids, so the boundary never depends on BPE merges across it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from medvqa.data.images import load_image_cache
+from medvqa.data.schema import read_text_columns
+
+IGNORE_INDEX = -100
+# Processor outputs with one entry per token (padded like input_ids); all other outputs are per image.
+TOKEN_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids", "token_type_ids")
+
+
+@dataclasses.dataclass(frozen=True)
+class PromptFormat:
+    """How a question becomes a chat turn, and which token closes the assistant's turn."""
+
+    end_of_turn: str
+    instruction: str = "Answer briefly."
+    system_prompt: str | None = None
+
+
+class CachedVqaExamples(torch.utils.data.Dataset):
+    """Rows of a split joined with the memory-mapped image cache.
+
+    Item: {"id": question_id (str), "image": uint8 array (size, size, 3), "question": str, "answer": str | None}.
+    """
+
+    def __init__(self, rows, images: np.ndarray, index: Mapping[str, int]):
+        missing = sorted(set(rows["image_id"].astype(str)) - set(index))
+        if missing:
+            raise KeyError(f"{len(missing)} image_id(s) absent from the image cache, e.g. {missing[:3]}")
+        self.rows = rows.reset_index(drop=True)
+        self.images = images
+        self.index = index
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        row = self.rows.iloc[i]
+        answer = row.get("answer")
+        return {
+            "id": str(row["question_id"]),
+            "image": np.asarray(self.images[self.index[str(row["image_id"])]]),
+            "question": str(row["question"]),
+            "answer": None if answer is None else str(answer),
+        }
+
+
+def load_examples(parquet_path: str | Path, npy_path: str | Path, ids_path: str | Path) -> CachedVqaExamples:
+    """A split's VQA rows (without image bytes) over its image cache."""
+    images, index = load_image_cache(npy_path, ids_path)
+    return CachedVqaExamples(read_text_columns(parquet_path), images, index)
+
+
+def chat_messages(question: str, fmt: PromptFormat, answer: str | None = None) -> list[dict]:
+    """The conversation in the processor's typed-content format (system?, user, assistant?)."""
+    user_text = f"{question} {fmt.instruction}".strip() if fmt.instruction else question
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": user_text}]}]
+    if fmt.system_prompt:
+        messages.insert(0, {"role": "system", "content": [{"type": "text", "text": fmt.system_prompt}]})
+    if answer is not None:
+        messages.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
+    return messages
+
+
+def render_prompt(processor, question: str, fmt: PromptFormat) -> str:
+    """The prompt text up to where the assistant's answer starts (image placeholder not expanded)."""
+    return processor.apply_chat_template(chat_messages(question, fmt), add_generation_prompt=True, tokenize=False)
+
+
+def as_pil(image) -> Image.Image:
+    """A cache row (uint8 (H, W, 3)) as a PIL image; wrapping only, nothing is decoded."""
+    return image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, dtype=np.uint8))
+
+
+def encode_prompt(processor, image, prompt: str) -> dict[str, torch.Tensor]:
+    """Processor output for one image + prompt: token keys (1, L_prompt), image keys as the processor gives."""
+    encoded = processor(images=[as_pil(image)], text=[prompt], return_tensors="pt")
+    return dict(encoded)
+
+
+def encode_target(tokenizer, answer: str, end_of_turn: str) -> list[int]:
+    """Token ids of ``answer`` followed by the end-of-turn token (no BOS)."""
+    return tokenizer(f"{answer}{end_of_turn}", add_special_tokens=False)["input_ids"]
+
+
+def pad_sequences(seqs: Sequence[torch.Tensor], value: int, side: str) -> torch.Tensor:
+    """1-D tensors → (B, max_len), padded with ``value`` on the ``side`` ('left' | 'right')."""
+    width = max(len(s) for s in seqs)
+    out = torch.full((len(seqs), width), value, dtype=seqs[0].dtype)
+    for i, s in enumerate(seqs):
+        if side == "left":
+            out[i, width - len(s):] = s
+        else:
+            out[i, : len(s)] = s
+    return out
+
+
+def cat_images(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Concatenate per-image outputs on dim 0, zero-padding other dims (LLaVA-NeXT tile counts) to the max."""
+    shape = [max(t.shape[d] for t in tensors) for d in range(1, tensors[0].dim())]
+    padded = []
+    for t in tensors:
+        pad = []
+        for d in reversed(range(1, t.dim())):
+            pad += [0, shape[d - 1] - t.shape[d]]
+        padded.append(torch.nn.functional.pad(t, pad) if any(pad) else t)
+    return torch.cat(padded, dim=0)
+
+
+def collate_encoded(encoded: Sequence[dict[str, torch.Tensor]], pad_id: int, side: str) -> dict[str, torch.Tensor]:
+    """Join single-example encodings (token keys (1, L_i)) into one padded batch."""
+    batch = {}
+    for key in encoded[0]:
+        values = [e[key] for e in encoded]
+        if key in TOKEN_KEYS or key == "labels":
+            fill = {"input_ids": pad_id, "labels": IGNORE_INDEX}.get(key, 0)
+            batch[key] = pad_sequences([v.reshape(-1) for v in values], fill, side)
+        else:
+            batch[key] = cat_images(values)
+    return batch
+
+
+def pad_token_id(tokenizer) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+@dataclasses.dataclass(frozen=True)
+class VlmCollator:
+    """Examples → model inputs. Training (``with_labels``): right padding, labels (B, L) with -100
+    outside answer + end-of-turn. Generation: left padding, no labels, so every prompt ends at the
+    last column and generated tokens line up."""
+
+    processor: Any
+    fmt: PromptFormat
+    with_labels: bool = True
+    padding_side: str = "right"
+
+    def encode(self, example: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        prompt = render_prompt(self.processor, example["question"], self.fmt)
+        encoded = encode_prompt(self.processor, example["image"], prompt)
+        if not self.with_labels:
+            return encoded
+        ids = encode_target(self.processor.tokenizer, example["answer"], self.fmt.end_of_turn)
+        target = torch.tensor(ids, dtype=encoded["input_ids"].dtype)
+        n_prompt = encoded["input_ids"].shape[1]
+        encoded["input_ids"] = torch.cat([encoded["input_ids"][0], target])[None]
+        for key in TOKEN_KEYS[1:]:
+            if key in encoded:  # the target is plain text: mask 1, token type 0
+                fill = 1 if key == "attention_mask" else 0
+                extra = torch.full((len(target),), fill, dtype=encoded[key].dtype)
+                encoded[key] = torch.cat([encoded[key][0], extra])[None]
+        encoded["labels"] = torch.cat([torch.full((n_prompt,), IGNORE_INDEX), target])[None]
+        return encoded
+
+    def __call__(self, examples: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+        encoded = [self.encode(e) for e in examples]
+        return collate_encoded(encoded, pad_token_id(self.processor.tokenizer), self.padding_side)

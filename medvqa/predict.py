@@ -1,0 +1,153 @@
+"""Inference stage: a trained run + one split →
+``results/predictions/{dataset}/{model}/{seed}/{split}.parquet``.
+
+The model is rebuilt from the run directory alone (state.json + best.safetensors); the split
+is read like in training (parquet ids, image cache, pre-tokenised questions).
+
+Output columns: question_id (str), prediction (str, the most probable answer),
+confidence (float, its softmax probability), topk_answers (list<str>), topk_probs
+(list<float>, descending).
+
+Families with question-guided attention (cnn_lstm) can also write, for the figures stage,
+``{split}.attention.npy`` float32 (n_questions, h, w), each map summing to 1, and
+``{split}.attention.ids.json``, the question_id of each map (the parquet's row order).
+
+    python -m medvqa.predict --config config.yaml --dataset demo --model cnn_lstm_demo --seed 0 --split test
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+from medvqa.io import atomic_path, setup_logging, write_json, write_parquet
+from medvqa.spec import Spec, check_choice, check_range
+from medvqa.training.checkpoint import load_checkpoint
+from medvqa.training.data import SplitPaths, VQASplit, make_loader
+from medvqa.training.engine import PRECISIONS, forward_batch, resolve_device, resolve_precision
+from medvqa.training.seed import seed_everything
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictSpec(Spec):
+    """The ``predict:`` section of the config."""
+
+    batch_size: int = 64
+    top_k: int = 5  # answers (with probabilities) kept per question
+    precision: str = "fp32"  # auto | fp32 | bf16 | fp16 (half precision on CUDA only)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+    def validate(self, where: str) -> None:
+        check_range(where, "batch_size", self.batch_size, 1)
+        check_range(where, "top_k", self.top_k, 1)
+        check_choice(where, "precision", self.precision, PRECISIONS)
+
+
+@torch.no_grad()
+def predict_split(
+    model_dir: str | Path, split: SplitPaths, spec: PredictSpec
+) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """Predictions of the run's best checkpoint for every question of ``split``, in file order,
+    and the attention maps (n, h, w) when the family has them (else None)."""
+    model, state = load_checkpoint(model_dir)
+    answers = state["answers"]
+    device = resolve_device(spec.device)
+    precision = resolve_precision(spec.precision, device)
+    module = model.module.to(device).eval()
+    data = VQASplit(split, answers)
+    k = min(spec.top_k, len(answers))
+    probs, indices, attention = [], [], []
+    for batch in make_loader(data, spec.batch_size, model.args.get("pad_id", 0), shuffle=False):
+        logits, _, output = forward_batch(module, batch, device, precision)
+        top = logits.softmax(dim=-1).topk(k, dim=-1)
+        probs.append(top.values.cpu())
+        indices.append(top.indices.cpu())
+        if output.attention is not None:
+            attention.append(output.attention.float().cpu())
+    probs, indices = torch.cat(probs).tolist(), torch.cat(indices).tolist()
+    predictions = pd.DataFrame(
+        {
+            "question_id": data.question_ids,
+            "prediction": [answers[row[0]] for row in indices],
+            "confidence": [row[0] for row in probs],
+            "topk_answers": [[answers[i] for i in row] for row in indices],
+            "topk_probs": probs,
+        }
+    )
+    return predictions, torch.cat(attention).numpy() if attention else None
+
+
+def write_attention(
+    attention: np.ndarray, question_ids: list[str], npy_path: str | Path, ids_path: str | Path
+) -> None:
+    with atomic_path(npy_path) as tmp, open(tmp, "wb") as f:
+        np.save(f, attention.astype(np.float32))
+    write_json(question_ids, ids_path)
+
+
+def run_prediction(
+    model_dir: str | Path, split: SplitPaths, out_path: str | Path, spec: PredictSpec,
+    attention_paths: tuple[str | Path, str | Path] | None = None, threads: int | None = None,
+) -> pd.DataFrame:
+    """Seed, predict, write the predictions parquet and (if paths are given) the attention maps."""
+    if threads:
+        torch.set_num_threads(threads)
+    seed_everything(0)  # inference is deterministic; seeded anyway for any sampling a family adds
+    predictions, attention = predict_split(model_dir, split, spec)
+    if attention_paths:
+        if attention is None:
+            raise ValueError(f"the model in {model_dir} has no attention maps to write")
+        write_attention(attention, predictions["question_id"].tolist(), *attention_paths)
+    write_parquet(predictions, out_path)
+    log.info("%d predictions → %s", len(predictions), out_path)
+    return predictions
+
+
+def split_from_config(
+    config: Mapping[str, Any], dataset: str, model: str, split: str, results: str | Path
+) -> SplitPaths:
+    size = config["datasets"][dataset]["image_size"]
+    return SplitPaths.from_grammar(results, dataset, split, size, config["models"][model]["tokenizer"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m medvqa.predict", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True, help="workflow config.yaml")
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--model", required=True, help="a key of the config's models")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--results", default="results")
+    parser.add_argument("--out", help="default results/predictions/{dataset}/{model}/{seed}/{split}.parquet")
+    parser.add_argument("--attention", action="store_true", help="also write {split}.attention.npy/.ids.json")
+    parser.add_argument("--device", help="override predict.device")
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--log", help="log file (default stderr)")
+    args = parser.parse_args(argv)
+    setup_logging(args.log)
+    config = yaml.safe_load(Path(args.config).read_text())
+    key = Path(args.dataset) / args.model / str(args.seed)
+    run = Path(args.results) / "models" / key
+    out = args.out or Path(args.results) / "predictions" / key / f"{args.split}.parquet"
+    settings = {**config.get("predict", {}), **({"device": args.device} if args.device else {})}
+    stem = str(out).removesuffix(".parquet")
+    run_prediction(
+        run, split_from_config(config, args.dataset, args.model, args.split, args.results), out,
+        PredictSpec.from_mapping(settings, "predict"),
+        (f"{stem}.attention.npy", f"{stem}.attention.ids.json") if args.attention else None, args.threads,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""Training/inference data over the stage outputs: no image decoding, no tokenising.
+
+Reads, for one split:
+  results/data/{dataset}/{split}.parquet            question_id, image_id, answer (no image bytes)
+  results/data/{dataset}/images_{size}.{split}.npy  uint8 (n_images, size, size, 3), memory-mapped
+  results/data/{dataset}/images_{size}.{split}.ids.json
+  results/data/{dataset}/tokens/{tokenizer}.{split}.parquet   question_id, input_ids list<int32>
+and the class index of each answer from answers.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from medvqa.data.answers import normalise_answer
+from medvqa.data.images import load_image_cache
+from medvqa.data.schema import read_text_columns
+
+IGNORE_INDEX = -100  # label of an answer outside the vocabulary: no loss, always counted wrong
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitPaths:
+    parquet: str | Path
+    images: str | Path
+    image_ids: str | Path
+    tokens: str | Path
+
+    @classmethod
+    def from_inputs(cls, inputs: Mapping[str, str], split: str) -> SplitPaths:
+        """From named inputs ``{split}``, ``{split}_images``, ``{split}_image_ids``, ``{split}_tokens``."""
+        return cls(
+            inputs[split], inputs[f"{split}_images"], inputs[f"{split}_image_ids"], inputs[f"{split}_tokens"]
+        )
+
+    @classmethod
+    def from_grammar(
+        cls, results: str | Path, dataset: str, split: str, image_size: int, tokenizer: str
+    ) -> SplitPaths:
+        """The paths of the workflow's path grammar under ``results``."""
+        root = Path(results) / "data" / dataset
+        return cls(
+            root / f"{split}.parquet",
+            root / f"images_{image_size}.{split}.npy",
+            root / f"images_{image_size}.{split}.ids.json",
+            root / "tokens" / f"{tokenizer}.{split}.parquet",
+        )
+
+
+class Batch(NamedTuple):
+    images: torch.Tensor  # (B, H, W, 3) uint8
+    input_ids: torch.Tensor  # (B, L) int64, padded with pad_id
+    attention_mask: torch.Tensor  # (B, L) int64, 1 on real tokens
+    labels: torch.Tensor  # (B,) int64 class index or IGNORE_INDEX
+
+
+class VQASplit(Dataset):
+    """One split; item i = (image (H, W, 3) uint8, input_ids (L,) int64, label int64)."""
+
+    def __init__(self, paths: SplitPaths, answers: Sequence[str]):
+        rows = read_text_columns(paths.parquet)[["question_id", "image_id", "answer"]]
+        tokens = pd.read_parquet(paths.tokens, columns=["question_id", "input_ids"])
+        rows = rows.astype({"question_id": str, "image_id": str})
+        rows = rows.merge(tokens.astype({"question_id": str}), on="question_id", how="left", validate="1:1")
+        if rows["input_ids"].isna().any():
+            missing = rows.loc[rows["input_ids"].isna(), "question_id"].iloc[0]
+            raise ValueError(f"{paths.tokens} has no tokens for question_id {missing!r} of {paths.parquet}")
+        self.images, row_of = load_image_cache(paths.images, paths.image_ids)
+        unknown = sorted(set(rows["image_id"]) - set(row_of))
+        if unknown:
+            raise ValueError(f"{paths.images} lacks image_id {unknown[0]!r} ({len(unknown)} missing)")
+        index = {a: i for i, a in enumerate(answers)}
+        self.question_ids = rows["question_id"].tolist()
+        self.image_rows = rows["image_id"].map(row_of).to_numpy(np.int64)
+        self.input_ids = [np.asarray(ids, dtype=np.int64) for ids in rows["input_ids"]]
+        labels = rows["answer"].map(normalise_answer).map(index)
+        self.labels = labels.fillna(IGNORE_INDEX).to_numpy(np.int64)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.images.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.question_ids)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        # np.array copies the row out of the read-only memory map.
+        image = torch.from_numpy(np.array(self.images[self.image_rows[i]]))
+        return image, torch.from_numpy(self.input_ids[i]), int(self.labels[i])
+
+
+def collate(items: Sequence[tuple[torch.Tensor, torch.Tensor, int]], pad_id: int) -> Batch:
+    """Stack images, right-pad questions to the longest in the batch."""
+    images, ids, labels = zip(*items)
+    lengths = torch.tensor([len(x) for x in ids])
+    input_ids = torch.full((len(ids), max(1, int(lengths.max()))), pad_id, dtype=torch.int64)
+    for row, x in enumerate(ids):
+        input_ids[row, : len(x)] = x
+    mask = (torch.arange(input_ids.shape[1])[None, :] < lengths[:, None]).long()
+    return Batch(torch.stack(images), input_ids, mask, torch.tensor(labels, dtype=torch.int64))
+
+
+def make_loader(
+    split: VQASplit, batch_size: int, pad_id: int, shuffle: bool, seed: int = 0, workers: int = 0,
+    drop_last: bool = False,
+) -> DataLoader:
+    """Batches in file order, or shuffled by a generator of its own seeded with ``seed``.
+
+    The own generator keeps the data order independent of the global RNG, so a resumed run
+    sees the same order as an uninterrupted one.
+    """
+    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    return DataLoader(
+        split,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=generator,
+        collate_fn=functools.partial(collate, pad_id=pad_id),
+        num_workers=workers,
+        drop_last=drop_last,
+    )

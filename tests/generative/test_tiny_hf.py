@@ -1,0 +1,82 @@
+"""Tiny checkpoints load through the same from_pretrained calls as hub ids; shared helpers."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import (
+    AutoImageProcessor, AutoProcessor, AutoTokenizer, BlipForConditionalGeneration, BlipForQuestionAnswering,
+    CLIPVisionModel, GPT2LMHeadModel,
+)
+
+from medvqa.models import blip
+from medvqa.models.common import DataInfo, Normalise
+from medvqa.models.generative import (
+    generated_lengths, image_statistics, pad_left, sequence_confidence, to_float,
+)
+from medvqa.pretrained import CLIP_MEAN
+from medvqa.spec import ConfigError
+from medvqa.tiny_hf import write_tiny_blip
+
+
+def test_clip_gpt2_directories_load_like_hub_ids(clip_gpt2):
+    vision = CLIPVisionModel.from_pretrained(clip_gpt2["vision"])
+    lm = GPT2LMHeadModel.from_pretrained(clip_gpt2["lm"])
+    tok = AutoTokenizer.from_pretrained(clip_gpt2["lm"])
+    assert vision.config.image_size == 32 and lm.config.n_layer == 2
+    assert tok.eos_token == "<|endoftext|>" and tok.pad_token is None  # as the real "gpt2"
+    assert len(tok) == lm.config.vocab_size
+    # Byte-level BPE: any text, even characters never seen in training, round-trips exactly.
+    for text in ("Question: Is the image red? Answer: yes", " Größe → 5 mm²"):
+        assert tok.decode(tok(text)["input_ids"]) == text
+    stats = image_statistics(AutoImageProcessor.from_pretrained(clip_gpt2["vision"]))
+    assert stats == {"image_mean": list(CLIP_MEAN), "image_std": stats["image_std"], "image_size": 32}
+
+
+def test_blip_directories_load_like_hub_ids(blip_dirs):
+    vqa = BlipForQuestionAnswering.from_pretrained(blip_dirs["vqa"])
+    caption = BlipForConditionalGeneration.from_pretrained(blip_dirs["caption"])
+    processor = AutoProcessor.from_pretrained(blip_dirs["vqa"])
+    vocab = processor.tokenizer.get_vocab()
+    for model in (vqa, caption):
+        text = model.config.text_config
+        special = (text.bos_token_id, text.sep_token_id, text.pad_token_id)
+        assert special == (vocab["[DEC]"], vocab["[SEP]"], vocab["[PAD]"])
+        assert text.vocab_size == len(processor.tokenizer)
+    assert processor.tokenizer("What colour?")["input_ids"][0] == vocab["[CLS]"]
+    with pytest.raises(ConfigError, match="task"):
+        write_tiny_blip("unused", ["a"], seed=0, task="retrieval")
+
+
+def test_tensor_normalisation_matches_the_processor(blip_dirs, vqa_split):
+    """The models standardise cached uint8 tensors themselves; the result is the processor's."""
+    processor = AutoProcessor.from_pretrained(blip_dirs["vqa"])
+    images = torch.stack([vqa_split[i]["image"] for i in (0, 3)])
+    expected = processor(images=[Image.fromarray(im.numpy()) for im in images], return_tensors="pt")["pixel_values"]
+    args = blip.builder_args({"checkpoint": str(blip_dirs["vqa"])}, DataInfo(n_answers=2, image_size=32))
+    ours = Normalise(args["image_mean"], args["image_std"], args["image_size"])(to_float(images))
+    torch.testing.assert_close(ours, expected, rtol=0, atol=1e-5)
+
+
+def test_text_image_split_reads_the_cache(vqa_split, caption_split):
+    item = vqa_split[4]
+    assert set(item) == {"id", "image", "question", "answer"} and item["image"].dtype == torch.uint8
+    assert item["image"].shape == (32, 32, 3) and vqa_split.task == "vqa" and len(vqa_split) == 18
+    assert set(caption_split[0]) == {"id", "image", "caption"} and caption_split.task == "caption"
+    # Questions on the same image share its cache row.
+    assert torch.equal(vqa_split[3]["image"], vqa_split[5]["image"])
+
+
+def test_pad_left_and_generated_lengths():
+    ids, mask = pad_left([[5, 6, 7], [8]], pad_id=0)
+    assert ids.tolist() == [[5, 6, 7], [0, 0, 8]] and mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+    tokens = torch.tensor([[4, 2, 9, 2], [4, 4, 4, 4], [2, 2, 2, 2]])
+    assert generated_lengths(tokens, eos_id=2).tolist() == [2, 4, 1]
+
+
+def test_sequence_confidence_is_the_product_and_mean_of_the_kept_tokens():
+    probs = torch.tensor([[0.5, 0.8, 0.1], [0.9, 0.3, 0.3], [0.7, 0.7, 0.7]])
+    product, mean = sequence_confidence(probs, torch.tensor([2, 3, 0]))
+    assert product == pytest.approx([0.4, 0.081, 0.0])
+    assert mean == pytest.approx([0.65, 0.5, 0.0])
+    assert np.all(np.asarray(product) <= np.asarray(mean) + 1e-12)

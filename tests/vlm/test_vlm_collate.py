@@ -1,0 +1,115 @@
+"""vlm_sft collation: exact label masks per architecture, left padding for generation, cached examples."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+from vlm.vlm_fixture import vqa_examples
+
+from builders import vqa_rows
+from medvqa.data.images import build_image_cache
+from medvqa.models.vlm_collate import (
+    IGNORE_INDEX, VlmCollator, cat_images, encode_prompt, load_examples, render_prompt,
+)
+from medvqa.models.vlm_sft import VlmSftSpec, load_processor, prompt_format
+from medvqa.tiny_vlm import TINY_ARCHITECTURES
+
+END_OF_TURN = {"qwen2_vl": "<|im_end|>", "qwen2_5_vl": "<|im_end|>", "internvl": "<|im_end|>",
+               "llava": "</s>", "llava_next": "</s>"}
+
+
+def _setup(tiny_vlm, arch):
+    from transformers import AutoConfig
+
+    spec = VlmSftSpec.from_mapping({"checkpoint": str(tiny_vlm(arch))})
+    processor = load_processor(spec)
+    return processor, prompt_format(spec, processor, AutoConfig.from_pretrained(spec.checkpoint).model_type)
+
+
+@pytest.mark.parametrize("arch", TINY_ARCHITECTURES)
+def test_only_the_answer_and_end_of_turn_token_carry_loss(tiny_vlm, arch):
+    processor, fmt = _setup(tiny_vlm, arch)
+    tokenizer = processor.tokenizer
+    assert fmt.end_of_turn == END_OF_TURN[arch]
+    examples = vqa_examples(3)[1:]  # two questions of different lengths
+    examples[1]["answer"] = "left lung"
+    batch = VlmCollator(processor, fmt)(examples)
+    width = batch["input_ids"].shape[1]
+    assert batch["labels"].shape == batch["input_ids"].shape == batch["attention_mask"].shape
+    for row, example in enumerate(examples):
+        prompt = encode_prompt(processor, example["image"], render_prompt(processor, example["question"], fmt))
+        prompt_ids = prompt["input_ids"][0].tolist()
+        target = tokenizer(example["answer"] + fmt.end_of_turn, add_special_tokens=False)["input_ids"]
+        n = len(prompt_ids) + len(target)
+        # Right padding: real tokens first, then pad ids with mask 0.
+        assert batch["attention_mask"][row].tolist() == [1] * n + [0] * (width - n)
+        assert batch["input_ids"][row, :n].tolist() == prompt_ids + target
+        assert (batch["input_ids"][row, n:] == tokenizer.pad_token_id).all()
+        labels = batch["labels"][row].tolist()
+        assert labels == [IGNORE_INDEX] * len(prompt_ids) + target + [IGNORE_INDEX] * (width - n)
+        kept = [t for t in labels if t != IGNORE_INDEX]
+        assert tokenizer.decode(kept) == example["answer"] + END_OF_TURN[arch]
+        assert kept[-1] == tokenizer.convert_tokens_to_ids(END_OF_TURN[arch])
+    # The image placeholders are prompt tokens, so none of them is a label.
+    image_id = processor.image_token_id
+    assert (batch["input_ids"] == image_id).any()
+    assert not (batch["labels"] == image_id).any()
+
+
+def test_qwen_sequence_is_the_chat_template_of_the_whole_conversation(tiny_vlm):
+    processor, fmt = _setup(tiny_vlm, "qwen2_vl")
+    example = vqa_examples(1)[0]
+    batch = VlmCollator(processor, fmt)([example])
+    text = processor.tokenizer.decode(batch["input_ids"][0])
+    conversation = processor.apply_chat_template(
+        [{"role": "user",
+          "content": [{"type": "image"}, {"type": "text", "text": "Is the image red? Answer briefly."}]},
+         {"role": "assistant", "content": [{"type": "text", "text": "yes"}]}], tokenize=False)
+    n_image = int((batch["input_ids"] == processor.image_token_id).sum())
+    expected = conversation.replace("<|image_pad|>", "<|image_pad|>" * n_image).removesuffix("\n")
+    assert text == expected
+    assert batch["mm_token_type_ids"].shape == batch["input_ids"].shape
+    assert batch["mm_token_type_ids"].sum() == n_image  # answer tokens are text (type 0)
+
+
+@pytest.mark.parametrize("arch", ["qwen2_vl", "llava_next"])
+def test_generation_batches_are_left_padded_without_labels(tiny_vlm, arch):
+    processor, fmt = _setup(tiny_vlm, arch)
+    examples = vqa_examples(3)
+    batch = VlmCollator(processor, fmt, with_labels=False, padding_side="left")(examples)
+    assert "labels" not in batch
+    prompt = render_prompt(processor, "x", fmt)
+    last_prompt_token = processor.tokenizer(prompt, add_special_tokens=False)["input_ids"][-1]
+    assert (batch["input_ids"][:, -1] == last_prompt_token).all()  # every prompt ends in the last column
+    lengths = batch["attention_mask"].sum(1)
+    assert len(set(lengths.tolist())) > 1
+    for row, n in enumerate(lengths.tolist()):
+        width = batch["input_ids"].shape[1]
+        assert batch["attention_mask"][row].tolist() == [0] * (width - n) + [1] * n
+    if arch == "llava_next":
+        assert batch["pixel_values"].shape[:2] == (3, 5) and batch["image_sizes"].shape == (3, 2)
+    else:
+        assert batch["image_grid_thw"].shape == (3, 3)
+
+
+def test_image_outputs_are_concatenated_with_tile_padding():
+    a, b = torch.ones(1, 5, 3, 2, 2), torch.ones(1, 3, 3, 2, 2)
+    out = cat_images([a, b])
+    assert out.shape == (2, 5, 3, 2, 2)
+    assert out[1, 3:].abs().sum() == 0 and out[1, :3].eq(1).all()
+    assert cat_images([torch.zeros(4, 6), torch.zeros(2, 6)]).shape == (6, 6)
+
+
+def test_examples_come_from_the_parquet_and_the_image_cache(tmp_path):
+    rows = vqa_rows(n_images=3, questions_per_image=2)
+    rows.to_parquet(tmp_path / "train.parquet")
+    build_image_cache(tmp_path / "train.parquet", 28, tmp_path / "images_28.train.npy", tmp_path / "ids.json")
+    examples = load_examples(tmp_path / "train.parquet", tmp_path / "images_28.train.npy", tmp_path / "ids.json")
+    assert len(examples) == 6
+    first = examples[0]
+    assert first["id"] == rows["question_id"][0] and first["answer"] == rows["answer"][0]
+    assert first["image"].shape == (28, 28, 3) and first["image"].dtype.name == "uint8"
+    with pytest.raises(KeyError, match="image cache"):
+        rows2 = pd.concat([rows, rows.assign(image_id="unknown", question_id="z")])
+        type(examples)(rows2, examples.images, examples.index)

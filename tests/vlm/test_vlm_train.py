@@ -1,0 +1,121 @@
+"""vlm_sft LoRA fine-tuning: the loss falls, only LoRA weights move, the adapter reloads exactly."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pandas as pd
+import pytest
+import torch
+from safetensors import safe_open
+from vlm.vlm_fixture import vqa_examples
+
+from medvqa.io import read_json
+from medvqa.models.vlm_collate import VlmCollator
+from medvqa.models.vlm_sft import VlmSftSpec, build_vlm, load_vlm, model_type_of, prompt_format
+from medvqa.models.vlm_train import VlmTrainSpec, load_trained, train_vlm
+from medvqa.spec import ConfigError
+from medvqa.tiny_vlm import TINY_ARCHITECTURES
+
+LORA = {"lora_r": 4, "lora_alpha": 8, "lora_dropout": 0.0}
+TRAIN = VlmTrainSpec.from_mapping({"epochs": 4, "batch_size": 4, "lr": 5e-3, "warmup": 0.0, "eval_batch_size": 4})
+
+
+def _batch_loss_and_logits(model, batch):
+    model.eval()
+    with torch.no_grad():
+        out = model(**batch)
+    return float(out.loss), out.logits
+
+
+@pytest.mark.parametrize("arch", TINY_ARCHITECTURES)
+def test_lora_fine_tune_trains_only_the_adapter_and_reloads_exactly(tiny_vlm, arch, tmp_path):
+    spec = VlmSftSpec.from_mapping({"checkpoint": str(tiny_vlm(arch)), **LORA})
+    model, processor = build_vlm(spec)
+    lora = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    assert lora and all("lora_" in n and ".language_model." in n for n in lora)  # no LoRA in the vision tower
+    examples = vqa_examples(8)
+    batch = VlmCollator(processor, prompt_format(spec, processor, model_type_of(model)))(examples[:4])
+    loss_before, _ = _batch_loss_and_logits(model, batch)
+
+    state = train_vlm(spec, TRAIN, model, processor, examples, examples[:4], tmp_path)
+
+    history = pd.read_csv(tmp_path / "history.csv")
+    assert history["train_loss"].is_monotonic_decreasing and history["val_loss"].is_monotonic_decreasing
+    loss_after, logits = _batch_loss_and_logits(model, batch)
+    assert loss_after < loss_before - 0.05
+    params = dict(model.named_parameters())
+    assert all(not torch.equal(params[n], before) for n, before in lora.items() if "lora_B" in n)
+    assert all(torch.equal(params[n], before) for n, before in frozen.items())
+    # The best epoch is the last one (the loss falls), so the saved adapter is the model in memory.
+    assert state["best"]["epoch"] == TRAIN.epochs and read_json(tmp_path / "state.json")["steps"] == 8
+    with safe_open(tmp_path / "adapter_model.safetensors", "pt") as f:
+        assert f.keys() and all("lora_" in k for k in f.keys())  # the adapter alone, not the base
+    assert not (tmp_path / ".best_adapter").exists()
+    reloaded, _ = load_vlm(spec, tmp_path)
+    _, reloaded_logits = _batch_loss_and_logits(reloaded, batch)
+    torch.testing.assert_close(reloaded_logits, logits, rtol=0, atol=1e-6)
+
+
+def test_zero_shot_entry_writes_state_only_and_loads_the_base_model(tiny_vlm, tmp_path):
+    spec = VlmSftSpec.from_mapping({"checkpoint": str(tiny_vlm("qwen2_vl")), "finetune": False})
+    model, processor = build_vlm(spec)
+    assert not hasattr(model, "peft_config")
+    train_vlm(spec, TRAIN, model, processor, vqa_examples(4), vqa_examples(2), tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+    loaded, _, loaded_spec = load_trained(tmp_path)
+    assert loaded_spec == spec and type(loaded).__name__ == "Qwen2VLForConditionalGeneration"
+
+
+def test_lora_can_include_the_vision_tower_and_custom_modules(tiny_vlm):
+    path = str(tiny_vlm("llava"))
+    spec = VlmSftSpec.from_mapping({"checkpoint": path, "lora_language_model_only": False, **LORA})
+    names = [n for n, p in build_vlm(spec)[0].named_parameters() if p.requires_grad]
+    assert any("vision_tower" in n for n in names) and any("language_model" in n for n in names)
+    spec = VlmSftSpec.from_mapping({"checkpoint": path, "lora_target_modules": ["gate_proj", "up_proj"], **LORA})
+    names = [n for n, p in build_vlm(spec)[0].named_parameters() if p.requires_grad]
+    assert names and all(".mlp.gate_proj." in n or ".mlp.up_proj." in n for n in names)
+    with pytest.raises(ConfigError, match="matched no module"):
+        build_vlm(VlmSftSpec.from_mapping({"checkpoint": path, "lora_target_modules": ["nothing"]}))
+
+
+def test_gradient_checkpointing_still_trains_lora(tiny_vlm):
+    spec = VlmSftSpec.from_mapping({"checkpoint": str(tiny_vlm("qwen2_vl")), "gradient_checkpointing": True, **LORA})
+    model, processor = build_vlm(spec)
+    model.train()
+    batch = VlmCollator(processor, prompt_format(spec, processor, "qwen2_vl"))(vqa_examples(2))
+    model(**batch).loss.backward()
+    # lora_B starts at zero, so only its gradients are non-zero on the first step.
+    grads = [p.grad for n, p in model.named_parameters() if "lora_B" in n]
+    assert grads and all(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+def test_max_pixels_sets_the_number_of_image_tokens(tiny_vlm):
+    from medvqa.models.vlm_sft import load_processor
+
+    path = str(tiny_vlm("qwen2_vl"))
+    counts = []
+    for max_pixels in (28 * 28, 56 * 56):
+        processor = load_processor(VlmSftSpec.from_mapping({"checkpoint": path, "max_pixels": max_pixels}))
+        batch = VlmCollator(processor, prompt_format(VlmSftSpec(path), processor, "qwen2_vl"))(vqa_examples(1))
+        counts.append(int((batch["input_ids"] == processor.image_token_id).sum()))
+    assert counts == [1, 4]  # 28 px: 2×2 patches → 1 merged token; 56 px: 4×4 → 4
+
+
+@pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is not None, reason="bitsandbytes is installed")
+def test_qlora_without_bitsandbytes_fails_clearly(tiny_vlm):
+    spec = VlmSftSpec.from_mapping({"checkpoint": str(tiny_vlm("qwen2_vl")), "quantization": "4bit"})
+    with pytest.raises(ConfigError, match="bitsandbytes"):
+        build_vlm(spec)
+
+
+def test_specs_reject_bad_settings():
+    with pytest.raises(ConfigError, match="lora_rank"):
+        VlmSftSpec.from_mapping({"checkpoint": "x", "lora_rank": 8})
+    with pytest.raises(ConfigError, match="quantization"):
+        VlmSftSpec.from_mapping({"checkpoint": "x", "quantization": "8bit"})
+    with pytest.raises(ConfigError, match="finetune"):
+        VlmSftSpec.from_mapping({"checkpoint": "x", "quantization": "4bit", "finetune": False})
+    with pytest.raises(ConfigError, match="grad_accum"):
+        VlmTrainSpec.from_mapping({"grad_accum": 0})

@@ -1,0 +1,12 @@
+"""Rule train → medvqa.train.run_training."""
+
+from pathlib import Path
+
+from medvqa.io import setup_logging
+from medvqa.train import ModelConfig, TrainPaths, run_training
+
+setup_logging(snakemake.log[0])
+config = ModelConfig.from_mapping(snakemake.params.model, where=f"models.{snakemake.wildcards.model}")
+paths = TrainPaths.from_inputs(dict(snakemake.input.items()))
+out_dir = Path(snakemake.output.state).parent
+run_training(config, paths, out_dir, int(snakemake.params.seed), threads=snakemake.threads)
