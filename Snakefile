@@ -23,7 +23,13 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# config.yaml is the default. Config files named on the command line replace it instead of
+# being merged into it (configs/paper.yaml must not inherit the demo's datasets); list several
+# to layer them: --configfile config.yaml configs/grid.yaml
+if not workflow.config_settings.configfiles:
+
+    configfile: "config.yaml"
+
 
 
 validate(config, "rules/config.schema.yaml")
