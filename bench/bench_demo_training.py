@@ -34,7 +34,7 @@ from medvqa.data.schema import SPLITS, read_text_columns  # noqa: E402
 from medvqa.data.tokens import TokenizerSpec, build_word_vocab, tokenize_split  # noqa: E402
 from medvqa.io import setup_logging  # noqa: E402
 from medvqa.predict import PredictSpec, run_prediction  # noqa: E402
-from medvqa.pretrained import write_tiny_clip_from_parquet  # noqa: E402
+from medvqa.tiny_checkpoints import write_tiny_checkpoint  # noqa: E402
 from medvqa.train import ModelConfig, paths_from_config, run_training  # noqa: E402
 from medvqa.training.data import SplitPaths  # noqa: E402
 
@@ -79,7 +79,7 @@ def prepare_demo(results: Path, config: dict) -> None:
         build_image_cache(path, size, f"{cache}.npy", f"{cache}.ids.json")
     write_answers(splits["train"], [splits["val"], splits["test"]], data / "answers.json")
     clip_dir = results / "pretrained" / "clip-tiny"
-    write_tiny_clip_from_parquet(splits["train"], clip_dir, image_size=size, seed=0)
+    write_tiny_checkpoint("clip", splits["train"], clip_dir, image_size=size, seed=0)
     for name, entry in config["tokenizers"].items():
         words = entry["kind"] == "words"
         spec = TokenizerSpec.from_mapping(entry if words else {**entry, "path": str(clip_dir)})

@@ -1,8 +1,9 @@
 """Batched answer generation with Hugging Face ``generate`` → prediction rows with confidences.
 
-Used by the ``vlm_sft`` family (and any model with ``generate``): examples → a collator that
-encodes prompts LEFT-padded (every prompt ends in the last column, so the first generated token of
-every row is predicted from its own last prompt token) → ``generate`` → decoded answers.
+Used by the ``vlm_sft`` family (and any model with ``generate``), with the settings of
+``GenerationSpec`` (one spec for every generative family): examples → a collator that encodes
+prompts LEFT-padded (every prompt ends in the last column, so the first generated token of every
+row is predicted from its own last prompt token) → ``generate`` → decoded answers.
 
 For each question the result holds
   prediction            str, decoded greedy (or beam) answer without special tokens, stripped
@@ -23,7 +24,6 @@ product), answer_prob_mean (float), samples (list<str>).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -34,43 +34,12 @@ import torch
 from tqdm.auto import tqdm
 
 from medvqa.io import write_parquet
-from medvqa.spec import ConfigError, Spec, check_choice, check_range
+from medvqa.training.model_config import GenerationSpec
 
 log = logging.getLogger(__name__)
 
-PROB_SOURCES = ("auto", "scores", "forward")
-CONFIDENCES = ("product", "mean")
 # Collator outputs with one entry per token; they grow with the answer in the forward pass.
 TOKEN_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids", "token_type_ids")
-
-
-@dataclasses.dataclass(frozen=True)
-class GenerationSpec(Spec):
-    """The ``predict:`` sub-mapping of a generative (``vlm_sft``) model config."""
-
-    batch_size: int = 8  # questions per generate call
-    max_new_tokens: int = 16  # longest answer, in tokens
-    num_beams: int = 1  # 1 = greedy; > 1 = beam search for the main answer
-    do_sample: bool = False  # sample the main answer instead (at ``temperature``)
-    num_samples: int = 0  # extra sampled answers per question (the ``samples`` column)
-    temperature: float = 1.0  # sampling temperature (samples, and the main answer if do_sample)
-    top_p: float = 1.0  # nucleus sampling mass; 1 = off
-    top_k: int = 0  # sample among the k most probable tokens; 0 = off
-    repetition_penalty: float = 1.0  # 1 = off (overrides a checkpoint's generation_config)
-    confidence: str = "product"  # product | mean: which answer probability is the confidence column
-    answer_prob_from: str = "auto"  # auto | scores | forward (auto: scores unless beam search)
-
-    def validate(self, where: str) -> None:
-        for key in ("batch_size", "max_new_tokens", "num_beams"):
-            check_range(where, key, getattr(self, key), 1)
-        check_range(where, "num_samples", self.num_samples, 0)
-        check_range(where, "temperature", self.temperature, 1e-6)
-        check_range(where, "top_p", self.top_p, 1e-6, 1.0)
-        check_range(where, "top_k", self.top_k, 0)
-        check_choice(where, "confidence", self.confidence, CONFIDENCES)
-        check_choice(where, "answer_prob_from", self.answer_prob_from, PROB_SOURCES)
-        if self.answer_prob_from == "scores" and self.num_beams > 1:
-            raise ConfigError(f"{where}: answer_prob_from=scores needs num_beams=1 (beam logits are per beam)")
 
 
 def generate_kwargs(spec: GenerationSpec, stop_ids: Sequence[int], pad_id: int, sample: bool) -> dict[str, Any]:
@@ -78,6 +47,7 @@ def generate_kwargs(spec: GenerationSpec, stop_ids: Sequence[int], pad_id: int, 
     kwargs = dict(
         max_new_tokens=spec.max_new_tokens, eos_token_id=list(stop_ids), pad_token_id=pad_id,
         repetition_penalty=spec.repetition_penalty, do_sample=sample, num_beams=1 if sample else spec.num_beams,
+        use_cache=spec.use_cache,
     )
     if sample:
         kwargs.update(temperature=spec.temperature, top_p=spec.top_p, top_k=spec.top_k)

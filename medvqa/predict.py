@@ -1,12 +1,16 @@
-"""Inference stage: a trained run + one split →
+"""Inference stage: a trained (or zero-shot) run + one split →
 ``results/predictions/{dataset}/{model}/{seed}/{split}.parquet``.
 
-The model is rebuilt from the run directory alone (state.json + best.safetensors); the split
-is read like in training (parquet ids, image cache, pre-tokenised questions).
+The model is rebuilt from the run directory alone (state.json + best.safetensors; a zero-shot
+run is the pretrained model itself); the split is read as the family reads it in training.
+The family's ``predict`` writes the columns:
 
-Output columns: question_id (str), prediction (str, the most probable answer),
-confidence (float, its softmax probability), topk_answers (list<str>), topk_probs
-(list<float>, descending).
+* classifier families: question_id (str), prediction (str, the most probable answer),
+  confidence (float, its softmax probability), topk_answers (list<str>), topk_probs
+  (list<float>, descending);
+* generative families: question_id, prediction (generated, stripped), confidence (float, the
+  answer's token-probability product or mean, per ``generate.confidence``), answer_prob
+  (product), answer_prob_mean, samples (list<str>, ``generate.num_samples`` sampled answers).
 
 Families with question-guided attention (cnn_lstm) can also write, for the figures stage,
 ``{split}.attention.npy`` float32 (n_questions, h, w), each map summing to 1, and
@@ -30,10 +34,13 @@ import torch
 import yaml
 
 from medvqa.io import atomic_path, setup_logging, write_json, write_parquet
+from medvqa.models import family_of
+from medvqa.models.common import PredictRun, autocast
 from medvqa.spec import Spec, check_choice, check_range
 from medvqa.training.checkpoint import load_checkpoint
-from medvqa.training.data import SplitPaths, VQASplit, make_loader
-from medvqa.training.engine import PRECISIONS, forward_batch, resolve_device, resolve_precision
+from medvqa.training.data import SplitPaths
+from medvqa.training.engine import PRECISIONS, place, resolve_device, resolve_precision
+from medvqa.training.model_config import GenerationSpec, ModelConfig
 from medvqa.training.seed import seed_everything
 
 log = logging.getLogger(__name__)
@@ -41,10 +48,10 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class PredictSpec(Spec):
-    """The ``predict:`` section of the config."""
+    """The ``predict:`` section of the config (run settings shared by every model)."""
 
-    batch_size: int = 64
-    top_k: int = 5  # answers (with probabilities) kept per question
+    batch_size: int = 64  # classifier families: questions per batch (generative: generate.batch_size)
+    top_k: int = 5  # classifier families: answers (with probabilities) kept per question
     precision: str = "fp32"  # auto | fp32 | bf16 | fp16 (half precision on CUDA only)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
 
@@ -56,36 +63,18 @@ class PredictSpec(Spec):
 
 @torch.no_grad()
 def predict_split(
-    model_dir: str | Path, split: SplitPaths, spec: PredictSpec
+    model_dir: str | Path, split: SplitPaths, spec: PredictSpec, generation: GenerationSpec | None = None
 ) -> tuple[pd.DataFrame, np.ndarray | None]:
     """Predictions of the run's best checkpoint for every question of ``split``, in file order,
     and the attention maps (n, h, w) when the family has them (else None)."""
     model, state = load_checkpoint(model_dir)
-    answers = state["answers"]
+    family, answers = family_of(model.family), state["answers"]
     device = resolve_device(spec.device)
     precision = resolve_precision(spec.precision, device)
-    module = model.module.to(device).eval()
-    data = VQASplit(split, answers)
-    k = min(spec.top_k, len(answers))
-    probs, indices, attention = [], [], []
-    for batch in make_loader(data, spec.batch_size, model.args.get("pad_id", 0), shuffle=False):
-        logits, _, output = forward_batch(module, batch, device, precision)
-        top = logits.softmax(dim=-1).topk(k, dim=-1)
-        probs.append(top.values.cpu())
-        indices.append(top.indices.cpu())
-        if output.attention is not None:
-            attention.append(output.attention.float().cpu())
-    probs, indices = torch.cat(probs).tolist(), torch.cat(indices).tolist()
-    predictions = pd.DataFrame(
-        {
-            "question_id": data.question_ids,
-            "prediction": [answers[row[0]] for row in indices],
-            "confidence": [row[0] for row in probs],
-            "topk_answers": [[answers[i] for i in row] for row in indices],
-            "topk_probs": probs,
-        }
-    )
-    return predictions, torch.cat(attention).numpy() if attention else None
+    module = place(model.module, device).eval()
+    run = PredictRun(device, spec.batch_size, spec.top_k, generation or GenerationSpec())
+    with autocast(device, precision):
+        return family.predict(module, model.args, answers, family.dataset(split, answers), run)
 
 
 def write_attention(
@@ -99,12 +88,16 @@ def write_attention(
 def run_prediction(
     model_dir: str | Path, split: SplitPaths, out_path: str | Path, spec: PredictSpec,
     attention_paths: tuple[str | Path, str | Path] | None = None, threads: int | None = None,
+    generation: GenerationSpec | None = None,
 ) -> pd.DataFrame:
-    """Seed, predict, write the predictions parquet and (if paths are given) the attention maps."""
+    """Seed, predict, write the predictions parquet and (if paths are given) the attention maps.
+
+    ``generation``: how a generative family decodes (the model entry's ``generate:``).
+    """
     if threads:
         torch.set_num_threads(threads)
-    seed_everything(0)  # inference is deterministic; seeded anyway for any sampling a family adds
-    predictions, attention = predict_split(model_dir, split, spec)
+    seed_everything(0)  # greedy answers are deterministic; seeded for the sampled ones
+    predictions, attention = predict_split(model_dir, split, spec, generation)
     if attention_paths:
         if attention is None:
             raise ValueError(f"the model in {model_dir} has no attention maps to write")
@@ -118,7 +111,7 @@ def split_from_config(
     config: Mapping[str, Any], dataset: str, model: str, split: str, results: str | Path
 ) -> SplitPaths:
     size = config["datasets"][dataset]["image_size"]
-    return SplitPaths.from_grammar(results, dataset, split, size, config["models"][model]["tokenizer"])
+    return SplitPaths.from_grammar(results, dataset, split, size, config["models"][model].get("tokenizer"))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -142,10 +135,12 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out or Path(args.results) / "predictions" / key / f"{args.split}.parquet"
     settings = {**config.get("predict", {}), **({"device": args.device} if args.device else {})}
     stem = str(out).removesuffix(".parquet")
+    entry = ModelConfig.from_mapping(config["models"][args.model], f"models.{args.model}")
     run_prediction(
         run, split_from_config(config, args.dataset, args.model, args.split, args.results), out,
         PredictSpec.from_mapping(settings, "predict"),
         (f"{stem}.attention.npy", f"{stem}.attention.ids.json") if args.attention else None, args.threads,
+        entry.generation(),
     )
 
 

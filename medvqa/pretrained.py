@@ -1,6 +1,6 @@
-"""Tiny stand-ins for pretrained checkpoints: train split parquet → ``results/pretrained/{name}/``.
+"""A tiny stand-in for a CLIP checkpoint (the ``clip`` kind of ``medvqa.tiny_checkpoints``).
 
-Hub weights cannot be fetched in the offline demo, tests and CI, so this stage writes a tiny,
+Hub weights cannot be fetched in the offline demo, tests and CI, so this writes a tiny,
 randomly initialised CLIP in exactly the layout ``save_pretrained`` gives a hub checkpoint:
 config.json + model.safetensors + tokenizer (tokenizer.json, tokenizer_config.json) +
 processor (preprocessor_config.json / processor_config.json). ``CLIPModel.from_pretrained(dir)``
@@ -19,7 +19,6 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
-from medvqa.data.schema import read_text_columns, task_of
 from medvqa.spec import ConfigError, Spec, check_range
 from medvqa.training.seed import seed_everything
 
@@ -128,12 +127,3 @@ def write_tiny_clip(
         sum(p.numel() for p in model.parameters()), len(tokenizer), image_size, image_size, out_dir,
     )
     return out_dir
-
-
-def write_tiny_clip_from_parquet(
-    train_path: str | Path, out_dir: str | Path, image_size: int, seed: int, spec: TinyClipSpec | None = None
-) -> Path:
-    """The workflow stage: the tokenizer learns from the train split's questions (or captions)."""
-    rows = read_text_columns(train_path)
-    texts = rows["question" if task_of(rows) == "vqa" else "caption"].astype(str).tolist()
-    return write_tiny_clip(out_dir, texts, image_size, seed, spec)

@@ -1,8 +1,11 @@
 """Training stage: data-stage outputs → ``results/models/{dataset}/{model}/{seed}/``.
 
-Reads the train and val splits (parquet without image bytes, memory-mapped image cache,
-pre-tokenised questions), answers.json and, for ``words`` tokenizers, the vocabulary; writes
-best.safetensors, state.json, history.csv and resume/ (see ``medvqa.training.checkpoint``).
+Reads the train and val splits (parquet without image bytes, memory-mapped image cache, and,
+for the classifier families, pre-tokenised questions), answers.json and, for ``words``
+tokenizers, the vocabulary; writes best.safetensors, state.json, history.csv and resume/ (see
+``medvqa.training.checkpoint``). Every family trains through ``medvqa.training.engine.train``;
+a zero-shot entry (``vlm_sft`` with ``finetune: false``) writes state.json and an empty
+history only.
 
     python -m medvqa.train --config config.yaml --dataset demo --model cnn_lstm_demo --seed 0
 """
@@ -20,30 +23,17 @@ import torch
 import yaml
 
 from medvqa.io import read_json, setup_logging
-from medvqa.models import MODEL_FAMILIES, DataInfo, build_model, family_of
-from medvqa.spec import ConfigError, Spec, check_choice
-from medvqa.training.data import SplitPaths, VQASplit
-from medvqa.training.engine import TrainData, TrainSpec, train
+from medvqa.models import BuiltModel, DataInfo, family_of
+from medvqa.spec import ConfigError
+from medvqa.training import checkpoint
+from medvqa.training.data import SplitPaths
+from medvqa.training.engine import TrainData, TrainSpec, fresh_state, history_columns, train
+from medvqa.training.model_config import ModelConfig
 from medvqa.training.seed import seed_everything
 
 log = logging.getLogger(__name__)
 
-
-@dataclasses.dataclass(frozen=True)
-class ModelConfig(Spec):
-    """One entry of ``config["models"]``."""
-
-    family: str  # a key of medvqa.models.MODEL_FAMILIES
-    tokenizer: str  # a key of config["tokenizers"]: how the questions were tokenised
-    model: dict = dataclasses.field(default_factory=dict)  # the family's builder spec
-    train: dict = dataclasses.field(default_factory=dict)  # TrainSpec
-
-    def validate(self, where: str) -> None:
-        check_choice(where, "family", self.family, tuple(MODEL_FAMILIES))
-        family_of(self.family).spec.from_mapping(self.model, f"{where}.model")
-        if "seed" in self.train:
-            raise ConfigError(f"{where}.train: 'seed' comes from the {{seed}} wildcard or --seed")
-        TrainSpec.from_mapping(self.train, f"{where}.train")
+__all__ = ["ModelConfig", "TrainPaths", "load_data", "paths_from_config", "run_training"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,17 +52,33 @@ class TrainPaths:
         )
 
 
-def load_data(paths: TrainPaths) -> tuple[TrainData, DataInfo]:
-    answers = read_json(paths.answers)["answers"]
-    vocab = read_json(paths.vocab) if paths.vocab else None
-    pad_id = vocab["pad_id"] if vocab else 0  # hf ids: padding is masked, any id will do
-    train_split, val_split = VQASplit(paths.train, answers), VQASplit(paths.val, answers)
-    info = DataInfo(
-        n_answers=len(answers), image_size=train_split.image_size,
-        vocab_size=len(vocab["tokens"]) if vocab else None, pad_id=pad_id,
-    )
-    log.info("train %d / val %d questions, %d answers", len(train_split), len(val_split), len(answers))
-    return TrainData(train_split, val_split, answers, pad_id), info
+class LoadedData:
+    """The two splits as the family reads them, the answers, and the facts that size a model."""
+
+    def __init__(self, family: str, paths: TrainPaths):
+        self.answers = read_json(paths.answers)["answers"]
+        vocab = read_json(paths.vocab) if paths.vocab else None
+        self.pad_id = vocab["pad_id"] if vocab else 0  # hf ids: padding is masked, any id will do
+        dataset = family_of(family).dataset
+        self.train, self.val = dataset(paths.train, self.answers), dataset(paths.val, self.answers)
+        self.info = DataInfo(
+            n_answers=len(self.answers), image_size=self.train.image_size,
+            vocab_size=len(vocab["tokens"]) if vocab else None, pad_id=self.pad_id,
+        )
+        log.info("train %d / val %d examples, %d answers", len(self.train), len(self.val), len(self.answers))
+
+    def for_training(self, model: BuiltModel) -> TrainData:
+        collate = family_of(model.family).collate(model.args, self.answers, self.pad_id)
+        return TrainData(self.train, self.val, list(self.answers), collate)
+
+
+def load_data(config: ModelConfig, paths: TrainPaths) -> LoadedData:
+    if (paths.vocab is not None) != (config.token_kind == "words"):
+        raise ConfigError(
+            f"family {config.family} reads {config.token_kind or 'raw'} text; tokenizer {config.tokenizer!r} "
+            f"{'has' if paths.vocab else 'has no'} word vocabulary"
+        )
+    return LoadedData(config.family, paths)
 
 
 def run_training(
@@ -83,22 +89,25 @@ def run_training(
         torch.set_num_threads(threads)
     seed_everything(seed)
     spec = TrainSpec.from_mapping({**config.train, "seed": seed}, "train")
-    if (paths.vocab is None) != (family_of(config.family).token_kind == "hf"):
-        raise ConfigError(
-            f"family {config.family} needs a tokenizer of kind {family_of(config.family).token_kind!r}; "
-            f"tokenizer {config.tokenizer!r} is not"
-        )
-    data, info = load_data(paths)
-    model = build_model(config.family, config.model, info)
-    return train(spec, model, data, out_dir)
+    data = load_data(config, paths)
+    family = family_of(config.family)
+    args = family.builder_args(config.model, data.info)
+    if not family.finetunes(args):
+        # Nothing to train: the pretrained model is loaded only at prediction time.
+        state = fresh_state(spec, config.family, args, data.answers)
+        checkpoint.write_zero_shot(out_dir, state, history_columns(family))
+        log.info("%s is zero-shot: wrote %s only", config.family, Path(out_dir) / checkpoint.STATE)
+        return state
+    model = BuiltModel(config.family, args, family.build(args, True))
+    return train(spec, model, data.for_training(model), out_dir)
 
 
 def paths_from_config(config: Mapping[str, Any], dataset: str, model: str, results: str | Path) -> TrainPaths:
     """The train/val inputs of ``model`` on ``dataset`` in the workflow's path grammar."""
-    tokenizer = config["models"][model]["tokenizer"]
+    tokenizer = config["models"][model].get("tokenizer")
     size = config["datasets"][dataset]["image_size"]
     root = Path(results) / "data" / dataset
-    words = config["tokenizers"][tokenizer]["kind"] == "words"
+    words = tokenizer is not None and config["tokenizers"][tokenizer]["kind"] == "words"
     return TrainPaths(
         SplitPaths.from_grammar(results, dataset, "train", size, tokenizer),
         SplitPaths.from_grammar(results, dataset, "val", size, tokenizer),

@@ -19,6 +19,8 @@ from medvqa.evaluate.score import ScoreSpec
 from medvqa.report.published import parse_entries
 from medvqa.report.spec import FigureSpec
 from medvqa.spec import ConfigError
+from medvqa.tiny_checkpoints import tiny_spec
+from medvqa.training.model_config import ModelConfig
 
 IMPORT_KEYS = ("source", "task", "options", "on_bad_sample")
 
@@ -47,15 +49,31 @@ def check_config(config: Mapping[str, Any]) -> None:
         source_spec(spec.source, spec.options, name, spec.task)
         FilterSpec.from_mapping(dataset.get("filters"), where=f"{where}.filters")
         _check_names(f"{where}.tokenizers", dataset.get("tokenizers", []), config["tokenizers"], "tokenizer")
-    for name, model in config["models"].items():
-        if "tokenizer" in model:
-            _check_names(f"models.{name}.tokenizer", [model["tokenizer"]], config["tokenizers"], "tokenizer")
     for name, entry in config.get("pretrained", {}).items():
         _check_names(f"pretrained.{name}.dataset", [entry["dataset"]], config["datasets"], "dataset")
+        tiny_spec(entry.get("kind", "clip"), entry.get("model"), f"pretrained.{name}")
+    for name, model in config["models"].items():
+        _check_model(config, name, model)
     for i, experiment in enumerate(config["experiments"]):
         where = f"experiments[{i}]"
         _check_names(f"{where}.datasets", experiment["datasets"], config["datasets"], "dataset")
         _check_names(f"{where}.models", experiment["models"], config["models"], "model")
+
+
+def _check_model(config: Mapping[str, Any], name: str, model: Mapping[str, Any]) -> None:
+    """The entry's specs, its tokenizer (of the kind its family reads) and its built checkpoints."""
+    where = f"models.{name}"
+    entry = ModelConfig.from_mapping(model, where)
+    if entry.tokenizer is not None:
+        _check_names(f"{where}.tokenizer", [entry.tokenizer], config["tokenizers"], "tokenizer")
+        kind = config["tokenizers"][entry.tokenizer]["kind"]
+        if kind != entry.token_kind:
+            raise ConfigError(f"{where}.tokenizer: {entry.family} reads {entry.token_kind!r} tokens, "
+                              f"tokenizer {entry.tokenizer!r} is of kind {kind!r}")
+    for key, value in entry.model.items():
+        if isinstance(value, str) and value.startswith("results/pretrained/"):
+            built = value.removeprefix("results/pretrained/").split("/")[0]
+            _check_names(f"{where}.model.{key}", [built], config.get("pretrained", {}), "pretrained checkpoint")
 
 
 def _variant_name(base: str, question_type: str, subsample: int | None, base_filters: Mapping) -> str:

@@ -1,6 +1,7 @@
-# Inference of the classifier families:
+# Inference (medvqa.predict), one script for every family:
 #   results/predictions/{dataset}/{model}/{seed}/{split}.parquet
-#       question_id, prediction, confidence, topk_answers, topk_probs
+#       classifiers: question_id, prediction, confidence, topk_answers, topk_probs
+#       generative:  question_id, prediction, confidence, answer_prob, answer_prob_mean, samples
 #   results/predictions/{dataset}/{model}/{seed}/{split}.attention.npy (+ .ids.json)
 #       question-guided attention maps, for the families that have them (cnn_lstm)
 
@@ -16,10 +17,11 @@ rule predict:
         seed=SEED_PATTERN,
     params:
         spec=predict_params,
+        generate=generate_params,
     threads: 2
     resources:
         gpu=1,
-        mem_mb=8000,
+        mem_mb=family_mem_mb,
         runtime=60,
     conda:
         "../envs/train.yaml"
@@ -35,3 +37,14 @@ use rule predict as predict_with_attention with:
     wildcard_constraints:
         model=classifier_models(attention=True),
         seed=SEED_PATTERN,
+
+
+# Generative families decode answers token by token (model.generate settings: generate:).
+use rule predict as generate_answers with:
+    wildcard_constraints:
+        model=models_of(GENERATIVE_FAMILIES),
+        seed=SEED_PATTERN,
+    resources:
+        gpu=1,
+        mem_mb=family_mem_mb,
+        runtime=240,

@@ -8,8 +8,12 @@ def pretrained_entry(wildcards):
 
 
 def pretrained_train_split(wildcards):
-    """The train split whose questions the tiny tokenizer learns."""
+    """The train split whose texts the tiny tokenizer learns."""
     return f"results/data/{pretrained_entry(wildcards)['dataset']}/train.parquet"
+
+
+def pretrained_kind(wildcards):
+    return pretrained_entry(wildcards).get("kind", "clip")
 
 
 def pretrained_model_params(wildcards):
@@ -28,13 +32,28 @@ def pretrained_image_size(wildcards):
 # --- train.smk ---
 
 CLASSIFIER_FAMILIES = ("cnn_lstm", "clip_classifier")
+GENERATIVE_FAMILIES = ("flamingo", "blip", "vlm_sft")
 ATTENTION_FAMILIES = ("cnn_lstm",)
+# Host memory of training / prediction jobs: a VLM is loaded whole before it moves to the GPU.
+FAMILY_MEM_MB = {"cnn_lstm": 16000, "clip_classifier": 16000, "flamingo": 16000, "blip": 16000, "vlm_sft": 64000}
 
 
-def models_of(families):
-    """Wildcard regex of the configured models of ``families``; one that never matches if none."""
-    names = [name for name, entry in config["models"].items() if entry["family"] in families]
+def is_zero_shot(entry):
+    """An entry with model.finetune: false is used as pretrained (vlm_sft zero-shot baselines)."""
+    return entry.get("model", {}).get("finetune", True) is False
+
+
+def name_regex(names):
+    """Wildcard regex of exactly these model names; one that never matches if there is none."""
     return "|".join(names) or "(?!x)x"
+
+
+def models_of(families, zero_shot=None):
+    """Wildcard regex of the configured models of ``families`` (only zero-shot ones, or none, if asked)."""
+    return name_regex(
+        name for name, entry in config["models"].items()
+        if entry["family"] in families and (zero_shot is None or is_zero_shot(entry) == zero_shot)
+    )
 
 
 def classifier_models(attention):
@@ -46,53 +65,66 @@ def model_entry(wildcards):
     return canonical(config["models"][wildcards.model])
 
 
-def model_pretrained_dir(entry):
-    """The workflow-built checkpoint directory a model starts from, if any (hub ids are not files)."""
-    # (not named `checkpoint`: a Snakemake keyword)
-    start = entry.get("model", {}).get("checkpoint")
-    built = {f"results/pretrained/{name}" for name in config.get("pretrained", {})}
-    return start if start in built else None
+def model_pretrained_dirs(entry):
+    """The workflow-built checkpoint directories a model reads (hub ids are not files)."""
+    paths = [v for v in entry.get("model", {}).values() if isinstance(v, str)]
+    built = [f"results/pretrained/{name}" for name in config.get("pretrained", {})]
+    return sorted({d for d in built for p in paths if p == d or p.startswith(f"{d}/")})
 
 
 def split_inputs(dataset, split, tokenizer):
-    """Named inputs of one split, as medvqa.training.data.SplitPaths.from_inputs reads them."""
+    """Named inputs of one split, as medvqa.training.data.SplitPaths.from_inputs reads them
+    (pre-tokenised questions only for the families that read them)."""
     root = f"results/data/{dataset}"
     size = config["datasets"][dataset]["image_size"]
-    return {
+    inputs = {
         split: f"{root}/{split}.parquet",
         f"{split}_images": f"{root}/images_{size}.{split}.npy",
         f"{split}_image_ids": f"{root}/images_{size}.{split}.ids.json",
-        f"{split}_tokens": f"{root}/tokens/{tokenizer}.{split}.parquet",
     }
+    if tokenizer:
+        inputs[f"{split}_tokens"] = f"{root}/tokens/{tokenizer}.{split}.parquet"
+    return inputs
 
 
 def train_inputs(wildcards):
-    """train + val splits, answers.json, the word vocabulary or the pretrained checkpoint."""
+    """train + val splits, answers.json, the word vocabulary, the pretrained checkpoints."""
     entry = config["models"][wildcards.model]
-    tokenizer = entry["tokenizer"]
+    tokenizer = entry.get("tokenizer")
     root = f"results/data/{wildcards.dataset}"
     inputs = {"answers": f"{root}/answers.json"}
     for split in ("train", "val"):
         inputs.update(split_inputs(wildcards.dataset, split, tokenizer))
-    if config["tokenizers"][tokenizer]["kind"] == "words":
+    if tokenizer and config["tokenizers"][tokenizer]["kind"] == "words":
         inputs["vocab"] = f"{root}/tokens/{tokenizer}.vocab.json"
-    if model_pretrained_dir(entry):
-        inputs["checkpoint"] = model_pretrained_dir(entry)
+    if model_pretrained_dirs(entry):
+        inputs["pretrained"] = model_pretrained_dirs(entry)
     return inputs
+
+
+def family_mem_mb(wildcards):
+    return FAMILY_MEM_MB[config["models"][wildcards.model]["family"]]
 
 
 # --- infer.smk ---
 
 def predict_inputs(wildcards):
-    """The run's best checkpoint and the split's parquet, image cache and tokens."""
+    """The run (state.json, + best weights unless zero-shot), the split's parquet, image cache
+    (and tokens), and the pretrained checkpoints the model is rebuilt from."""
+    entry = config["models"][wildcards.model]
     run = f"results/models/{wildcards.dataset}/{wildcards.model}/{wildcards.seed}"
-    tokenizer = config["models"][wildcards.model]["tokenizer"]
-    return {
-        "weights": f"{run}/best.safetensors",
-        "state": f"{run}/state.json",
-        **split_inputs(wildcards.dataset, wildcards.split, tokenizer),
-    }
+    inputs = {"state": f"{run}/state.json", **split_inputs(wildcards.dataset, wildcards.split, entry.get("tokenizer"))}
+    if not is_zero_shot(entry):
+        inputs["weights"] = f"{run}/best.safetensors"
+    if model_pretrained_dirs(entry):
+        inputs["pretrained"] = model_pretrained_dirs(entry)
+    return inputs
 
 
 def predict_params(wildcards):
     return canonical(config.get("predict", {}))
+
+
+def generate_params(wildcards):
+    """A generative model's decoding settings (its entry's generate:); empty for classifiers."""
+    return canonical(config["models"][wildcards.model].get("generate", {}))

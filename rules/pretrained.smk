@@ -1,7 +1,8 @@
-# Tiny stand-ins of pretrained hub checkpoints, built offline:
+# Tiny stand-ins of pretrained hub checkpoints, built offline (medvqa.tiny_checkpoints):
 #   results/pretrained/{name}/  config.json, model.safetensors, tokenizer + processor files
+#   (kind clip_gpt2: clip/ and gpt2/ subdirectories, one checkpoint each)
 
-rule tiny_clip:
+rule tiny_checkpoint:
     input:
         train=pretrained_train_split,
     output:
@@ -11,6 +12,7 @@ rule tiny_clip:
     wildcard_constraints:
         name="|".join(config.get("pretrained", {})) or "(?!x)x",
     params:
+        kind=pretrained_kind,
         model=pretrained_model_params,
         seed=pretrained_seed,
         image_size=pretrained_image_size,

@@ -1,6 +1,8 @@
-# Training of the classifier families:
+# Training, one engine for every family (medvqa.training.engine):
 #   results/models/{dataset}/{model}/{seed}/  best.safetensors, state.json, history.csv
-#   (+ resume/, deliberately not an output: it survives a killed job so the re-run resumes)
+#   (+ resume/, deliberately not an output: it survives a killed job so the re-run resumes;
+#    + adapter/ for vlm_sft LoRA runs: the best adapter in PEFT's own format)
+# Zero-shot entries (model.finetune: false) train nothing: state.json + an empty history.csv.
 
 rule train:
     input:
@@ -12,7 +14,7 @@ rule train:
     log:
         "logs/models/{dataset}/{model}/{seed}/train.log",
     wildcard_constraints:
-        model=models_of(CLASSIFIER_FAMILIES),
+        model=models_of(CLASSIFIER_FAMILIES + GENERATIVE_FAMILIES, zero_shot=False),
         seed=SEED_PATTERN,
     params:
         model=model_entry,
@@ -20,8 +22,32 @@ rule train:
     threads: 2
     resources:
         gpu=1,
-        mem_mb=16000,
+        mem_mb=family_mem_mb,
         runtime=480,
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../workflow_scripts/train.py"
+
+
+rule zero_shot:
+    input:
+        unpack(train_inputs),
+    output:
+        state="results/models/{dataset}/{model}/{seed}/state.json",
+        history="results/models/{dataset}/{model}/{seed}/history.csv",
+    log:
+        "logs/models/{dataset}/{model}/{seed}/train.log",
+    wildcard_constraints:
+        model=models_of(GENERATIVE_FAMILIES, zero_shot=True),
+        seed=SEED_PATTERN,
+    params:
+        model=model_entry,
+        seed="{seed}",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     conda:
         "../envs/train.yaml"
     script:

@@ -1,14 +1,16 @@
-"""Rules predict, predict_with_attention → medvqa.predict.run_prediction."""
+"""Rules predict, predict_with_attention, generate_answers → medvqa.predict.run_prediction."""
 
 from pathlib import Path
 
 from medvqa.io import setup_logging
 from medvqa.predict import PredictSpec, run_prediction
 from medvqa.training.data import SplitPaths
+from medvqa.training.model_config import GenerationSpec
 
 setup_logging(snakemake.log[0])
-out = snakemake.output
-spec = PredictSpec.from_mapping(snakemake.params.spec, where="predict")
+out, params = snakemake.output, snakemake.params
 split = SplitPaths.from_inputs(dict(snakemake.input.items()), snakemake.wildcards.split)
 attention = (out.attention, out.attention_ids) if "attention" in out.keys() else None
-run_prediction(Path(snakemake.input.state).parent, split, out.predictions, spec, attention, snakemake.threads)
+generation = GenerationSpec.from_mapping(params.generate, where=f"models.{snakemake.wildcards.model}.generate")
+spec = PredictSpec.from_mapping(params.spec, where="predict")
+run_prediction(Path(snakemake.input.state).parent, split, out.predictions, spec, attention, snakemake.threads, generation)

@@ -1,10 +1,10 @@
-"""Rule tiny_clip → medvqa.pretrained.write_tiny_clip_from_parquet."""
+"""Rule tiny_checkpoint → medvqa.tiny_checkpoints.write_tiny_checkpoint."""
 
 from medvqa.io import setup_logging
-from medvqa.pretrained import TinyClipSpec, write_tiny_clip_from_parquet
+from medvqa.tiny_checkpoints import write_tiny_checkpoint
 
 setup_logging(snakemake.log[0])
-spec = TinyClipSpec.from_mapping(snakemake.params.model, where=f"pretrained.{snakemake.wildcards.name}.model")
-write_tiny_clip_from_parquet(
-    snakemake.input.train, snakemake.output[0], snakemake.params.image_size, snakemake.params.seed, spec
+params = snakemake.params
+write_tiny_checkpoint(
+    params.kind, snakemake.input.train, snakemake.output[0], params.image_size, params.seed, params.model
 )

@@ -1,4 +1,4 @@
-"""Rule train → medvqa.train.run_training."""
+"""Rules train, zero_shot → medvqa.train.run_training."""
 
 from pathlib import Path
 

@@ -1,17 +1,18 @@
-"""The classifier model families, in one literal dict.
+"""The model families, in one literal dict.
 
-A family (``medvqa.models.common.ModelFamily``) is a frozen bundle of plain functions.
+A family (``medvqa.models.common.ModelFamily``) is a frozen bundle of plain functions; the
+classifier families (``cnn_lstm``, ``clip_classifier``: logits over answers.json) and the
+generative ones (``flamingo``, ``blip``, ``vlm_sft``: answers as generated text) fill the same
+slots, and one training engine and one prediction stage drive them all.
 ``builder_args`` turns a config's ``model:`` sub-mapping plus facts about the data
-(``DataInfo``) into JSON-able builder arguments;
-``build`` turns those arguments into an ``nn.Module``. The arguments are saved in every
-checkpoint, so prediction rebuilds the model from the checkpoint directory alone
-(``build(args, load_pretrained=False)`` followed by loading the saved weights).
+(``DataInfo``) into JSON-able builder arguments; ``build`` turns those arguments into an
+``nn.Module``. The arguments are saved in every checkpoint, so prediction rebuilds the model
+from the checkpoint directory alone (``rebuild_model`` followed by loading the saved weights).
 
-Every module's ``forward(images, input_ids, attention_mask)`` takes
-images (B, 3, H, W) float in [0, 1], input_ids (B, L) int64, attention_mask (B, L) int64/bool
-and returns ``VQAOutput(logits (B, n_answers), attention (B, h, w) or None)``.
+The families' config specs are also listed, without torch, in
+``medvqa.training.model_config.FAMILY_SPECS`` (for the workflow's start-up check).
 
-Adding a family = one new module + one line in ``MODEL_FAMILIES``.
+Adding a family = one new module + one line here (+ its spec in ``FAMILY_SPECS``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any, NamedTuple
 
 from torch import nn
 
-from medvqa.models import clip_classifier, cnn_lstm
+from medvqa.models import blip, clip_classifier, cnn_lstm, flamingo, vlm_sft
 from medvqa.models.common import DataInfo, ModelFamily, VQAOutput
 from medvqa.spec import ConfigError
 
@@ -33,6 +34,9 @@ __all__ = [
 MODEL_FAMILIES: dict[str, ModelFamily] = {
     "cnn_lstm": cnn_lstm.FAMILY,
     "clip_classifier": clip_classifier.FAMILY,
+    "flamingo": flamingo.FAMILY,
+    "blip": blip.FAMILY,
+    "vlm_sft": vlm_sft.FAMILY,
 }
 
 
@@ -57,8 +61,14 @@ def build_model(family: str, model_config: Mapping[str, Any], info: DataInfo) ->
 
 
 def rebuild_model(family: str, args: Mapping[str, Any]) -> BuiltModel:
-    """The architecture of a saved model, without fetching pretrained weights (they get overwritten)."""
-    return BuiltModel(family, dict(args), family_of(family).build(args, False))
+    """The architecture of a saved model, ready for its saved weights.
+
+    A family that saves every weight is rebuilt without fetching pretrained weights (they get
+    overwritten); one that saves only its trainable tensors reloads the frozen rest from the
+    pretrained checkpoint named in ``args``.
+    """
+    trainable_only = family_of(family).saves == "trainable"
+    return BuiltModel(family, dict(args), family_of(family).build(args, trainable_only))
 
 
 def count_parameters(module: nn.Module) -> tuple[int, int]:

@@ -13,42 +13,31 @@ them would be looked up as a token. ``collate`` therefore builds ``decoder_input
 as BLIP's own generate starts) and ``labels`` = the same with -100 on padding; the decoder
 shifts internally (logits[:, t] predict labels[:, t + 1]), so labels[:, 0] is never scored.
 
+Trained by the shared engine (every weight saved; the validation loss selects the best epoch);
+predictions are generated (``predict_split``).
+
 Batch: ids (list[str]); images (B, H, W, 3) uint8; VQA only: input_ids / attention_mask
 (B, Lq), the right-padded question; decoder_input_ids / decoder_attention_mask / labels (B, La).
 """
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pandas as pd
 import torch
 from torch import nn
 
 from medvqa.data.answers import normalise_answer
-from medvqa.models.common import DataInfo, Normalise
+from medvqa.models.common import DataInfo, ModelFamily, Normalise, PredictRun
 from medvqa.models.generative import (
-    IGNORE_INDEX, GenerationSpec, decode_texts, generated_lengths, image_statistics, sequence_confidence,
-    split_new_and_pretrained, stack_images, to_device, to_float,
+    IGNORE_INDEX, TextImageSplit, decode_texts, generate_split, generated_lengths, image_statistics, lm_score,
+    sequence_confidence, split_new_and_pretrained, stack_images, text_image_split, to_device, to_float,
 )
-from medvqa.spec import ConfigError, Spec, check_choice, check_range
-
-
-@dataclasses.dataclass(frozen=True)
-class BlipSpec(Spec):
-    """The ``model:`` sub-mapping of a blip config."""
-
-    checkpoint: str  # hub id or save_pretrained directory (model + BlipProcessor)
-    task: str = "vqa"  # vqa: BlipForQuestionAnswering | caption: BlipForConditionalGeneration
-    freeze_vision: bool = False  # keep the ViT frozen (less memory; the text side still trains)
-    max_question_tokens: int = 32  # question tokens incl. [CLS] and [SEP]
-    max_answer_tokens: int = 24  # answer / caption tokens incl. [DEC] and [SEP]
-
-    def validate(self, where: str) -> None:
-        check_choice(where, "task", self.task, ("vqa", "caption"))
-        check_range(where, "max_question_tokens", self.max_question_tokens, 2)
-        check_range(where, "max_answer_tokens", self.max_answer_tokens, 2)
+from medvqa.spec import ConfigError
+from medvqa.training.model_config import BlipSpec, GenerationSpec
 
 
 def model_class(task: str):
@@ -213,7 +202,7 @@ def _generate(model, states, mask, spec: GenerationSpec, sample: bool):
     out = model.hf.text_decoder.generate(
         input_ids=start, encoder_hidden_states=states, encoder_attention_mask=mask,
         eos_token_id=text.sep_token_id, pad_token_id=text.pad_token_id, max_new_tokens=spec.max_new_tokens,
-        return_dict_in_generate=True, **options,
+        use_cache=spec.use_cache, return_dict_in_generate=True, **options,
     )
     tokens = out.sequences[:, 1:]
     if sample:
@@ -244,3 +233,24 @@ def predict(model: BlipFineTune, batch: Mapping[str, Any], tokenizer, spec: Gene
         {"prediction": t, "answer_prob_product": p, "answer_prob_mean": m, "samples": s}
         for t, p, m, s in zip(texts, product, mean, samples)
     ]
+
+
+def make_collate(args: Mapping[str, Any], answers: Sequence[str] = (), pad_id: int = 0):
+    """The family ``collate``: examples → ``collate`` batches with the checkpoint's tokenizer."""
+    return functools.partial(collate, tokenizer=load_tokenizer(args), args=dict(args))
+
+
+@torch.no_grad()
+def predict_split(
+    module: BlipFineTune, args: Mapping[str, Any], answers: Sequence[str], data: TextImageSplit, run: PredictRun
+) -> tuple[pd.DataFrame, None]:
+    """Generated answers (or captions) of every example of ``data``."""
+    predict_batch = functools.partial(predict, module, tokenizer=load_tokenizer(args), spec=run.generation)
+    return generate_split(data, make_collate(args), run.generation, predict_batch), None
+
+
+# All of BLIP is fine-tuned, so a checkpoint holds every weight.
+FAMILY = ModelFamily(
+    BlipSpec, builder_args, build, param_groups, text_image_split, make_collate, lm_score(loss), predict_split,
+    monitor="val_loss",
+)

@@ -10,30 +10,15 @@ mean/std of the checkpoint's CLIPImageProcessor, applied to tensors inside the m
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
+from medvqa.models import classify
 from medvqa.models.common import DataInfo, ModelFamily, Normalise, VQAOutput, classifier_head
-from medvqa.spec import Spec, check_range
-
-
-@dataclasses.dataclass(frozen=True)
-class ClipClassifierSpec(Spec):
-    """The ``model:`` sub-mapping of a clip_classifier config."""
-
-    checkpoint: str  # hub id or save_pretrained directory of a CLIPModel + processor
-    unfreeze_last: int = 2  # last N blocks of each tower trained, with the projections
-    hidden_dim: int = 512  # hidden layer of the classifier head
-    dropout: float = 0.2  # head dropout
-
-    def validate(self, where: str) -> None:
-        check_range(where, "unfreeze_last", self.unfreeze_last, 0)
-        check_range(where, "hidden_dim", self.hidden_dim, 1)
-        check_range(where, "dropout", self.dropout, 0.0, 0.9)
+from medvqa.training.model_config import ClipClassifierSpec
 
 
 def builder_args(model_config: Mapping[str, Any], info: DataInfo) -> dict[str, Any]:
@@ -106,4 +91,7 @@ def param_groups(model: ClipClassifier) -> dict[str, list[nn.Parameter]]:
     return {"backbone": backbone, "head": [p for p in model.parameters() if id(p) not in ids]}
 
 
-FAMILY = ModelFamily("hf", ClipClassifierSpec, builder_args, build, param_groups)
+FAMILY = ModelFamily(
+    ClipClassifierSpec, builder_args, build, param_groups,
+    classify.dataset, classify.collate, classify.score, classify.predict,
+)

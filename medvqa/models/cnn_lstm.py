@@ -8,41 +8,20 @@ ResNet18 cut after ``stages: 3`` so 64 px images still give a 4×4 attention map
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
+from medvqa.models import classify
 from medvqa.models.common import DataInfo, ModelFamily, Normalise, VQAOutput, classifier_head
-from medvqa.spec import ConfigError, Spec, check_choice, check_range
+from medvqa.training.model_config import CnnLstmSpec
+from medvqa.spec import ConfigError
 
 # torchvision's own normalisation for its ImageNet weights.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-RESNETS = ("resnet18", "resnet34", "resnet50")
-
-
-@dataclasses.dataclass(frozen=True)
-class CnnLstmSpec(Spec):
-    """The ``model:`` sub-mapping of a cnn_lstm config."""
-
-    backbone: str = "resnet50"  # resnet18 | resnet34 | resnet50
-    pretrained: bool = True  # ImageNet weights (torchvision); false = random init
-    stages: int = 4  # residual stages kept (3 halves the feature stride: 16 instead of 32)
-    embed_dim: int = 300  # word embedding size
-    hidden_dim: int = 512  # LSTM size per direction
-    attention_dim: int = 512  # joint space of the attention
-    classifier_dim: int = 1024  # hidden layer of the classifier
-    dropout: float = 0.5  # classifier dropout
-
-    def validate(self, where: str) -> None:
-        check_choice(where, "backbone", self.backbone, RESNETS)
-        check_range(where, "stages", self.stages, 1, 4)
-        for key in ("embed_dim", "hidden_dim", "attention_dim", "classifier_dim"):
-            check_range(where, key, getattr(self, key), 1)
-        check_range(where, "dropout", self.dropout, 0.0, 0.9)
 
 
 def builder_args(model_config: Mapping[str, Any], info: DataInfo) -> dict[str, Any]:
@@ -142,4 +121,7 @@ def param_groups(model: CnnLstm) -> dict[str, list[nn.Parameter]]:
     return {"backbone": backbone, "head": [p for p in model.parameters() if id(p) not in ids]}
 
 
-FAMILY = ModelFamily("words", CnnLstmSpec, builder_args, build, param_groups)
+FAMILY = ModelFamily(
+    CnnLstmSpec, builder_args, build, param_groups,
+    classify.dataset, classify.collate, classify.score, classify.predict,
+)

@@ -1,15 +1,43 @@
-"""Types and small layers shared by the classifier families."""
+"""The family interface (``ModelFamily``) and the types and small layers the families share.
+
+A family is a frozen bundle of plain functions; classifier and generative families fill the
+same slots, so the training engine (``medvqa.training.engine``) and the prediction stage
+(``medvqa.predict``) call only these and never ask which family they hold:
+
+  builder_args(model_config, DataInfo) → args    JSON-able, saved in every checkpoint
+  build(args, load_pretrained) → nn.Module       the module (pretrained weights on request)
+  param_groups(module) → {"backbone", "head"}    the two learning-rate groups
+  dataset(SplitPaths, answers) → Dataset         one split's items, read from the stage files
+  collate(args, answers, pad_id) → fn(items)     training / validation batches
+  score(module, batch, Step) → BatchScore        the loss to minimise (+ accuracy, classifiers)
+  predict(module, args, answers, Dataset, PredictRun) → (DataFrame, attention | None)
+  finetunes(args) → bool                         False: zero-shot, nothing is trained
+
+plus ``monitor`` (the validation metric that selects the best epoch: ``val_accuracy`` is
+maximised, ``val_loss`` minimised), ``saves`` (which tensors a checkpoint holds: ``all``, or
+``trainable`` when the frozen rest is reloaded from the pretrained checkpoint) and an
+optional ``export(module, out_dir)`` that writes the best model in its ecosystem's own format
+(e.g. a PEFT adapter).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
+import pandas as pd
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
+from medvqa.training.model_config import GenerationSpec
 from medvqa.spec import Spec
+from medvqa.training.spec import AugmentSpec
+
+MONITORS = ("val_accuracy", "val_loss")
+SAVES = ("all", "trainable")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,20 +50,65 @@ class DataInfo:
     pad_id: int = 0  # id the collator pads questions with (masked out by attention_mask)
 
 
+class Step(NamedTuple):
+    """What ``score`` needs besides the module and the batch."""
+
+    device: torch.device
+    training: bool  # a training step (augmentation, label smoothing) or an evaluation
+    augment: AugmentSpec | None = None  # classifier families: image augmentation of training batches
+    label_smoothing: float = 0.0  # classifier families: of the training cross-entropy
+
+
+class BatchScore(NamedTuple):
+    loss: torch.Tensor  # scalar: mean loss over the scored targets (what backward() gets)
+    scored: int  # targets in that mean: questions with an in-vocabulary answer, or answer tokens
+    seen: int  # questions in the batch
+    correct: int | None  # questions answered right (classifiers); None: the family has no accuracy
+
+
+class PredictRun(NamedTuple):
+    """Run settings of the prediction stage (``predict:`` of the config + a model's ``generate:``)."""
+
+    device: torch.device
+    batch_size: int = 64  # classifiers' batch (generative families: generation.batch_size)
+    top_k: int = 5  # classifiers: answers with probabilities kept per question
+    generation: GenerationSpec = GenerationSpec()  # generative families: how answers are decoded
+
+
+def always(args: Mapping[str, Any]) -> bool:
+    return True
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelFamily:
-    token_kind: str  # the tokenizer kind its questions must be encoded with: "words" | "hf"
-    spec: type[Spec]  # the family's ``model:`` sub-mapping (checked without loading any weights)
-    # (the config's model: sub-mapping, data facts) → JSON-able builder arguments
+    spec: type[Spec]  # the ``model:`` sub-mapping (checked without loading any weights)
     builder_args: Callable[[Mapping[str, Any], DataInfo], dict[str, Any]]
     build: Callable[[Mapping[str, Any], bool], nn.Module]  # (args, load_pretrained) → module
-    # {"backbone": [...], "head": [...]}: the two learning-rate groups of the parameters
     param_groups: Callable[[nn.Module], dict[str, list[nn.Parameter]]]
+    dataset: Callable[[Any, Sequence[str]], Dataset]  # (medvqa.training.data.SplitPaths, answers)
+    collate: Callable[[Mapping[str, Any], Sequence[str], int], Callable[[list], Any]]
+    score: Callable[[nn.Module, Any, Step], BatchScore]
+    predict: Callable[[nn.Module, Mapping[str, Any], Sequence[str], Dataset, PredictRun],
+                      tuple[pd.DataFrame, Any]]
+    monitor: str = "val_accuracy"  # val_accuracy (higher is better) | val_loss (lower is better)
+    saves: str = "all"  # all | trainable
+    finetunes: Callable[[Mapping[str, Any]], bool] = always
+    export: Callable[[nn.Module, Path], None] | None = None
+
+    def __post_init__(self) -> None:
+        if self.monitor not in MONITORS or self.saves not in SAVES:
+            raise ValueError(f"monitor must be one of {MONITORS} and saves one of {SAVES}")
 
 
 class VQAOutput(NamedTuple):
     logits: torch.Tensor  # (B, n_answers)
     attention: torch.Tensor | None  # (B, h, w) question-guided attention over the image, if any
+
+
+def autocast(device: torch.device, precision: str):
+    """Mixed precision on CUDA for bf16/fp16; a no-op context for fp32."""
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
 
 
 class Normalise(nn.Module):

@@ -5,7 +5,9 @@ on the answer tokens (optionally plus a classification head over answers.json).
 Checkpoints: ``CLIPVisionModel.from_pretrained(vision)`` (e.g. ``openai/clip-vit-base-patch32``)
 and ``GPT2LMHeadModel.from_pretrained(lm)`` + its tokenizer (e.g. ``gpt2``), hub ids or
 save_pretrained directories (``medvqa.tiny_hf.write_tiny_clip_gpt2``). Only the resampler,
-the cross-attention blocks (with their gates) and the classification head are trained.
+the cross-attention blocks (with their gates) and the classification head are trained, and only
+they are saved (``FAMILY.saves == "trainable"``): a rebuild reloads CLIP and GPT-2 from their
+checkpoints. The shared engine trains it on the LM loss and selects on the validation loss.
 
 The GPT-2 blocks are run in this module's own loop (``FlamingoVQA.forward``) so the visual
 tokens are an explicit argument of every layer. Sequences are left-padded; position ids count
@@ -19,50 +21,25 @@ prompt token in input_ids; class_labels (B,) = index in answers.json or -100; id
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pandas as pd
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from medvqa.data.answers import normalise_answer
-from medvqa.models.common import DataInfo, Normalise
+from medvqa.models.common import DataInfo, ModelFamily, Normalise, PredictRun
+from medvqa.models.flamingo_generate import predict
 from medvqa.models.flamingo_layers import FlamingoLayer, GatedCrossAttention, PerceiverResampler
 from medvqa.models.generative import (
-    IGNORE_INDEX, image_statistics, pad_left, split_new_and_pretrained, stack_images, to_device, to_float,
+    IGNORE_INDEX, TextImageSplit, generate_split, image_statistics, lm_score, pad_left, split_new_and_pretrained,
+    stack_images, text_image_split, to_device, to_float,
 )
-from medvqa.spec import ConfigError, Spec, check_choice, check_range
-
-
-@dataclasses.dataclass(frozen=True)
-class FlamingoSpec(Spec):
-    """The ``model:`` sub-mapping of a flamingo config."""
-
-    vision: str  # CLIP hub id or directory (CLIPVisionModel.from_pretrained), frozen
-    lm: str  # GPT-2 hub id or directory (GPT2LMHeadModel + tokenizer), frozen
-    cross_attn_every: int = 1  # a gated cross-attention block before every k-th GPT-2 block
-    num_latents: int = 64  # visual tokens the perceiver resampler outputs
-    resampler_depth: int = 2  # cross-attention layers of the resampler
-    heads: int = 8  # attention heads of the resampler and the gated blocks
-    ff_mult: int = 4  # hidden width of the new feed-forward layers, × model width
-    answer_head: str = "generate"  # generate: answers are generated | classify: + a head over answers.json
-    classifier_weight: float = 1.0  # weight of the head's cross-entropy added to the LM loss
-    prompt: str = "Question: {question} Answer:"  # {question} is filled in (with "" for captions)
-    max_prompt_tokens: int = 64  # longer prompts keep their last tokens (the "Answer:" cue)
-    max_answer_tokens: int = 16  # target tokens before <eos>
-
-    def validate(self, where: str) -> None:
-        for key in ("cross_attn_every", "num_latents", "resampler_depth", "heads", "ff_mult",
-                    "max_prompt_tokens", "max_answer_tokens"):
-            check_range(where, key, getattr(self, key), 1)
-        check_choice(where, "answer_head", self.answer_head, ("generate", "classify"))
-        check_range(where, "classifier_weight", self.classifier_weight, 0.0)
-        try:
-            self.prompt.format(question="")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ConfigError(f"{where}: prompt {self.prompt!r} may hold only the placeholder {{question}}") from exc
+from medvqa.spec import ConfigError
+from medvqa.training.model_config import FlamingoSpec
 
 
 def builder_args(model_config: Mapping[str, Any], info: DataInfo) -> dict[str, Any]:
@@ -225,3 +202,27 @@ def loss(model: FlamingoVQA, batch: Mapping[str, Any]) -> torch.Tensor:
         head = F.cross_entropy(class_logits, batch["class_labels"], ignore_index=IGNORE_INDEX)
         total = total + model.classifier_weight * head
     return total
+
+
+def make_collate(args: Mapping[str, Any], answers: Sequence[str], pad_id: int = 0):
+    """The family ``collate``: examples → ``collate`` batches with the checkpoint's tokenizer."""
+    return functools.partial(collate, tokenizer=load_tokenizer(args), args=dict(args), answers=list(answers))
+
+
+@torch.no_grad()
+def predict_split(
+    module: FlamingoVQA, args: Mapping[str, Any], answers: Sequence[str], data: TextImageSplit, run: PredictRun
+) -> tuple[pd.DataFrame, None]:
+    """Generated (or, with ``answer_head: classify``, classified) answers of every example of ``data``."""
+    generator = torch.Generator(run.device).manual_seed(0)  # the sampled answers are reproducible
+    predict_batch = functools.partial(
+        predict, module, tokenizer=load_tokenizer(args), spec=run.generation, answers=answers, generator=generator
+    )
+    return generate_split(data, make_collate(args, answers), run.generation, predict_batch), None
+
+
+# Only the new layers train; the frozen CLIP and GPT-2 come back from their checkpoints.
+FAMILY = ModelFamily(
+    FlamingoSpec, builder_args, build, param_groups, text_image_split, make_collate, lm_score(loss), predict_split,
+    monitor="val_loss", saves="trainable",
+)

@@ -8,14 +8,15 @@ returns one prediction dict per row (see ``medvqa.models.generative``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from medvqa.models.flamingo import FlamingoVQA
-from medvqa.models.generative import (
-    GenerationSpec, decode_texts, generated_lengths, sequence_confidence, to_device, to_float,
-)
+from medvqa.models.generative import decode_texts, generated_lengths, sequence_confidence, to_device, to_float
+from medvqa.training.model_config import GenerationSpec
+
+if TYPE_CHECKING:  # flamingo.py imports this module for its FAMILY
+    from medvqa.models.flamingo import FlamingoVQA
 
 
 @torch.no_grad()

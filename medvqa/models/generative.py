@@ -1,4 +1,5 @@
-"""Data and decoding helpers shared by the generative families (``flamingo``, ``blip``).
+"""Data, loss and decoding helpers shared by the generative families (``flamingo``, ``blip``,
+``vlm_sft``).
 
 Reads, for one split (see ``medvqa.training.data`` for the classifier version):
   results/data/{dataset}/{split}.parquet            question_id, image_id, question, answer
@@ -14,41 +15,32 @@ tokens per example and tokenising it per batch costs far less than the model's f
 An *example* is a dict ``{"id": str, "image": (H, W, 3) uint8 tensor, "question": str,
 "answer": str}`` (VQA) or ``{"id": str, "image": ..., "caption": str}`` (captioning).
 A *prediction* is a dict ``{"prediction": str, "answer_prob_product": float,
-"answer_prob_mean": float, "samples": list[str]}``.
+"answer_prob_mean": float, "samples": list[str]}``; ``generate_split`` turns a split's into the
+predictions table of ``medvqa.generation`` (question_id, prediction, confidence, answer_prob,
+answer_prob_mean, samples).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
 
 from medvqa.data.images import load_image_cache
 from medvqa.data.schema import read_text_columns, task_of
-from medvqa.spec import Spec, check_range
+from medvqa.generation import prediction_frame
+from medvqa.models.common import BatchScore, Step
+from medvqa.training.model_config import GenerationSpec
+from medvqa.training.data import SplitPaths
 
 IGNORE_INDEX = -100  # label of a position that adds no loss (prompt, padding)
-
-
-@dataclasses.dataclass(frozen=True)
-class GenerationSpec(Spec):
-    """How predictions are generated (the ``predict:`` sub-mapping of a generative model config)."""
-
-    max_new_tokens: int = 16  # longest generated answer / caption, in tokens
-    num_samples: int = 0  # answers sampled per question for calibration studies (0 = none)
-    temperature: float = 1.0  # sampling temperature of those samples
-    use_cache: bool = True  # flamingo: KV-cache; false re-runs the whole prefix every step (O(T^2))
-
-    def validate(self, where: str) -> None:
-        check_range(where, "max_new_tokens", self.max_new_tokens, 1)
-        check_range(where, "num_samples", self.num_samples, 0)
-        check_range(where, "temperature", self.temperature, 1e-6)
 
 
 class TextImageSplit(Dataset):
@@ -67,6 +59,10 @@ class TextImageSplit(Dataset):
         if unknown:
             raise ValueError(f"{images} lacks image_id {unknown[0]!r} ({len(unknown)} missing)")
         self.image_rows = rows["image_id"].astype(str).map(row_of).to_numpy(np.int64)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.images.shape[1])
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -160,3 +156,35 @@ def split_new_and_pretrained(model: nn.Module, pretrained: Sequence[nn.Module]) 
         "backbone": [p for p in trainable if id(p) in inside],
         "head": [p for p in trainable if id(p) not in inside],
     }
+
+
+def text_image_split(paths: SplitPaths, answers: Sequence[str] = ()) -> TextImageSplit:
+    """The family ``dataset`` function: a split's text and cached images (no pre-tokenised text)."""
+    return TextImageSplit(paths.parquet, paths.images, paths.image_ids)
+
+
+def answer_tokens(labels: torch.Tensor) -> int:
+    """Target tokens of a batch whose model shifts internally (logits[:, t] predict labels[:, t + 1])."""
+    return int((labels[:, 1:] != IGNORE_INDEX).sum())
+
+
+def lm_score(loss_fn: Callable[[nn.Module, Mapping[str, Any]], torch.Tensor]):
+    """The family ``score`` function of a language-model ``loss_fn(model, batch)`` (mean over target
+    tokens): no accuracy, the validation metric is the loss."""
+
+    def score(module: nn.Module, batch: Mapping[str, Any], step: Step) -> BatchScore:
+        return BatchScore(loss_fn(module, batch), answer_tokens(batch["labels"]), len(batch["ids"]), None)
+
+    return score
+
+
+def generate_split(
+    data: Dataset, collate: Callable[[list], Mapping[str, Any]], spec: GenerationSpec,
+    predict_batch: Callable[[Mapping[str, Any]], list[dict[str, Any]]],
+) -> pd.DataFrame:
+    """Predictions of every item of ``data`` in order → the predictions table (``medvqa.generation``)."""
+    results = []
+    loader = DataLoader(data, batch_size=spec.batch_size, shuffle=False, collate_fn=collate)
+    for batch in tqdm(loader, desc="generate", leave=False, mininterval=5):
+        results += [{"id": i, **row} for i, row in zip(batch["ids"], predict_batch(batch))]
+    return prediction_frame(results, spec.confidence)

@@ -2,12 +2,16 @@
 (Qwen2-VL, Qwen2.5-VL, InternVL3-hf, LLaVA-1.5, LLaVA-NeXT, ...) with optional LoRA / QLoRA.
 
 Reads a checkpoint directory or hub id (config.json, weights, tokenizer, chat template,
-processor); for inference with an adapter also ``{model_dir}/adapter_config.json`` +
-``adapter_model.safetensors`` written by ``medvqa.models.vlm_train.train_vlm``.
+processor). Trained by the shared engine (``medvqa.training.engine``) with the language-model
+loss on the answer tokens; the validation loss selects the best epoch. A run directory holds
+  best.safetensors   the LoRA weights of the best epoch (only they train; ``saves="trainable"``)
+  adapter/           the same adapter as ``PeftModel.save_pretrained`` writes it, for use
+                     outside medvqa: ``PeftModel.from_pretrained(base, run_dir / "adapter")``
+  state.json, history.csv (epoch, train_loss, val_loss, lr, seconds)
 
 Two config entries per checkpoint give the paper's comparison:
-  zero-shot   ``finetune: false``  → the base model as loaded (no adapter)
-  fine-tuned  ``finetune: true``   → base + LoRA adapter (``PeftModel.from_pretrained``)
+  zero-shot   ``finetune: false``  → the base model as loaded (no adapter; state.json only)
+  fine-tuned  ``finetune: true``   → base + LoRA adapter
 
 Per-architecture facts (end-of-turn token, LoRA targets) live in ``ARCHITECTURES``, keyed by
 ``config.model_type``; an unknown model_type falls back to the tokenizer's eos and the usual
@@ -19,18 +23,23 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
+from torch import nn
 
-from medvqa.models.vlm_collate import PromptFormat
-from medvqa.spec import ConfigError, Spec, check_choice, check_range
+from medvqa.generation import generate_answers, prediction_frame
+from medvqa.models.common import BatchScore, DataInfo, ModelFamily, PredictRun, Step
+from medvqa.models.generative import TextImageSplit, answer_tokens, text_image_split
+from medvqa.models.vlm_collate import PromptFormat, VlmCollator
+from medvqa.spec import ConfigError
+from medvqa.training.model_config import VlmSftSpec
 
 log = logging.getLogger(__name__)
 
-QUANTIZATIONS = ("none", "4bit")
-DTYPES = ("auto", "float32", "bfloat16", "float16")
 ATTENTION_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
@@ -55,48 +64,6 @@ ARCHITECTURES: dict[str, VlmArchitecture] = {
 FALLBACK_ARCHITECTURE = VlmArchitecture(None)
 
 
-@dataclasses.dataclass(frozen=True)
-class VlmSftSpec(Spec):
-    """The ``model:`` sub-mapping of a ``vlm_sft`` config entry."""
-
-    checkpoint: str  # hub id (Qwen/Qwen2-VL-2B-Instruct) or a save_pretrained directory
-    finetune: bool = True  # false: zero-shot base model, no adapter
-    lora_r: int = 16  # LoRA rank
-    lora_alpha: int = 32  # LoRA scale numerator (scale = alpha / r)
-    lora_dropout: float = 0.05
-    lora_target_modules: tuple[str, ...] | None = None  # module names; None = the architecture's default
-    lora_language_model_only: bool = True  # false: also wrap same-named modules of the vision tower
-    quantization: str = "none"  # none | 4bit (QLoRA: NF4 base weights; needs the bitsandbytes package)
-    gradient_checkpointing: bool = False  # recompute activations: less memory, ~30% slower
-    dtype: str = "auto"  # auto (bfloat16 on CUDA, float32 on CPU) | float32 | bfloat16 | float16
-    attn_implementation: str = "sdpa"  # sdpa | eager | flash_attention_2
-    min_pixels: int | None = None  # Qwen-VL processors: fewest pixels an image is resized to
-    max_pixels: int | None = None  # Qwen-VL processors: most pixels (caps the image tokens)
-    processor_kwargs: dict = dataclasses.field(default_factory=dict)  # more AutoProcessor.from_pretrained kwargs
-    instruction: str = "Answer briefly."  # appended to every question
-    system_prompt: str | None = None  # None = the chat template's default
-    end_of_turn: str | None = None  # None = the architecture's (ARCHITECTURES) token
-
-    @classmethod
-    def from_mapping(cls, mapping, where: str = "") -> VlmSftSpec:
-        mapping = dict(mapping or {})
-        if mapping.get("lora_target_modules") is not None:  # YAML gives a list; the frozen spec keeps a tuple
-            mapping["lora_target_modules"] = tuple(mapping["lora_target_modules"])
-        return super().from_mapping(mapping, where)
-
-    def validate(self, where: str) -> None:
-        check_range(where, "lora_r", self.lora_r, 1)
-        check_range(where, "lora_alpha", self.lora_alpha, 1)
-        check_range(where, "lora_dropout", self.lora_dropout, 0.0, 1.0)
-        check_choice(where, "quantization", self.quantization, QUANTIZATIONS)
-        check_choice(where, "dtype", self.dtype, DTYPES)
-        if self.quantization != "none" and not self.finetune:
-            raise ConfigError(f"{where}: quantization is for QLoRA fine-tuning; set finetune: true")
-        for key in ("min_pixels", "max_pixels"):
-            if getattr(self, key) is not None:
-                check_range(where, key, getattr(self, key), 28 * 28)
-
-
 def model_type_of(model) -> str:
     """``config.model_type`` of a loaded model (a PeftModel is looked through)."""
     config = model.get_base_model().config if hasattr(model, "get_base_model") else model.config
@@ -116,9 +83,11 @@ def prompt_format(spec: VlmSftSpec, processor, model_type: str) -> PromptFormat:
     return PromptFormat(end_of_turn=end, instruction=spec.instruction, system_prompt=spec.system_prompt)
 
 
-def torch_dtype(spec: VlmSftSpec, device: torch.device) -> torch.dtype:
+def torch_dtype(spec: VlmSftSpec, device: torch.device | None = None) -> torch.dtype:
+    """auto: bfloat16 on CUDA (or, without a device, whenever a GPU is present), else float32."""
     if spec.dtype == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
+        cuda = device.type == "cuda" if device is not None else torch.cuda.is_available()
+        return torch.bfloat16 if cuda else torch.float32
     return getattr(torch, spec.dtype)
 
 
@@ -155,11 +124,12 @@ def load_processor(spec: VlmSftSpec):
     return processor
 
 
-def load_base_model(spec: VlmSftSpec, device: torch.device):
-    """The pretrained model in eval mode on ``device`` (4-bit when the spec asks for QLoRA)."""
+def load_base_model(spec: VlmSftSpec, device: torch.device, dtype: torch.dtype | None = None):
+    """The pretrained model in eval mode on ``device`` (4-bit when the spec asks for QLoRA), in
+    ``dtype`` (default: the spec's dtype for ``device``)."""
     from transformers import AutoModelForImageTextToText
 
-    dtype = torch_dtype(spec, device)
+    dtype = dtype or torch_dtype(spec, device)
     quant = quantization_config(spec, dtype)
     # A device map loads the weights straight onto the GPU (and is required for 4-bit weights).
     on_cpu = device.type == "cpu" and quant is None
@@ -241,3 +211,94 @@ def describe(model: Any) -> dict[str, int]:
     """Parameter counts of a (possibly LoRA-wrapped) model."""
     total = sum(p.numel() for p in model.parameters())
     return {"parameters": total, "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+
+
+# --- the family functions (see medvqa.models.common.ModelFamily) -----------------------------
+
+def spec_of(args: Mapping[str, Any]) -> VlmSftSpec:
+    return VlmSftSpec.from_mapping({k: v for k, v in args.items() if k != "model_type"}, "vlm_sft model")
+
+
+def builder_args(model_config: Mapping[str, Any], info: DataInfo) -> dict[str, Any]:
+    """The spec + the checkpoint's model_type (it picks the end-of-turn token and LoRA targets)."""
+    from transformers import AutoConfig
+
+    spec = VlmSftSpec.from_mapping(model_config, "vlm_sft model")
+    return {**spec.to_dict(), "model_type": AutoConfig.from_pretrained(spec.checkpoint).model_type}
+
+
+def build(args: Mapping[str, Any], load_pretrained: bool) -> nn.Module:
+    """The base model (+ LoRA when fine-tuned) on the CPU; the engine moves it to its device.
+
+    4-bit weights cannot move, so QLoRA loads straight onto the current GPU.
+    """
+    from transformers import AutoConfig, AutoModelForImageTextToText
+
+    spec = spec_of(args)
+    if load_pretrained:
+        quantised = spec.quantization != "none"
+        device = torch.device("cuda", torch.cuda.current_device()) if quantised else torch.device("cpu")
+        model = load_base_model(spec, device, torch_dtype(spec))
+    else:
+        config = AutoConfig.from_pretrained(spec.checkpoint)
+        model = AutoModelForImageTextToText.from_config(config, dtype=torch_dtype(spec)).eval()
+    return wrap_lora(spec, model) if spec.finetune else model.requires_grad_(False)
+
+
+def param_groups(model: nn.Module) -> dict[str, list[nn.Parameter]]:
+    """Only the LoRA adapters train, and they are new: one "head" group."""
+    return {"backbone": [], "head": [p for p in model.parameters() if p.requires_grad]}
+
+
+def make_collate(args: Mapping[str, Any], answers: Sequence[str] = (), pad_id: int = 0) -> VlmCollator:
+    """Training batches: right-padded chat prompts + answers, labels on the answer tokens only."""
+    spec = spec_of(args)
+    processor = load_processor(spec)
+    return VlmCollator(processor, prompt_format(spec, processor, args["model_type"]))
+
+
+def score(module: nn.Module, batch: Mapping[str, torch.Tensor], step: Step) -> BatchScore:
+    """The model's mean next-token loss over the answer (+ end-of-turn) tokens."""
+    batch = {k: v.to(step.device, non_blocking=True) for k, v in batch.items()}
+    # No KV cache in training: it is unused and clashes with gradient checkpointing.
+    loss = module(**batch, use_cache=False).loss
+    return BatchScore(loss, answer_tokens(batch["labels"]), int(batch["input_ids"].shape[0]), None)
+
+
+@torch.no_grad()
+def predict_split(
+    module: nn.Module, args: Mapping[str, Any], answers: Sequence[str], data: TextImageSplit, run: PredictRun
+) -> tuple[pd.DataFrame, None]:
+    """Generated answers of every question of ``data`` (left-padded batches, ``medvqa.generation``)."""
+    spec = spec_of(args)
+    processor = load_processor(spec)
+    fmt = prompt_format(spec, processor, args["model_type"])
+    collate = VlmCollator(processor, fmt, with_labels=False, padding_side="left")
+    stops = generation_stop_ids(module, processor, fmt)
+    results = generate_answers(module, collate, data, processor.tokenizer, run.generation, stops)
+    return prediction_frame(results, run.generation.confidence), None
+
+
+def export_adapter(module: nn.Module, out_dir: Path) -> None:
+    """``out_dir/adapter``: adapter_config.json + adapter_model.safetensors (PEFT's own format)."""
+    module.save_pretrained(Path(out_dir) / "adapter")
+
+
+def finetunes(args: Mapping[str, Any]) -> bool:
+    return bool(args["finetune"])
+
+
+def load_trained(model_dir: str | Path, device: str | torch.device = "cpu"):
+    """(model, processor, spec) of a run directory (zero-shot: the base model) on ``device``."""
+    # Imported here: the checkpoint module imports medvqa.models, whose registry imports this module.
+    from medvqa.training.checkpoint import load_checkpoint
+
+    model, state = load_checkpoint(model_dir)
+    spec = spec_of(state["args"])
+    return model.module.to(device).eval(), load_processor(spec), spec
+
+
+FAMILY = ModelFamily(
+    VlmSftSpec, builder_args, build, param_groups, text_image_split, make_collate, score, predict_split,
+    monitor="val_loss", saves="trainable", finetunes=finetunes, export=export_adapter,
+)

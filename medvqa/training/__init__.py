@@ -1,2 +1,2 @@
-"""The training engine shared by the classifier families: data over the image cache and
-pre-tokenised questions, tensor augmentation, checkpoints and the training loop."""
+"""The training engine shared by every model family: data over the image cache, tensor
+augmentation, checkpoints and the one training loop (``medvqa.training.engine``)."""

@@ -11,32 +11,12 @@ lung?"), so ``flip`` is off unless a dataset's answers are side-free.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import torch
 from torch.nn import functional as F
 
-from medvqa.spec import Spec, check_range
-
-
-@dataclasses.dataclass(frozen=True)
-class AugmentSpec(Spec):
-    enabled: bool = True  # false = the images as cached
-    crop_scale: float = 0.8  # smallest area fraction of the random resized crop (1 = no crop)
-    crop_ratio: float = 1.25  # largest aspect-ratio change of the crop (1 = square crops)
-    rotation: float = 10.0  # largest rotation, degrees
-    flip: bool = False  # random horizontal flip (swaps left and right!)
-    brightness: float = 0.2  # brightness factor drawn from [1 - b, 1 + b]
-    contrast: float = 0.2  # contrast factor drawn from [1 - c, 1 + c]
-    saturation: float = 0.0  # saturation factor drawn from [1 - s, 1 + s]
-
-    def validate(self, where: str) -> None:
-        check_range(where, "crop_scale", self.crop_scale, 0.05, 1.0)
-        check_range(where, "crop_ratio", self.crop_ratio, 1.0, 4.0)
-        check_range(where, "rotation", self.rotation, 0.0, 180.0)
-        for key in ("brightness", "contrast", "saturation"):
-            check_range(where, key, getattr(self, key), 0.0, 1.0)
+from medvqa.training.spec import AugmentSpec
 
 
 def _uniform(n: int, low: float, high: float) -> torch.Tensor:

@@ -1,9 +1,11 @@
 """Checkpoint files of one training run, and rebuilding a model from them.
 
 Layout of ``results/models/{dataset}/{model}/{seed}/``:
-  best.safetensors   weights of the epoch with the best validation accuracy   (final output)
-  state.json         family, builder args, answers, spec, epoch, best epoch/metric (final output)
-  history.csv        epoch, train/val loss and accuracy, lr, seconds            (final output)
+  best.safetensors   weights of the epoch with the best validation metric       (final output)
+                     (every weight, or only the trainable ones for families with
+                     ``saves="trainable"``: the frozen rest is the pretrained checkpoint)
+  state.json         family, builder args, answers, spec, monitor, epoch, best epoch/metric
+  history.csv        epoch, train/val loss (+ accuracy for classifiers), lr, seconds
   resume/            written every epoch while training, read when a killed run is re-run:
     last.safetensors   weights after the last finished epoch
     last.pt            optimizer, scheduler, grad-scaler and RNG state (torch.load weights_only)
@@ -13,6 +15,9 @@ Layout of ``results/models/{dataset}/{model}/{seed}/``:
 
 The final outputs appear only when training ends, so a workflow manager that deletes the
 outputs of a killed job leaves ``resume/`` in place for the re-run.
+
+A zero-shot run (a family whose ``finetunes(args)`` is false) has state.json with epoch 0 and
+a header-only history.csv, and no weights: prediction uses the pretrained model as it is.
 """
 
 from __future__ import annotations
@@ -30,35 +35,53 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from medvqa.io import atomic_path, read_json, write_csv, write_json
-from medvqa.models import BuiltModel, rebuild_model
+from medvqa.models import BuiltModel, family_of, rebuild_model
 
 log = logging.getLogger(__name__)
 
 WEIGHTS, STATE, HISTORY, RESUME = "best.safetensors", "state.json", "history.csv", "resume"
 
 
-def save_weights(module: nn.Module, path: str | Path) -> None:
-    """The module's state dict (weights and buffers) as safetensors."""
+def saved_tensors(module: nn.Module, trainable_only: bool = False) -> dict[str, torch.Tensor]:
+    """The module's state dict (weights and buffers), or only its trainable parameters."""
+    if trainable_only:
+        return {name: p for name, p in module.named_parameters() if p.requires_grad}
+    return module.state_dict()
+
+
+def save_weights(module: nn.Module, path: str | Path, trainable_only: bool = False) -> None:
+    """``saved_tensors`` as safetensors."""
     # Every tensor gets its own CPU copy: on CUDA, cuDNN packs the LSTM weights into one
     # buffer, which safetensors would refuse as shared storage.
-    state = {name: t.detach().to("cpu", copy=True).contiguous() for name, t in module.state_dict().items()}
+    state = {
+        name: t.detach().to("cpu", copy=True).contiguous() for name, t in saved_tensors(module, trainable_only).items()
+    }
     with atomic_path(path) as tmp:
         save_file(state, str(tmp))
 
 
-def load_weights(module: nn.Module, path: str | Path) -> None:
-    module.load_state_dict(load_file(str(path), device="cpu"), strict=True)
+def load_weights(module: nn.Module, path: str | Path, trainable_only: bool = False) -> None:
+    """Load what ``save_weights`` wrote; with ``trainable_only`` exactly the trainable parameters."""
+    state = load_file(str(path), device="cpu")
+    if not trainable_only:
+        module.load_state_dict(state, strict=True)
+        return
+    expected = set(saved_tensors(module, trainable_only=True))
+    if set(state) != expected:
+        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+        raise ValueError(f"{path} does not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    module.load_state_dict(state, strict=False)
 
 
 def save_progress(
     resume_dir: Path, module: nn.Module, state: Mapping[str, Any], training: Mapping[str, Any],
-    history: pd.DataFrame, improved: bool,
+    history: pd.DataFrame, improved: bool, trainable_only: bool = False,
 ) -> None:
     """Write one finished epoch; ``training`` holds optimizer/scheduler/scaler state dicts."""
     resume_dir.mkdir(parents=True, exist_ok=True)
     if improved:
-        save_weights(module, resume_dir / "best.safetensors")
-    save_weights(module, resume_dir / "last.safetensors")
+        save_weights(module, resume_dir / "best.safetensors", trainable_only)
+    save_weights(module, resume_dir / "last.safetensors", trainable_only)
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -68,10 +91,12 @@ def save_progress(
     write_json(dict(state), resume_dir / "last.json")
 
 
-def load_progress(resume_dir: Path, module: nn.Module) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame]:
+def load_progress(
+    resume_dir: Path, module: nn.Module, trainable_only: bool = False
+) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame]:
     """(state, training state dicts, history) of the last finished epoch; restores weights and RNG."""
     state = read_json(resume_dir / "last.json")
-    load_weights(module, resume_dir / "last.safetensors")
+    load_weights(module, resume_dir / "last.safetensors", trainable_only)
     training = torch.load(resume_dir / "last.pt", map_location="cpu", weights_only=True)
     torch.set_rng_state(training["rng"]["torch"])
     if "cuda" in training["rng"] and torch.cuda.is_available():
@@ -93,7 +118,8 @@ def can_resume(resume_dir: Path, state: Mapping[str, Any], free_keys: tuple[str,
 
     def fixed(s: Mapping[str, Any]) -> dict[str, Any]:
         spec = {k: v for k, v in s["spec"].items() if k not in free_keys}
-        return {"family": s["family"], "args": s["args"], "answers": s["answers"], "spec": spec}
+        return {"family": s["family"], "args": s["args"], "answers": s["answers"], "spec": spec,
+                "monitor": s.get("monitor")}
 
     # A JSON round trip makes tuples and lists compare equal.
     if _jsonable(fixed(saved)) != _jsonable(fixed(state)):
@@ -111,11 +137,23 @@ def finalise(resume_dir: Path, out_dir: Path, state: Mapping[str, Any]) -> None:
     write_json(dict(state), out_dir / STATE)
 
 
+def write_zero_shot(out_dir: str | Path, state: Mapping[str, Any], history_columns: tuple[str, ...]) -> None:
+    """The run directory of a model that is not trained: state.json and a history without epochs."""
+    out_dir = Path(out_dir)
+    write_csv(pd.DataFrame(columns=list(history_columns)), out_dir / HISTORY)
+    write_json(dict(state), out_dir / STATE)
+
+
 def load_checkpoint(model_dir: str | Path) -> tuple[BuiltModel, dict[str, Any]]:
-    """Rebuild the best model of a run from its directory alone; returns (model, state.json)."""
+    """Rebuild the best model of a run from its directory alone; returns (model, state.json).
+
+    Zero-shot runs (no weights file) give the pretrained model as it is.
+    """
     model_dir = Path(model_dir)
     state = read_json(model_dir / STATE)
+    family = family_of(state["family"])
     model = rebuild_model(state["family"], state["args"])
-    load_weights(model.module, model_dir / WEIGHTS)
+    if family.finetunes(state["args"]):
+        load_weights(model.module, model_dir / WEIGHTS, trainable_only=family.saves == "trainable")
     model.module.eval()
     return model, state

@@ -1,4 +1,4 @@
-"""Training/inference data over the stage outputs: no image decoding, no tokenising.
+"""Data of the classifier families over the stage outputs: no image decoding, no tokenising.
 
 Reads, for one split:
   results/data/{dataset}/{split}.parquet            question_id, image_id, answer (no image bytes)
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -30,29 +30,31 @@ IGNORE_INDEX = -100  # label of an answer outside the vocabulary: no loss, alway
 
 @dataclasses.dataclass(frozen=True)
 class SplitPaths:
+    """One split's files; ``tokens`` is None for families that tokenise the text themselves."""
+
     parquet: str | Path
     images: str | Path
     image_ids: str | Path
-    tokens: str | Path
+    tokens: str | Path | None = None
 
     @classmethod
     def from_inputs(cls, inputs: Mapping[str, str], split: str) -> SplitPaths:
-        """From named inputs ``{split}``, ``{split}_images``, ``{split}_image_ids``, ``{split}_tokens``."""
+        """From named inputs ``{split}``, ``{split}_images``, ``{split}_image_ids`` (+ ``{split}_tokens``)."""
         return cls(
-            inputs[split], inputs[f"{split}_images"], inputs[f"{split}_image_ids"], inputs[f"{split}_tokens"]
+            inputs[split], inputs[f"{split}_images"], inputs[f"{split}_image_ids"], inputs.get(f"{split}_tokens")
         )
 
     @classmethod
     def from_grammar(
-        cls, results: str | Path, dataset: str, split: str, image_size: int, tokenizer: str
+        cls, results: str | Path, dataset: str, split: str, image_size: int, tokenizer: str | None
     ) -> SplitPaths:
-        """The paths of the workflow's path grammar under ``results``."""
+        """The paths of the workflow's path grammar under ``results`` (no tokens without a tokenizer)."""
         root = Path(results) / "data" / dataset
         return cls(
             root / f"{split}.parquet",
             root / f"images_{image_size}.{split}.npy",
             root / f"images_{image_size}.{split}.ids.json",
-            root / "tokens" / f"{tokenizer}.{split}.parquet",
+            root / "tokens" / f"{tokenizer}.{split}.parquet" if tokenizer else None,
         )
 
 
@@ -67,6 +69,8 @@ class VQASplit(Dataset):
     """One split; item i = (image (H, W, 3) uint8, input_ids (L,) int64, label int64)."""
 
     def __init__(self, paths: SplitPaths, answers: Sequence[str]):
+        if paths.tokens is None:
+            raise ValueError(f"{paths.parquet}: the classifier families need pre-tokenised questions")
         rows = read_text_columns(paths.parquet)[["question_id", "image_id", "answer"]]
         tokens = pd.read_parquet(paths.tokens, columns=["question_id", "input_ids"])
         rows = rows.astype({"question_id": str, "image_id": str})
@@ -109,9 +113,13 @@ def collate(items: Sequence[tuple[torch.Tensor, torch.Tensor, int]], pad_id: int
     return Batch(torch.stack(images), input_ids, mask, torch.tensor(labels, dtype=torch.int64))
 
 
+def classifier_collate(pad_id: int) -> Callable[[Sequence], Batch]:
+    return functools.partial(collate, pad_id=pad_id)
+
+
 def make_loader(
-    split: VQASplit, batch_size: int, pad_id: int, shuffle: bool, seed: int = 0, workers: int = 0,
-    drop_last: bool = False,
+    split: Dataset, batch_size: int, collate_fn: Callable[[Sequence], Any], shuffle: bool, seed: int = 0,
+    workers: int = 0, drop_last: bool = False,
 ) -> DataLoader:
     """Batches in file order, or shuffled by a generator of its own seeded with ``seed``.
 
@@ -124,7 +132,7 @@ def make_loader(
         batch_size=batch_size,
         shuffle=shuffle,
         generator=generator,
-        collate_fn=functools.partial(collate, pad_id=pad_id),
+        collate_fn=collate_fn,
         num_workers=workers,
         drop_last=drop_last,
     )

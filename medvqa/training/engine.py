@@ -1,85 +1,56 @@
-"""The training loop shared by the classifier families.
+"""The one training loop, shared by every model family.
 
 ``train(spec, model, data, out_dir)``: AdamW with a backbone and a head learning rate,
-linear warmup + cosine decay, gradient clipping, fp32/bf16/fp16 (GradScaler) precision,
-tensor augmentation of the cached images, early stopping on validation accuracy, a
-checkpoint every epoch and resumption of a killed run. Writes the files listed in
-``medvqa.training.checkpoint`` under ``out_dir``.
+linear warmup + cosine decay, gradient accumulation and clipping, fp32/bf16/fp16
+(GradScaler) precision, early stopping on the family's validation metric (``val_accuracy``
+for the classifiers, ``val_loss`` for the generative families), a checkpoint every epoch and
+resumption of a killed run. What a batch is and what its loss is come from the family
+(``ModelFamily.collate`` and ``.score``); the loop never asks which family it trains. Writes
+the files listed in ``medvqa.training.checkpoint`` under ``out_dir``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import pandas as pd
 import torch
 from torch import nn
-from torch.nn import functional as F
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from medvqa.models import BuiltModel, count_parameters, family_of
-from medvqa.spec import Spec, check_choice, check_range
+from medvqa.models.common import BatchScore, ModelFamily, Step, autocast
 from medvqa.training import checkpoint
-from medvqa.training.augment import AugmentSpec, augment, to_float
-from medvqa.training.data import IGNORE_INDEX, Batch, VQASplit, make_loader
+from medvqa.training.data import make_loader
+from medvqa.training.spec import PRECISIONS, TrainSpec
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-HISTORY_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+__all__ = ["PRECISIONS", "TrainData", "TrainSpec", "resolve_device", "resolve_precision", "train"]
+
+ACCURACY_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+LOSS_COLUMNS = ("epoch", "train_loss", "val_loss", "lr", "seconds")
 # Spec keys that may change between a killed run and its re-run (more epochs, another machine).
 RESUME_FREE_KEYS = ("epochs", "patience", "device", "workers")
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainSpec(Spec):
-    """The ``train:`` sub-mapping of a model config (``seed`` comes from the {seed} wildcard)."""
-
-    epochs: int = 20  # most epochs; early stopping may end sooner
-    batch_size: int = 32
-    lr: float = 1e-3  # peak learning rate of the new layers
-    backbone_lr: float = 1e-4  # peak learning rate of the (pretrained) backbone
-    weight_decay: float = 0.01  # AdamW decay of weight matrices (not of biases and norms)
-    warmup: float = 0.05  # fraction of all steps with linear warmup
-    min_lr: float = 0.0  # final learning rate as a fraction of the peak
-    grad_clip: float = 1.0  # max gradient norm; 0 = no clipping
-    label_smoothing: float = 0.0
-    patience: int = 5  # epochs without a better validation accuracy before stopping
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (auto: bf16 on CUDA, fp32 on CPU)
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    workers: int = 0  # DataLoader worker processes
-    seed: int = 0
-    augment: AugmentSpec = dataclasses.field(default_factory=AugmentSpec)
-
-    @classmethod
-    def from_mapping(cls, mapping: Mapping[str, Any] | None, where: str = "") -> TrainSpec:
-        mapping = dict(mapping or {})
-        where = where or cls.__name__
-        mapping["augment"] = AugmentSpec.from_mapping(mapping.get("augment"), f"{where}.augment")
-        return super().from_mapping(mapping, where)
-
-    def validate(self, where: str) -> None:
-        for key in ("epochs", "batch_size", "patience"):
-            check_range(where, key, getattr(self, key), 1)
-        for key in ("lr", "backbone_lr", "weight_decay", "grad_clip", "workers"):
-            check_range(where, key, getattr(self, key), 0)
-        for key in ("warmup", "min_lr", "label_smoothing"):
-            check_range(where, key, getattr(self, key), 0.0, 1.0)
-        check_choice(where, "precision", self.precision, PRECISIONS)
-
-
 class TrainData(NamedTuple):
-    train: VQASplit
-    val: VQASplit
+    train: Dataset  # the family's dataset of the train split
+    val: Dataset
     answers: list[str]  # answers.json["answers"]: class index → answer
-    pad_id: int  # question padding id
+    collate: Callable[[Sequence], Any]  # the family's collate function (items → batch)
+
+
+def history_columns(family: ModelFamily) -> tuple[str, ...]:
+    """history.csv columns: loss and accuracy for classifiers, loss only for generative families."""
+    return ACCURACY_COLUMNS if family.monitor == "val_accuracy" else LOSS_COLUMNS
 
 
 def resolve_device(name: str) -> torch.device:
@@ -99,9 +70,11 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
-def autocast(device: torch.device, precision: str):
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+def place(module: nn.Module, device: torch.device) -> nn.Module:
+    """``module`` on ``device``; a module already there (e.g. 4-bit weights loaded onto the GPU) stays."""
+    if all(p.device == device for p in module.parameters()):
+        return module
+    return module.to(device)
 
 
 def make_optimizer(spec: TrainSpec, model: BuiltModel) -> torch.optim.AdamW:
@@ -134,35 +107,28 @@ def make_scheduler(optimizer: torch.optim.Optimizer, spec: TrainSpec, steps_per_
     return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
 
-def forward_batch(module: nn.Module, batch: Batch, device: torch.device, precision: str, augment_spec=None):
-    """One batch through the model → (logits (B, n_answers) float32, labels (B,), output)."""
-    images = to_float(batch.images.to(device, non_blocking=True))
-    if augment_spec is not None:
-        images = augment(augment_spec, images)
-    with autocast(device, precision):
-        output = module(images, batch.input_ids.to(device), batch.attention_mask.to(device))
-    return output.logits.float(), batch.labels.to(device), output
-
-
 class Totals:
-    """Running sums of loss and accuracy; labels equal to IGNORE_INDEX count as wrong, add no loss."""
+    """Running sums of loss (weighted by scored targets) and, when the family has one, accuracy."""
 
     def __init__(self) -> None:
-        self.loss = self.correct = self.scored = self.seen = 0.0
+        self.loss = self.scored = self.seen = 0.0
+        self.correct: float | None = 0.0
 
-    def add(self, logits: torch.Tensor, labels: torch.Tensor, loss_sum: torch.Tensor) -> None:
-        self.loss += float(loss_sum)
-        self.scored += int((labels != IGNORE_INDEX).sum())
-        self.correct += int((logits.argmax(-1) == labels).sum())
-        self.seen += len(labels)
+    def add(self, score: BatchScore) -> None:
+        self.loss += float(score.loss.detach()) * score.scored
+        self.scored += score.scored
+        self.seen += score.seen
+        self.correct = None if score.correct is None or self.correct is None else self.correct + score.correct
 
-    def means(self) -> tuple[float, float]:
-        return self.loss / max(1, self.scored), self.correct / max(1, self.seen)
+    def means(self) -> tuple[float, float | None]:
+        accuracy = None if self.correct is None else self.correct / max(1, self.seen)
+        return self.loss / max(1, self.scored), accuracy
 
 
 class Loop(NamedTuple):
     """What every training step needs."""
 
+    family: ModelFamily
     module: nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
@@ -174,51 +140,61 @@ class Loop(NamedTuple):
 def make_loop(spec: TrainSpec, model: BuiltModel, steps_per_epoch: int) -> Loop:
     device = resolve_device(spec.device)
     precision = resolve_precision(spec.precision, device)
-    module = model.module.to(device)
+    module = place(model.module, device)
     optimizer = make_optimizer(spec, model)
     scheduler = make_scheduler(optimizer, spec, steps_per_epoch)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    return Loop(module, optimizer, scheduler, scaler, device, precision)
+    return Loop(family_of(model.family), module, optimizer, scheduler, scaler, device, precision)
 
 
-def train_epoch(spec: TrainSpec, loop: Loop, loader, desc: str) -> tuple[float, float]:
-    """One pass over the training data; returns (mean loss, accuracy) of the augmented batches."""
+def optimizer_step(spec: TrainSpec, loop: Loop, trainable: list[nn.Parameter]) -> None:
+    if spec.grad_clip > 0:
+        loop.scaler.unscale_(loop.optimizer)  # clip the true gradients, not the fp16-scaled ones
+        nn.utils.clip_grad_norm_(trainable, spec.grad_clip)
+    loop.scaler.step(loop.optimizer)
+    loop.scaler.update()
+    loop.scheduler.step()
+    loop.optimizer.zero_grad(set_to_none=True)
+
+
+def train_epoch(spec: TrainSpec, loop: Loop, loader, desc: str) -> tuple[float, float | None]:
+    """One pass over the training data; returns (mean loss, accuracy or None) of its batches.
+
+    Gradients of ``spec.grad_accum`` batches are summed before each optimizer step (the last
+    step of an epoch may take fewer).
+    """
     loop.module.train()
     trainable = [p for group in loop.optimizer.param_groups for p in group["params"]]
+    step = Step(loop.device, True, spec.augment, spec.label_smoothing)
     totals = Totals()
-    for batch in tqdm(loader, desc=desc, leave=False, mininterval=5):
-        logits, labels, _ = forward_batch(loop.module, batch, loop.device, loop.precision, spec.augment)
-        loss = F.cross_entropy(
-            logits, labels, ignore_index=IGNORE_INDEX, label_smoothing=spec.label_smoothing
-        )
-        loop.optimizer.zero_grad(set_to_none=True)
-        loop.scaler.scale(loss).backward()
-        if spec.grad_clip > 0:
-            loop.scaler.unscale_(loop.optimizer)  # clip the true gradients, not the fp16-scaled ones
-            nn.utils.clip_grad_norm_(trainable, spec.grad_clip)
-        loop.scaler.step(loop.optimizer)
-        loop.scaler.update()
-        loop.scheduler.step()
-        totals.add(logits.detach(), labels, loss.detach() * int((labels != IGNORE_INDEX).sum()))
+    loop.optimizer.zero_grad(set_to_none=True)
+    for i, batch in enumerate(tqdm(loader, desc=desc, leave=False, mininterval=5)):
+        with autocast(loop.device, loop.precision):
+            score = loop.family.score(loop.module, batch, step)
+        loop.scaler.scale(score.loss / spec.grad_accum).backward()
+        if (i + 1) % spec.grad_accum == 0 or i + 1 == len(loader):
+            optimizer_step(spec, loop, trainable)
+        totals.add(score)
     return totals.means()
 
 
 @torch.no_grad()
-def evaluate(module: nn.Module, loader, device: torch.device, precision: str) -> tuple[float, float]:
-    """(mean loss over in-vocabulary answers, accuracy over all questions) without augmentation."""
+def evaluate(family: ModelFamily, module: nn.Module, loader, device: torch.device, precision: str):
+    """(mean loss, accuracy or None) over ``loader`` without augmentation."""
     module.eval()
     totals = Totals()
     for batch in loader:
-        logits, labels, _ = forward_batch(module, batch, device, precision)
-        loss_sum = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, reduction="sum")
-        totals.add(logits, labels, loss_sum)
+        with autocast(device, precision):
+            totals.add(family.score(module, batch, Step(device, False)))
     return totals.means()
 
 
-def _fresh_state(spec: TrainSpec, model: BuiltModel, data: TrainData) -> dict[str, Any]:
+def fresh_state(spec: TrainSpec, family: str, args: dict[str, Any], answers: Sequence[str]) -> dict[str, Any]:
+    """state.json before the first epoch (what a resumed run must match, and the best so far)."""
+    monitor = family_of(family).monitor
     return {
-        "family": model.family, "args": model.args, "answers": list(data.answers), "spec": spec.to_dict(),
-        "epoch": 0, "best_epoch": 0, "best_val_accuracy": -1.0, "epochs_since_best": 0,
+        "family": family, "args": args, "answers": list(answers), "spec": spec.to_dict(),
+        "monitor": monitor, "epoch": 0, "best_epoch": 0, f"best_{monitor}": None, "epochs_since_best": 0,
     }
 
 
@@ -226,7 +202,8 @@ def _resume(resume_dir: Path, state: dict[str, Any], loop: Loop) -> tuple[dict[s
     """The state and history to continue from: the last finished epoch of a matching run, or a fresh start."""
     if not checkpoint.can_resume(resume_dir, state, RESUME_FREE_KEYS):
         return state, []
-    saved, training, history = checkpoint.load_progress(resume_dir, loop.module)
+    trainable_only = loop.family.saves == "trainable"
+    saved, training, history = checkpoint.load_progress(resume_dir, loop.module, trainable_only)
     loop.optimizer.load_state_dict(training["optimizer"])
     loop.scheduler.load_state_dict(training["scheduler"])
     if loop.scaler.is_enabled() and training["scaler"]:
@@ -235,11 +212,13 @@ def _resume(resume_dir: Path, state: dict[str, Any], loop: Loop) -> tuple[dict[s
     return {**saved, "spec": state["spec"]}, history.to_dict("records")
 
 
-def _after_epoch(state: dict[str, Any], epoch: int, val_accuracy: float) -> tuple[dict[str, Any], bool]:
-    improved = val_accuracy > state["best_val_accuracy"]
+def _after_epoch(state: dict[str, Any], epoch: int, value: float) -> tuple[dict[str, Any], bool]:
+    """Update the best epoch with this epoch's value of the monitored metric (strict improvements)."""
+    key = f"best_{state['monitor']}"
+    best = state[key]
+    improved = best is None or (value > best if state["monitor"] == "val_accuracy" else value < best)
     if improved:
-        best = {"best_epoch": epoch, "best_val_accuracy": val_accuracy, "epochs_since_best": 0}
-        return {**state, "epoch": epoch, **best}, True
+        return {**state, "epoch": epoch, "best_epoch": epoch, key: value, "epochs_since_best": 0}, True
     return {**state, "epoch": epoch, "epochs_since_best": state["epochs_since_best"] + 1}, False
 
 
@@ -251,37 +230,50 @@ def _training_state(loop: Loop) -> dict[str, Any]:
     }
 
 
+def _history_row(epoch: int, train: tuple, val: tuple, loop: Loop, seconds: float) -> dict[str, Any]:
+    row = {"epoch": epoch, "train_loss": train[0], "train_accuracy": train[1], "val_loss": val[0],
+           "val_accuracy": val[1], "lr": max(loop.scheduler.get_last_lr()), "seconds": seconds}
+    return {key: row[key] for key in history_columns(loop.family)}
+
+
+def _publish(loop: Loop, resume_dir: Path, out_dir: Path, state: dict[str, Any]) -> None:
+    """The final outputs; a family with ``export`` also writes the best model in its own format."""
+    checkpoint.finalise(resume_dir, out_dir, state)
+    if loop.family.export is not None:
+        checkpoint.load_weights(loop.module, out_dir / checkpoint.WEIGHTS, loop.family.saves == "trainable")
+        loop.family.export(loop.module, out_dir)
+
+
 def train(spec: TrainSpec, model: BuiltModel, data: TrainData, out_dir: str | Path) -> dict[str, Any]:
     """Train ``model`` on ``data.train``, select on ``data.val``; returns the final state.json."""
-    out_dir = Path(out_dir)
-    resume_dir = out_dir / checkpoint.RESUME
+    out_dir, resume_dir = Path(out_dir), Path(out_dir) / checkpoint.RESUME
     # A last batch of one sample would break BatchNorm in training mode: drop it.
     drop_last = len(data.train) % spec.batch_size == 1
-    steps = len(data.train) // spec.batch_size if drop_last else math.ceil(len(data.train) / spec.batch_size)
-    loop = make_loop(spec, model, steps)
-    state, history = _resume(resume_dir, _fresh_state(spec, model, data), loop)
+    batches = len(data.train) // spec.batch_size if drop_last else math.ceil(len(data.train) / spec.batch_size)
+    loop = make_loop(spec, model, math.ceil(batches / spec.grad_accum))
+    state, history = _resume(resume_dir, fresh_state(spec, model.family, model.args, data.answers), loop)
+    columns, monitor = history_columns(loop.family), loop.family.monitor
     trainable, total = count_parameters(loop.module)
-    log.info("%s: %d of %d parameters trainable; %s, %s, %d steps per epoch",
-             model.family, trainable, total, loop.device, loop.precision, steps)
-    val_loader = make_loader(data.val, spec.batch_size, data.pad_id, shuffle=False, workers=spec.workers)
+    log.info("%s: %d of %d parameters trainable; %s, %s, %d batches per epoch, selected on %s",
+             model.family, trainable, total, loop.device, loop.precision, batches, monitor)
+    val_loader = make_loader(data.val, spec.batch_size, data.collate, shuffle=False, workers=spec.workers)
     for epoch in range(state["epoch"] + 1, spec.epochs + 1):
         if state["epochs_since_best"] >= spec.patience:
-            log.info("early stop: validation accuracy not better for %d epochs", spec.patience)
+            log.info("early stop: %s not better for %d epochs", monitor, spec.patience)
             break
         start = time.perf_counter()
         # Each epoch's order depends only on (seed, epoch), so a resumed run sees the same batches.
-        loader = make_loader(data.train, spec.batch_size, data.pad_id, True, spec.seed * 1_000_003 + epoch,
+        loader = make_loader(data.train, spec.batch_size, data.collate, True, spec.seed * 1_000_003 + epoch,
                              spec.workers, drop_last)
-        train_loss, train_acc = train_epoch(spec, loop, loader, f"epoch {epoch}/{spec.epochs}")
-        val_loss, val_acc = evaluate(loop.module, val_loader, loop.device, loop.precision)
-        state, improved = _after_epoch(state, epoch, val_acc)
-        seconds = time.perf_counter() - start
-        values = (epoch, train_loss, train_acc, val_loss, val_acc, max(loop.scheduler.get_last_lr()), seconds)
-        history.append(dict(zip(HISTORY_COLUMNS, values)))
+        train_scores = train_epoch(spec, loop, loader, f"epoch {epoch}/{spec.epochs}")
+        val_scores = evaluate(loop.family, loop.module, val_loader, loop.device, loop.precision)
+        row = _history_row(epoch, train_scores, val_scores, loop, time.perf_counter() - start)
+        state, improved = _after_epoch(state, epoch, row[monitor])
+        history.append(row)
         checkpoint.save_progress(resume_dir, loop.module, state, _training_state(loop),
-                                 pd.DataFrame(history, columns=HISTORY_COLUMNS), improved)
-        log.info("epoch %d: train loss %.4f acc %.4f | val loss %.4f acc %.4f%s | %.1f s",
-                 epoch, train_loss, train_acc, val_loss, val_acc, " (best)" if improved else "", seconds)
-    checkpoint.finalise(resume_dir, out_dir, state)
-    log.info("best validation accuracy %.4f at epoch %d", state["best_val_accuracy"], state["best_epoch"])
+                                 pd.DataFrame(history, columns=columns), improved, loop.family.saves == "trainable")
+        log.info("epoch %d: %s%s", epoch, ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"),
+                 " (best)" if improved else "")
+    _publish(loop, resume_dir, out_dir, state)
+    log.info("best %s %.4f at epoch %d", monitor, state[f"best_{monitor}"], state["best_epoch"])
     return state

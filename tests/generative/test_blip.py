@@ -8,7 +8,8 @@ from transformers import BlipProcessor
 
 from medvqa.models import blip
 from medvqa.models.common import DataInfo
-from medvqa.models.generative import IGNORE_INDEX, GenerationSpec
+from medvqa.generation import GenerationSpec
+from medvqa.models.generative import IGNORE_INDEX
 
 
 def make(blip_dirs, task, checkpoint=None, **overrides):

@@ -12,10 +12,11 @@ from training.vqa_fixture import clip_config, cnn_lstm_config, split_paths, trai
 from medvqa.io import read_json
 from medvqa.models import build_model
 from medvqa.spec import ConfigError
+from medvqa.models.classify import forward_batch
 from medvqa.train import ModelConfig, load_data, run_training
 from medvqa.training.checkpoint import load_checkpoint
-from medvqa.training.data import VQASplit, make_loader
-from medvqa.training.engine import TrainSpec, forward_batch, train, warmup_cosine
+from medvqa.training.data import VQASplit, classifier_collate, make_loader
+from medvqa.training.engine import TrainSpec, train, warmup_cosine
 from medvqa.training.seed import seed_everything
 
 
@@ -25,8 +26,9 @@ def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def built(config: ModelConfig, root, tokenizer: str, seed: int = 0):
     seed_everything(seed)
-    data, info = load_data(train_paths(root, tokenizer))
-    return build_model(config.family, config.model, info), data
+    data = load_data(config, train_paths(root, tokenizer))
+    model = build_model(config.family, config.model, data.info)
+    return model, data.for_training(model)
 
 
 @pytest.mark.parametrize("family", ["cnn_lstm", "clip_classifier"])
@@ -125,11 +127,11 @@ def test_rebuilt_checkpoint_gives_identical_logits(fixture_root, tmp_path, famil
     rebuilt, state = load_checkpoint(tmp_path)
     assert state["family"] == family and state["answers"] == data.answers
     test = VQASplit(split_paths(fixture_root, "test", tokenizer), data.answers)
-    batch = next(iter(make_loader(test, 8, data.pad_id, shuffle=False)))
+    batch = next(iter(make_loader(test, 8, classifier_collate(model.args.get("pad_id", 0)), shuffle=False)))
     model.module.eval()
     with torch.no_grad():
-        expected, _, out = forward_batch(model.module, batch, torch.device("cpu"), "fp32")
-        got, _, rebuilt_out = forward_batch(rebuilt.module, batch, torch.device("cpu"), "fp32")
+        expected, _, out = forward_batch(model.module, batch, torch.device("cpu"))
+        got, _, rebuilt_out = forward_batch(rebuilt.module, batch, torch.device("cpu"))
     assert torch.equal(expected, got)
     if family == "cnn_lstm":
         assert torch.equal(out.attention, rebuilt_out.attention)

@@ -10,13 +10,16 @@ import torch
 from vlm.vlm_fixture import vqa_examples
 
 from builders import vqa_rows
+from medvqa.data.answers import write_answers
 from medvqa.data.images import build_image_cache
 from medvqa.generation import (
     GenerationSpec, answer_lengths, generate_answers, prediction_frame, sequence_probabilities, write_predictions,
 )
-from medvqa.models.vlm_collate import VlmCollator
+from medvqa.models.vlm_collate import VlmCollator, load_examples
 from medvqa.models.vlm_sft import VlmSftSpec, generation_stop_ids, load_vlm, model_type_of, prompt_format
-from medvqa.models.vlm_train import run_prediction, run_training
+from medvqa.predict import PredictSpec, run_prediction
+from medvqa.train import ModelConfig, TrainPaths, run_training
+from medvqa.training.data import SplitPaths
 from medvqa.spec import ConfigError
 from medvqa.tiny_vlm import TINY_ARCHITECTURES
 
@@ -100,18 +103,38 @@ def test_predictions_table_and_its_confidence_column(tmp_path):
 def _split_files(root, split, n_images):
     rows = vqa_rows(n_images=n_images, questions_per_image=2, split=split)
     rows.to_parquet(root / f"{split}.parquet")
-    paths = (root / f"{split}.parquet", root / f"images_56.{split}.npy", root / f"images_56.{split}.ids.json")
-    build_image_cache(paths[0], 56, paths[1], paths[2])
+    paths = SplitPaths(root / f"{split}.parquet", root / f"images_56.{split}.npy", root / f"images_56.{split}.ids.json")
+    build_image_cache(paths.parquet, 56, paths.images, paths.image_ids)
+    if split == "train":
+        write_answers(paths.parquet, [], root / "answers.json")
     return paths
 
 
 def test_training_and_prediction_stages_from_files(tiny_vlm, tmp_path):
     train, test = _split_files(tmp_path, "train", 4), _split_files(tmp_path, "test", 2)
-    config = {"model": {"checkpoint": str(tiny_vlm("internvl")), "lora_r": 4},
-              "train": {"epochs": 2, "batch_size": 4}}
-    state = run_training(config, train, test, tmp_path / "run", seed=1)
-    assert state["steps"] == 4 and (tmp_path / "run" / "adapter_model.safetensors").exists()
-    predict = {"max_new_tokens": 3, "num_samples": 2}
-    frame = run_prediction(tmp_path / "run", predict, test, tmp_path / "p.parquet", seed=1)
-    assert frame["question_id"].tolist() == pd.read_parquet(test[0])["question_id"].tolist()
+    config = ModelConfig.from_mapping({
+        "family": "vlm_sft", "model": {"checkpoint": str(tiny_vlm("internvl")), "lora_r": 4},
+        "train": {"epochs": 2, "batch_size": 4, "device": "cpu"},
+        "generate": {"max_new_tokens": 3, "num_samples": 2},
+    })
+    state = run_training(config, TrainPaths(train, test, tmp_path / "answers.json"), tmp_path / "run", seed=1)
+    assert state["epoch"] == 2 and (tmp_path / "run" / "adapter" / "adapter_model.safetensors").exists()
+    frame = run_prediction(tmp_path / "run", test, tmp_path / "p.parquet", PredictSpec(), generation=config.generation())
+    assert frame["question_id"].tolist() == pd.read_parquet(test.parquet)["question_id"].tolist()
     assert frame["samples"].map(len).eq(2).all() and frame["confidence"].between(0, 1).all()
+
+
+def test_zero_shot_entry_trains_nothing_and_answers_with_the_base_model(tiny_vlm, tmp_path):
+    train, test = _split_files(tmp_path, "train", 4), _split_files(tmp_path, "test", 2)
+    config = ModelConfig.from_mapping({
+        "family": "vlm_sft", "model": {"checkpoint": str(tiny_vlm("qwen2_vl")), "finetune": False},
+        "generate": {"max_new_tokens": 3},
+    })
+    state = run_training(config, TrainPaths(train, test, tmp_path / "answers.json"), tmp_path / "run", seed=0)
+    assert state["epoch"] == 0 and sorted(p.name for p in (tmp_path / "run").iterdir()) == ["history.csv", "state.json"]
+    assert pd.read_csv(tmp_path / "run" / "history.csv").empty
+    frame = run_prediction(tmp_path / "run", test, tmp_path / "p.parquet", PredictSpec(), generation=config.generation())
+    # The base checkpoint as loaded directly, with no adapter, answers the same.
+    examples = load_examples(test.parquet, test.images, test.image_ids)
+    expected = _generate(_setup(tiny_vlm, "qwen2_vl"), examples, batch_size=8, max_new_tokens=3)
+    assert frame["prediction"].tolist() == [r["prediction"] for r in expected]

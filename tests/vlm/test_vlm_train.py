@@ -1,4 +1,5 @@
-"""vlm_sft LoRA fine-tuning: the loss falls, only LoRA weights move, the adapter reloads exactly."""
+"""vlm_sft LoRA fine-tuning through the shared engine: the loss falls, only LoRA weights move,
+the checkpoint and the exported PEFT adapter reload exactly."""
 
 from __future__ import annotations
 
@@ -10,15 +11,20 @@ import torch
 from safetensors import safe_open
 from vlm.vlm_fixture import vqa_examples
 
-from medvqa.io import read_json
+from medvqa.models import MODEL_FAMILIES, build_model
+from medvqa.models.common import DataInfo
 from medvqa.models.vlm_collate import VlmCollator
-from medvqa.models.vlm_sft import VlmSftSpec, build_vlm, load_vlm, model_type_of, prompt_format
-from medvqa.models.vlm_train import VlmTrainSpec, load_trained, train_vlm
+from medvqa.models.vlm_sft import VlmSftSpec, build_vlm, load_vlm, prompt_format
 from medvqa.spec import ConfigError
 from medvqa.tiny_vlm import TINY_ARCHITECTURES
+from medvqa.training.checkpoint import load_checkpoint
+from medvqa.training.engine import LOSS_COLUMNS, TrainData, TrainSpec, train
 
 LORA = {"lora_r": 4, "lora_alpha": 8, "lora_dropout": 0.0}
-TRAIN = VlmTrainSpec.from_mapping({"epochs": 4, "batch_size": 4, "lr": 5e-3, "warmup": 0.0, "eval_batch_size": 4})
+TRAIN = TrainSpec.from_mapping(
+    {"epochs": 4, "batch_size": 4, "lr": 5e-3, "warmup": 0.0, "weight_decay": 0.0, "device": "cpu"}
+)
+INFO = DataInfo(n_answers=2, image_size=56)
 
 
 def _batch_loss_and_logits(model, batch):
@@ -28,44 +34,53 @@ def _batch_loss_and_logits(model, batch):
     return float(out.loss), out.logits
 
 
+def _built(tiny_vlm, arch, **model):
+    return build_model("vlm_sft", {"checkpoint": str(tiny_vlm(arch)), **LORA, **model}, INFO)
+
+
 @pytest.mark.parametrize("arch", TINY_ARCHITECTURES)
 def test_lora_fine_tune_trains_only_the_adapter_and_reloads_exactly(tiny_vlm, arch, tmp_path):
-    spec = VlmSftSpec.from_mapping({"checkpoint": str(tiny_vlm(arch)), **LORA})
-    model, processor = build_vlm(spec)
-    lora = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    model = _built(tiny_vlm, arch)
+    module = model.module
+    lora = {n: p.detach().clone() for n, p in module.named_parameters() if p.requires_grad}
+    frozen = {n: p.detach().clone() for n, p in module.named_parameters() if not p.requires_grad}
     assert lora and all("lora_" in n and ".language_model." in n for n in lora)  # no LoRA in the vision tower
     examples = vqa_examples(8)
-    batch = VlmCollator(processor, prompt_format(spec, processor, model_type_of(model)))(examples[:4])
-    loss_before, _ = _batch_loss_and_logits(model, batch)
+    collate = MODEL_FAMILIES["vlm_sft"].collate(model.args, ["yes", "no"], 0)
+    batch = collate(examples[:4])
+    loss_before, _ = _batch_loss_and_logits(module, batch)
 
-    state = train_vlm(spec, TRAIN, model, processor, examples, examples[:4], tmp_path)
+    state = train(TRAIN, model, TrainData(examples, examples[:4], ["yes", "no"], collate), tmp_path)
 
     history = pd.read_csv(tmp_path / "history.csv")
+    assert tuple(history.columns) == LOSS_COLUMNS  # no accuracy: the validation loss selects
     assert history["train_loss"].is_monotonic_decreasing and history["val_loss"].is_monotonic_decreasing
-    loss_after, logits = _batch_loss_and_logits(model, batch)
+    loss_after, logits = _batch_loss_and_logits(module, batch)
     assert loss_after < loss_before - 0.05
-    params = dict(model.named_parameters())
+    params = dict(module.named_parameters())
     assert all(not torch.equal(params[n], before) for n, before in lora.items() if "lora_B" in n)
     assert all(torch.equal(params[n], before) for n, before in frozen.items())
     # The best epoch is the last one (the loss falls), so the saved adapter is the model in memory.
-    assert state["best"]["epoch"] == TRAIN.epochs and read_json(tmp_path / "state.json")["steps"] == 8
-    with safe_open(tmp_path / "adapter_model.safetensors", "pt") as f:
-        assert f.keys() and all("lora_" in k for k in f.keys())  # the adapter alone, not the base
-    assert not (tmp_path / ".best_adapter").exists()
-    reloaded, _ = load_vlm(spec, tmp_path)
-    _, reloaded_logits = _batch_loss_and_logits(reloaded, batch)
+    assert state["monitor"] == "val_loss" and state["best_epoch"] == TRAIN.epochs
+    with safe_open(tmp_path / "best.safetensors", "pt") as f:
+        assert sorted(f.keys()) == sorted(lora)  # the adapter alone, not the base
+    reloaded, _ = load_checkpoint(tmp_path)
+    _, reloaded_logits = _batch_loss_and_logits(reloaded.module, batch)
     torch.testing.assert_close(reloaded_logits, logits, rtol=0, atol=1e-6)
+    # The exported adapter is PEFT's own format: base + PeftModel.from_pretrained gives the same model.
+    with safe_open(tmp_path / "adapter" / "adapter_model.safetensors", "pt") as f:
+        assert f.keys() and all("lora_" in k for k in f.keys())
+    peft_model, _ = load_vlm(VlmSftSpec(str(tiny_vlm(arch)), **LORA), tmp_path / "adapter")
+    _, peft_logits = _batch_loss_and_logits(peft_model, batch)
+    torch.testing.assert_close(peft_logits, logits, rtol=0, atol=1e-6)
 
 
-def test_zero_shot_entry_writes_state_only_and_loads_the_base_model(tiny_vlm, tmp_path):
-    spec = VlmSftSpec.from_mapping({"checkpoint": str(tiny_vlm("qwen2_vl")), "finetune": False})
-    model, processor = build_vlm(spec)
-    assert not hasattr(model, "peft_config")
-    train_vlm(spec, TRAIN, model, processor, vqa_examples(4), vqa_examples(2), tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
-    loaded, _, loaded_spec = load_trained(tmp_path)
-    assert loaded_spec == spec and type(loaded).__name__ == "Qwen2VLForConditionalGeneration"
+def test_zero_shot_entry_has_nothing_to_train_and_rebuilds_the_base_model(tiny_vlm):
+    model = _built(tiny_vlm, "qwen2_vl", finetune=False)
+    assert not MODEL_FAMILIES["vlm_sft"].finetunes(model.args)
+    assert not hasattr(model.module, "peft_config")
+    assert not any(p.requires_grad for p in model.module.parameters())
+    assert type(model.module).__name__ == "Qwen2VLForConditionalGeneration"
 
 
 def test_lora_can_include_the_vision_tower_and_custom_modules(tiny_vlm):
@@ -118,4 +133,4 @@ def test_specs_reject_bad_settings():
     with pytest.raises(ConfigError, match="finetune"):
         VlmSftSpec.from_mapping({"checkpoint": "x", "quantization": "4bit", "finetune": False})
     with pytest.raises(ConfigError, match="grad_accum"):
-        VlmTrainSpec.from_mapping({"grad_accum": 0})
+        TrainSpec.from_mapping({"grad_accum": 0})

@@ -1,0 +1,87 @@
+"""Pretrained stage: a train split → ``results/pretrained/{name}/``, a tiny random stand-in of a
+hub checkpoint of one *kind*, written with ``save_pretrained`` so that the real loading code
+(``from_pretrained(directory)``) is what the offline demo exercises.
+
+  kind          layout (under results/pretrained/{name}/)       stands in for
+  clip          CLIPModel + CLIPProcessor                        openai/clip-vit-base-patch32
+  clip_gpt2     clip/ (CLIP) + gpt2/ (GPT2LMHeadModel + tokenizer)  the two towers of flamingo
+  blip_vqa      BlipForQuestionAnswering + BlipProcessor         Salesforce/blip-vqa-base
+  blip_caption  BlipForConditionalGeneration + BlipProcessor     Salesforce/blip-image-captioning-base
+  qwen2_vl, qwen2_5_vl, internvl, llava, llava_next
+                AutoModelForImageTextToText + AutoProcessor      Qwen/Qwen2-VL-2B-Instruct, ...
+
+Tokenizers learn from the split's text: CLIP from the questions (or captions), the others
+from questions and answers (or captions). CLIP and BLIP images are as large as the dataset's
+image cache; the VLM processors resize to their spec's ``image_size``.
+
+Nothing heavy is imported here: the workflow checks each entry's spec at start-up.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from medvqa.data.schema import read_text_columns, task_of
+from medvqa.pretrained import TinyClipSpec, write_tiny_clip
+from medvqa.spec import Spec, check_choice
+from medvqa.tiny_hf import TinyHFSpec, texts_of, write_tiny_blip, write_tiny_clip_gpt2
+from medvqa.tiny_vlm import TinyVlmSpec, write_tiny_vlm
+
+
+class TinyKind(NamedTuple):
+    spec: type[Spec]  # the entry's ``model:`` sub-mapping (sizes)
+    texts: Callable[[str | Path], list[str]]  # train split → texts the tokenizer learns
+    # (texts, out_dir, dataset image size, seed, spec) → writes the checkpoint
+    write: Callable[[list[str], Path, int, int, Any], Any]
+
+
+def question_texts(train_path: str | Path) -> list[str]:
+    """The questions (or captions) of a split: what a CLIP text tower reads."""
+    rows = read_text_columns(train_path)
+    return rows["question" if task_of(rows) == "vqa" else "caption"].astype(str).tolist()
+
+
+def _clip(texts, out_dir, image_size, seed, spec):
+    return write_tiny_clip(out_dir, texts, image_size, seed, spec)
+
+
+def _clip_gpt2(texts, out_dir, image_size, seed, spec):
+    return write_tiny_clip_gpt2(out_dir, texts, seed, image_size, spec)
+
+
+def _blip(task, texts, out_dir, image_size, seed, spec):
+    return write_tiny_blip(out_dir, texts, seed, task, image_size, spec)
+
+
+def _vlm(arch, texts, out_dir, image_size, seed, spec):
+    return write_tiny_vlm(arch, out_dir, texts, seed, spec)
+
+
+TINY_KINDS: dict[str, TinyKind] = {
+    "clip": TinyKind(TinyClipSpec, question_texts, _clip),
+    "clip_gpt2": TinyKind(TinyHFSpec, texts_of, _clip_gpt2),
+    "blip_vqa": TinyKind(TinyHFSpec, texts_of, functools.partial(_blip, "vqa")),
+    "blip_caption": TinyKind(TinyHFSpec, texts_of, functools.partial(_blip, "caption")),
+    **{arch: TinyKind(TinyVlmSpec, texts_of, functools.partial(_vlm, arch))
+       for arch in ("qwen2_vl", "qwen2_5_vl", "internvl", "llava", "llava_next")},
+}
+
+
+def tiny_spec(kind: str, model: Mapping[str, Any] | None, where: str = "pretrained") -> Spec:
+    """The sizes of one ``pretrained:`` entry, checked (unknown kind or key → ConfigError)."""
+    check_choice(where, "kind", kind, tuple(TINY_KINDS))
+    return TINY_KINDS[kind].spec.from_mapping(model, f"{where}.model")
+
+
+def write_tiny_checkpoint(
+    kind: str, train_path: str | Path, out_dir: str | Path, image_size: int, seed: int,
+    model: Mapping[str, Any] | None = None,
+) -> Path:
+    """The workflow stage: one tiny checkpoint of ``kind`` from the train split's texts."""
+    spec = tiny_spec(kind, model)
+    entry = TINY_KINDS[kind]
+    entry.write(entry.texts(train_path), Path(out_dir), image_size, seed, spec)
+    return Path(out_dir)

@@ -1,0 +1,266 @@
+"""The config side of the model families, without torch: every spec a ``models:`` entry holds.
+
+The workflow checks each entry when it loads (``medvqa.workflow_config``) and, on a cluster,
+again at the start of every job, so nothing here imports torch or transformers. (It lives
+here, not in ``medvqa.models``, because importing that package builds ``MODEL_FAMILIES`` and
+so loads torch.)
+
+* one spec per family for the entry's ``model:`` sub-mapping (``CnnLstmSpec`` … ``VlmSftSpec``);
+  two class attributes say how the family reads its data:
+  ``TOKEN_KIND`` — "words" | "hf": it reads pre-tokenised questions of such a tokenizer;
+  None: it reads the text and tokenises it in its collator (the generative families);
+  ``GENERATION_KEYS`` — None for classifiers; for generative families the ``GenerationSpec``
+  keys its decoder honours (any other key must keep its default);
+* ``GenerationSpec``: the ``generate:`` sub-mapping of a generative entry;
+* ``ModelConfig``: one whole entry (family, tokenizer, model, train, generate).
+
+``FAMILY_SPECS`` names the spec of every family of ``medvqa.models.MODEL_FAMILIES`` (a test
+keeps the two in step): the config check must not import the families' torch modules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+from medvqa.spec import ConfigError, Spec, check_choice, check_range
+from medvqa.training.spec import TrainSpec
+
+RESNETS = ("resnet18", "resnet34", "resnet50")
+QUANTIZATIONS = ("none", "4bit")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+PROB_SOURCES = ("auto", "scores", "forward")
+CONFIDENCES = ("product", "mean")
+
+
+@dataclasses.dataclass(frozen=True)
+class CnnLstmSpec(Spec):
+    """The ``model:`` sub-mapping of a cnn_lstm config."""
+
+    TOKEN_KIND: ClassVar[str | None] = "words"
+    GENERATION_KEYS: ClassVar[tuple[str, ...] | None] = None
+
+    backbone: str = "resnet50"  # resnet18 | resnet34 | resnet50
+    pretrained: bool = True  # ImageNet weights (torchvision); false = random init
+    stages: int = 4  # residual stages kept (3 halves the feature stride: 16 instead of 32)
+    embed_dim: int = 300  # word embedding size
+    hidden_dim: int = 512  # LSTM size per direction
+    attention_dim: int = 512  # joint space of the attention
+    classifier_dim: int = 1024  # hidden layer of the classifier
+    dropout: float = 0.5  # classifier dropout
+
+    def validate(self, where: str) -> None:
+        check_choice(where, "backbone", self.backbone, RESNETS)
+        check_range(where, "stages", self.stages, 1, 4)
+        for key in ("embed_dim", "hidden_dim", "attention_dim", "classifier_dim"):
+            check_range(where, key, getattr(self, key), 1)
+        check_range(where, "dropout", self.dropout, 0.0, 0.9)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipClassifierSpec(Spec):
+    """The ``model:`` sub-mapping of a clip_classifier config."""
+
+    TOKEN_KIND: ClassVar[str | None] = "hf"
+    GENERATION_KEYS: ClassVar[tuple[str, ...] | None] = None
+
+    checkpoint: str  # hub id or save_pretrained directory of a CLIPModel + processor
+    unfreeze_last: int = 2  # last N blocks of each tower trained, with the projections
+    hidden_dim: int = 512  # hidden layer of the classifier head
+    dropout: float = 0.2  # head dropout
+
+    def validate(self, where: str) -> None:
+        check_range(where, "unfreeze_last", self.unfreeze_last, 0)
+        check_range(where, "hidden_dim", self.hidden_dim, 1)
+        check_range(where, "dropout", self.dropout, 0.0, 0.9)
+
+
+# Decoding settings the flamingo and blip decoders implement (greedy + sampled extras).
+SIMPLE_DECODER_KEYS = ("batch_size", "max_new_tokens", "num_samples", "temperature", "use_cache", "confidence")
+
+
+@dataclasses.dataclass(frozen=True)
+class FlamingoSpec(Spec):
+    """The ``model:`` sub-mapping of a flamingo config."""
+
+    TOKEN_KIND: ClassVar[str | None] = None
+    GENERATION_KEYS: ClassVar[tuple[str, ...] | None] = SIMPLE_DECODER_KEYS
+
+    vision: str  # CLIP hub id or directory (CLIPVisionModel.from_pretrained), frozen
+    lm: str  # GPT-2 hub id or directory (GPT2LMHeadModel + tokenizer), frozen
+    cross_attn_every: int = 1  # a gated cross-attention block before every k-th GPT-2 block
+    num_latents: int = 64  # visual tokens the perceiver resampler outputs
+    resampler_depth: int = 2  # cross-attention layers of the resampler
+    heads: int = 8  # attention heads of the resampler and the gated blocks
+    ff_mult: int = 4  # hidden width of the new feed-forward layers, × model width
+    answer_head: str = "generate"  # generate: answers are generated | classify: + a head over answers.json
+    classifier_weight: float = 1.0  # weight of the head's cross-entropy added to the LM loss
+    prompt: str = "Question: {question} Answer:"  # {question} is filled in (with "" for captions)
+    max_prompt_tokens: int = 64  # longer prompts keep their last tokens (the "Answer:" cue)
+    max_answer_tokens: int = 16  # target tokens before <eos>
+
+    def validate(self, where: str) -> None:
+        for key in ("cross_attn_every", "num_latents", "resampler_depth", "heads", "ff_mult",
+                    "max_prompt_tokens", "max_answer_tokens"):
+            check_range(where, key, getattr(self, key), 1)
+        check_choice(where, "answer_head", self.answer_head, ("generate", "classify"))
+        check_range(where, "classifier_weight", self.classifier_weight, 0.0)
+        try:
+            self.prompt.format(question="")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(f"{where}: prompt {self.prompt!r} may hold only the placeholder {{question}}") from exc
+
+
+@dataclasses.dataclass(frozen=True)
+class BlipSpec(Spec):
+    """The ``model:`` sub-mapping of a blip config."""
+
+    TOKEN_KIND: ClassVar[str | None] = None
+    GENERATION_KEYS: ClassVar[tuple[str, ...] | None] = SIMPLE_DECODER_KEYS
+
+    checkpoint: str  # hub id or save_pretrained directory (model + BlipProcessor)
+    task: str = "vqa"  # vqa: BlipForQuestionAnswering | caption: BlipForConditionalGeneration
+    freeze_vision: bool = False  # keep the ViT frozen (less memory; the text side still trains)
+    max_question_tokens: int = 32  # question tokens incl. [CLS] and [SEP]
+    max_answer_tokens: int = 24  # answer / caption tokens incl. [DEC] and [SEP]
+
+    def validate(self, where: str) -> None:
+        check_choice(where, "task", self.task, ("vqa", "caption"))
+        check_range(where, "max_question_tokens", self.max_question_tokens, 2)
+        check_range(where, "max_answer_tokens", self.max_answer_tokens, 2)
+
+
+@dataclasses.dataclass(frozen=True)
+class VlmSftSpec(Spec):
+    """The ``model:`` sub-mapping of a ``vlm_sft`` config entry."""
+
+    TOKEN_KIND: ClassVar[str | None] = None
+    GENERATION_KEYS: ClassVar[tuple[str, ...] | None] = (
+        "batch_size", "max_new_tokens", "num_beams", "do_sample", "num_samples", "temperature", "top_p", "top_k",
+        "repetition_penalty", "use_cache", "confidence", "answer_prob_from",
+    )
+
+    checkpoint: str  # hub id (Qwen/Qwen2-VL-2B-Instruct) or a save_pretrained directory
+    finetune: bool = True  # false: zero-shot base model, no adapter
+    lora_r: int = 16  # LoRA rank
+    lora_alpha: int = 32  # LoRA scale numerator (scale = alpha / r)
+    lora_dropout: float = 0.05
+    lora_target_modules: tuple[str, ...] | None = None  # module names; None = the architecture's default
+    lora_language_model_only: bool = True  # false: also wrap same-named modules of the vision tower
+    quantization: str = "none"  # none | 4bit (QLoRA: NF4 base weights; needs the bitsandbytes package)
+    gradient_checkpointing: bool = False  # recompute activations: less memory, ~30% slower
+    dtype: str = "auto"  # auto (bfloat16 on CUDA, float32 on CPU) | float32 | bfloat16 | float16
+    attn_implementation: str = "sdpa"  # sdpa | eager | flash_attention_2
+    min_pixels: int | None = None  # Qwen-VL processors: fewest pixels an image is resized to
+    max_pixels: int | None = None  # Qwen-VL processors: most pixels (caps the image tokens)
+    processor_kwargs: dict = dataclasses.field(default_factory=dict)  # more AutoProcessor.from_pretrained kwargs
+    instruction: str = "Answer briefly."  # appended to every question
+    system_prompt: str | None = None  # None = the chat template's default
+    end_of_turn: str | None = None  # None = the architecture's (vlm_sft.ARCHITECTURES) token
+
+    @classmethod
+    def from_mapping(cls, mapping, where: str = "") -> VlmSftSpec:
+        mapping = dict(mapping or {})
+        if mapping.get("lora_target_modules") is not None:  # YAML gives a list; the frozen spec keeps a tuple
+            mapping["lora_target_modules"] = tuple(mapping["lora_target_modules"])
+        return super().from_mapping(mapping, where)
+
+    def validate(self, where: str) -> None:
+        check_range(where, "lora_r", self.lora_r, 1)
+        check_range(where, "lora_alpha", self.lora_alpha, 1)
+        check_range(where, "lora_dropout", self.lora_dropout, 0.0, 1.0)
+        check_choice(where, "quantization", self.quantization, QUANTIZATIONS)
+        check_choice(where, "dtype", self.dtype, DTYPES)
+        if self.quantization != "none" and not self.finetune:
+            raise ConfigError(f"{where}: quantization is for QLoRA fine-tuning; set finetune: true")
+        for key in ("min_pixels", "max_pixels"):
+            if getattr(self, key) is not None:
+                check_range(where, key, getattr(self, key), 28 * 28)
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerationSpec(Spec):
+    """How a generative family answers (the ``generate:`` sub-mapping of its model entry)."""
+
+    batch_size: int = 8  # questions per generate call
+    max_new_tokens: int = 16  # longest answer / caption, in tokens
+    num_beams: int = 1  # 1 = greedy; > 1 = beam search for the main answer (vlm_sft)
+    do_sample: bool = False  # sample the main answer instead, at ``temperature`` (vlm_sft)
+    num_samples: int = 0  # extra sampled answers per question (the ``samples`` column; 0 = none)
+    temperature: float = 1.0  # sampling temperature (samples, and the main answer if do_sample)
+    top_p: float = 1.0  # nucleus sampling mass; 1 = off (vlm_sft)
+    top_k: int = 0  # sample among the k most probable tokens; 0 = off (vlm_sft)
+    repetition_penalty: float = 1.0  # 1 = off; overrides a checkpoint's generation_config (vlm_sft)
+    use_cache: bool = True  # KV-cache; false re-runs the whole prefix every step (O(T^2))
+    confidence: str = "product"  # product | mean: which answer probability is the confidence column
+    answer_prob_from: str = "auto"  # auto | scores | forward (auto: scores unless beam search; vlm_sft)
+
+    def validate(self, where: str) -> None:
+        for key in ("batch_size", "max_new_tokens", "num_beams"):
+            check_range(where, key, getattr(self, key), 1)
+        check_range(where, "num_samples", self.num_samples, 0)
+        check_range(where, "temperature", self.temperature, 1e-6)
+        check_range(where, "top_p", self.top_p, 1e-6, 1.0)
+        check_range(where, "top_k", self.top_k, 0)
+        check_choice(where, "confidence", self.confidence, CONFIDENCES)
+        check_choice(where, "answer_prob_from", self.answer_prob_from, PROB_SOURCES)
+        if self.answer_prob_from == "scores" and self.num_beams > 1:
+            raise ConfigError(f"{where}: answer_prob_from=scores needs num_beams=1 (beam logits are per beam)")
+
+
+def check_generation_keys(spec: GenerationSpec, honoured: tuple[str, ...], family: str, where: str) -> None:
+    """Fail when ``spec`` changes a decoding setting that ``family``'s decoder does not implement."""
+    default = GenerationSpec()
+    for field in dataclasses.fields(GenerationSpec):
+        if field.name not in honoured and getattr(spec, field.name) != getattr(default, field.name):
+            raise ConfigError(
+                f"{where}: {field.name} is not implemented by the {family} decoder; it honours {', '.join(honoured)}"
+            )
+
+
+FAMILY_SPECS: dict[str, type[Spec]] = {
+    "cnn_lstm": CnnLstmSpec,
+    "clip_classifier": ClipClassifierSpec,
+    "flamingo": FlamingoSpec,
+    "blip": BlipSpec,
+    "vlm_sft": VlmSftSpec,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig(Spec):
+    """One entry of ``config["models"]``."""
+
+    family: str  # a key of medvqa.models.MODEL_FAMILIES
+    tokenizer: str | None = None  # classifiers: a key of config["tokenizers"]; generative families: none
+    model: dict = dataclasses.field(default_factory=dict)  # the family's builder spec
+    train: dict = dataclasses.field(default_factory=dict)  # TrainSpec (seed: from the {seed} wildcard)
+    generate: dict = dataclasses.field(default_factory=dict)  # GenerationSpec (generative families only)
+
+    def validate(self, where: str) -> None:
+        check_choice(where, "family", self.family, tuple(FAMILY_SPECS))
+        spec = FAMILY_SPECS[self.family]
+        spec.from_mapping(self.model, f"{where}.model")
+        if spec.TOKEN_KIND and not self.tokenizer:
+            raise ConfigError(f"{where}: family {self.family} needs a tokenizer of kind {spec.TOKEN_KIND!r}")
+        if not spec.TOKEN_KIND and self.tokenizer:
+            raise ConfigError(f"{where}: family {self.family} tokenises the text itself; remove 'tokenizer'")
+        if spec.GENERATION_KEYS is None and self.generate:
+            raise ConfigError(f"{where}: 'generate' is for generative families; {self.family} uses predict:")
+        if spec.GENERATION_KEYS is not None:
+            generation = GenerationSpec.from_mapping(self.generate, f"{where}.generate")
+            check_generation_keys(generation, spec.GENERATION_KEYS, self.family, f"{where}.generate")
+        if "seed" in self.train:
+            raise ConfigError(f"{where}.train: 'seed' comes from the {{seed}} wildcard or --seed")
+        TrainSpec.from_mapping(self.train, f"{where}.train")
+
+    @property
+    def token_kind(self) -> str | None:
+        return FAMILY_SPECS[self.family].TOKEN_KIND
+
+    def generation(self) -> GenerationSpec | None:
+        """The decoding settings of a generative entry; None for a classifier."""
+        if FAMILY_SPECS[self.family].GENERATION_KEYS is None:
+            return None
+        return GenerationSpec.from_mapping(self.generate, "generate")
+

@@ -1,0 +1,103 @@
+"""One family registry: every family a config or the schema names exists, with one interface;
+model entries are checked at workflow start-up without importing torch."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from medvqa.models import MODEL_FAMILIES
+from medvqa.models.common import ModelFamily
+from medvqa.spec import ConfigError
+from medvqa.tiny_checkpoints import TINY_KINDS
+from medvqa.training.model_config import FAMILY_SPECS, ModelConfig
+from medvqa.workflow_config import check_config, expand_experiments
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = [REPO / "config.yaml", REPO / "configs" / "paper.yaml"]
+
+
+def load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def schema() -> dict:
+    return load(REPO / "rules" / "config.schema.yaml")
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_configured_family_is_registered(path):
+    families = {entry["family"] for entry in load(path)["models"].values()}
+    assert families and families <= set(MODEL_FAMILIES)
+
+
+def test_schema_families_and_light_specs_match_the_registry():
+    assert set(schema()["$defs"]["model"]["properties"]["family"]["enum"]) == set(MODEL_FAMILIES)
+    assert {name: family.spec for name, family in MODEL_FAMILIES.items()} == FAMILY_SPECS
+    assert all(isinstance(family, ModelFamily) for family in MODEL_FAMILIES.values())
+    generative = {name for name, family in MODEL_FAMILIES.items() if family.monitor == "val_loss"}
+    assert generative == {"flamingo", "blip", "vlm_sft"}
+    assert all(FAMILY_SPECS[name].TOKEN_KIND is None for name in generative)
+
+
+def test_schema_lists_every_tiny_checkpoint_kind():
+    assert set(schema()["$defs"]["tiny_checkpoint"]["properties"]["kind"]["enum"]) == set(TINY_KINDS)
+
+
+def test_demo_builds_every_family_and_both_vlm_variants():
+    config = load(REPO / "config.yaml")
+    built = {name for experiment in config["experiments"] for name in experiment["models"]}
+    entries = {name: config["models"][name] for name in built}
+    assert {entry["family"] for entry in entries.values()} == set(MODEL_FAMILIES)
+    finetune = [entry["model"].get("finetune", True) for entry in entries.values() if entry["family"] == "vlm_sft"]
+    assert True in finetune and False in finetune
+    kinds = {entry.get("kind", "clip") for entry in config["pretrained"].values()}
+    assert kinds >= {"clip", "clip_gpt2", "blip_vqa", "qwen2_vl", "qwen2_5_vl", "internvl", "llava", "llava_next"}
+
+
+def test_config_check_imports_no_torch():
+    code = (
+        "import sys, yaml\n"
+        "from medvqa.workflow_config import check_config, expand_experiments\n"
+        f"config = yaml.safe_load(open({str(REPO / 'config.yaml')!r}))\n"
+        "expand_experiments(config); check_config(config)\n"
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda m: m["flamingo_demo"].update(tokenizer="words"), "tokenises the text itself"),
+        (lambda m: m["cnn_lstm_demo"].update(generate={"max_new_tokens": 4}), "generative families"),
+        (lambda m: m["flamingo_demo"]["generate"].update(num_beams=3), "num_beams is not implemented by the flamingo"),
+        (lambda m: m["blip_demo"]["model"].update(checkpoint="results/pretrained/nothing"), "unknown pretrained"),
+        (lambda m: m["qwen2_vl_lora_demo"]["model"].update(lora_rank=4), "lora_rank"),
+        (lambda m: m["clip_demo"].update(tokenizer="words"), "reads 'hf' tokens"),
+    ],
+)
+def test_bad_model_entries_are_named_before_any_job(edit, message):
+    config = copy.deepcopy(load(REPO / "config.yaml"))
+    edit(config["models"])
+    expand_experiments(config)
+    with pytest.raises(ConfigError, match=message):
+        check_config(config)
+
+
+def test_bad_tiny_checkpoint_sizes_are_named():
+    config = copy.deepcopy(load(REPO / "config.yaml"))
+    config["pretrained"]["llava-tiny"]["model"] = {"image_size": 50}
+    with pytest.raises(ConfigError, match=r"pretrained\.llava-tiny\.model.*multiple of 28"):
+        check_config(config)
+
+
+def test_generation_settings_of_an_entry():
+    entry = ModelConfig.from_mapping({"family": "vlm_sft", "model": {"checkpoint": "x"}, "generate": {"num_beams": 2}})
+    assert entry.generation().num_beams == 2 and entry.token_kind is None
+    assert ModelConfig.from_mapping({"family": "cnn_lstm", "tokenizer": "words"}).generation() is None
