@@ -16,7 +16,7 @@
 #
 #   results/pretrained/{name}/                        tiny offline stand-ins of hub checkpoints
 #
-# Targets: all (default), data, evaluate, figures (figures and tables from results/ alone).
+# Targets: all (default), data, captions, evaluate, figures (figures and tables from results/ alone).
 
 from snakemake.utils import min_version, validate
 
@@ -41,10 +41,12 @@ report: "report/workflow.rst"
 include: "rules/common.smk"
 include: "rules/report_common.smk"
 include: "rules/model_common.smk"
+include: "rules/caption_common.smk"
 include: "rules/data.smk"
 include: "rules/pretrained.smk"
 include: "rules/train.smk"
 include: "rules/infer.smk"
+include: "rules/caption.smk"
 include: "rules/evaluate.smk"
 include: "rules/figures.smk"
 
@@ -59,6 +61,11 @@ rule all:
 rule data:
     input:
         data_targets(),
+
+
+rule captions:
+    input:
+        caption_targets(),
 
 
 rule evaluate:

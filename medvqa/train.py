@@ -8,13 +8,23 @@ a zero-shot entry (``vlm_sft`` with ``finetune: false``) writes state.json and a
 history only.
 
     python -m medvqa.train --config config.yaml --dataset demo --model cnn_lstm_demo --seed 0
+
+Data-parallel on N GPUs (``medvqa.training.distributed``; rank 0 writes the outputs and the log):
+
+    torchrun --standalone --nproc_per_node=N -m medvqa.train --config ... --dataset ... --model ...
+
+Under torchrun, log to stderr (``2> train.log``), not with ``--log``: torchrun's own argument
+parser takes ``--log`` as an abbreviation of its ``--log-dir``. The workflow's rule ``train_ddp`` passes the model entry and its named inputs as JSON instead
+(``--entry``, ``--inputs``, ``--out``), so the run sees exactly the entry the workflow resolved.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,7 +35,7 @@ import yaml
 from medvqa.io import read_json, setup_logging
 from medvqa.models import BuiltModel, DataInfo, family_of
 from medvqa.spec import ConfigError
-from medvqa.training import checkpoint
+from medvqa.training import checkpoint, distributed
 from medvqa.training.data import SplitPaths
 from medvqa.training.engine import TrainData, TrainSpec, fresh_state, history_columns, train
 from medvqa.training.model_config import ModelConfig
@@ -84,18 +94,29 @@ def load_data(config: ModelConfig, paths: TrainPaths) -> LoadedData:
 def run_training(
     config: ModelConfig, paths: TrainPaths, out_dir: str | Path, seed: int, threads: int | None = None
 ) -> dict[str, Any]:
-    """Seed, load the data, build the model and train it; returns the final state.json."""
+    """Seed, load the data, build the model and train it; returns the final state.json.
+
+    Under torchrun (WORLD_SIZE > 1) every process runs this inside one process group.
+    """
     if threads:
         torch.set_num_threads(threads)
-    seed_everything(seed)
     spec = TrainSpec.from_mapping({**config.train, "seed": seed}, "train")
+    if spec.gpus > 1 and not distributed.launched():
+        log.warning("train.gpus is %d but this is one process: launch with torchrun for data-parallel", spec.gpus)
+    with distributed.session(spec.device):
+        return _run(config, paths, out_dir, seed, spec)
+
+
+def _run(config: ModelConfig, paths: TrainPaths, out_dir: str | Path, seed: int, spec: TrainSpec) -> dict[str, Any]:
+    seed_everything(seed)  # the same on every process: the same initial weights
     data = load_data(config, paths)
     family = family_of(config.family)
     args = family.builder_args(config.model, data.info)
     if not family.finetunes(args):
         # Nothing to train: the pretrained model is loaded only at prediction time.
         state = fresh_state(spec, config.family, args, data.answers)
-        checkpoint.write_zero_shot(out_dir, state, history_columns(family))
+        if distributed.is_main():
+            checkpoint.write_zero_shot(out_dir, state, history_columns(family))
         log.info("%s is zero-shot: wrote %s only", config.family, Path(out_dir) / checkpoint.STATE)
         return state
     model = BuiltModel(config.family, args, family.build(args, True))
@@ -116,11 +137,13 @@ def paths_from_config(config: Mapping[str, Any], dataset: str, model: str, resul
     )
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m medvqa.train", description=__doc__.split("\n")[0])
-    parser.add_argument("--config", required=True, help="workflow config.yaml")
-    parser.add_argument("--dataset", required=True)
-    parser.add_argument("--model", required=True, help="a key of the config's models")
+    parser.add_argument("--config", help="workflow config.yaml (or --entry with --inputs)")
+    parser.add_argument("--dataset")
+    parser.add_argument("--model", help="a key of the config's models")
+    parser.add_argument("--entry", help="the model entry as JSON, instead of --config's models[--model]")
+    parser.add_argument("--inputs", help="JSON of the train rule's named inputs, instead of --config's paths")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--results", default="results", help="results directory of the data stages")
     parser.add_argument("--out", help="output directory (default results/models/{dataset}/{model}/{seed})")
@@ -128,16 +151,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--log", help="log file (default stderr)")
     args = parser.parse_args(argv)
-    setup_logging(args.log)
-    config = yaml.safe_load(Path(args.config).read_text())
-    entry = config["models"][args.model]
+    if not ((args.entry and args.inputs and args.out) or (args.config and args.dataset and args.model)):
+        parser.error("give --config, --dataset and --model, or --entry, --inputs and --out")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    # Only rank 0 of a torchrun logs progress (to the log file); the others report only problems.
+    if distributed.launched() and int(os.environ.get("RANK", "0")) > 0:
+        setup_logging(None, logging.WARNING)
+    else:
+        setup_logging(args.log)
+    config = None if args.entry else yaml.safe_load(Path(args.config).read_text())
+    entry = json.loads(args.entry) if args.entry else config["models"][args.model]
     if args.device:
         entry = {**entry, "train": {**entry.get("train", {}), "device": args.device}}
+    if args.inputs:
+        paths = TrainPaths.from_inputs(json.loads(args.inputs))
+    else:
+        paths = paths_from_config(config, args.dataset, args.model, args.results)
     out = args.out or Path(args.results) / "models" / args.dataset / args.model / str(args.seed)
-    run_training(
-        ModelConfig.from_mapping(entry, f"models.{args.model}"),
-        paths_from_config(config, args.dataset, args.model, args.results), out, args.seed, args.threads,
-    )
+    run_training(ModelConfig.from_mapping(entry, f"models.{args.model or 'entry'}"), paths, out, args.seed,
+                 args.threads)
 
 
 if __name__ == "__main__":

@@ -48,11 +48,18 @@ def name_regex(names):
     return "|".join(names) or "(?!x)x"
 
 
-def models_of(families, zero_shot=None):
-    """Wildcard regex of the configured models of ``families`` (only zero-shot ones, or none, if asked)."""
+def entry_gpus(entry):
+    """GPUs of a training job: train.gpus (more than one: the train_ddp job, under torchrun)."""
+    return int(entry.get("train", {}).get("gpus", 1))
+
+
+def models_of(families, zero_shot=None, multi_gpu=None):
+    """Wildcard regex of the configured models of ``families`` (only zero-shot ones, or none, if
+    asked; only those trained on several GPUs, or on one, if asked)."""
     return name_regex(
         name for name, entry in config["models"].items()
         if entry["family"] in families and (zero_shot is None or is_zero_shot(entry) == zero_shot)
+        and (multi_gpu is None or (entry_gpus(entry) > 1) == multi_gpu)
     )
 
 
@@ -100,6 +107,20 @@ def train_inputs(wildcards):
     if model_pretrained_dirs(entry):
         inputs["pretrained"] = model_pretrained_dirs(entry)
     return inputs
+
+
+def train_gpus(wildcards):
+    return entry_gpus(config["models"][wildcards.model])
+
+
+def train_entry_json(wildcards):
+    """The model entry for python -m medvqa.train --entry (shell-quoted with :q where used)."""
+    return json.dumps(canonical(config["models"][wildcards.model]))
+
+
+def train_inputs_json(wildcards):
+    """The named inputs (train_inputs) for python -m medvqa.train --inputs (TrainPaths.from_inputs)."""
+    return json.dumps({name: path for name, path in train_inputs(wildcards).items() if name != "pretrained"})
 
 
 def family_mem_mb(wildcards):

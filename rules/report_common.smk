@@ -123,6 +123,13 @@ def published_entries(wildcards):
     return canonical([e for e in published_config() if e["dataset"] == wildcards.dataset])
 
 
+def trains(model):
+    """Whether runs of the model are trained (and so have training curves): entries with a
+    train: block, unless model.finetune is false (zero-shot)."""
+    entry = config["models"][model]
+    return "train" in entry and entry.get("model", {}).get("finetune", True) is not False
+
+
 def model_family(model):
     return config["models"][model].get("family")
 
@@ -142,7 +149,8 @@ def figure_targets():
     """Every figure and table of the configured experiments (the `figures` target)."""
     targets = []
     for dataset, model, seed in experiment_runs():
-        targets.append(f"results/figures/{dataset}/{model}/curves.png")
+        if trains(model):
+            targets.append(f"results/figures/{dataset}/{model}/curves.png")
         for split in report_splits():
             targets += run_figures(dataset, model, seed, split)
     for dataset in dict.fromkeys(d for d, _, _ in experiment_runs()):

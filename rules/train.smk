@@ -14,7 +14,7 @@ rule train:
     log:
         "logs/models/{dataset}/{model}/{seed}/train.log",
     wildcard_constraints:
-        model=models_of(CLASSIFIER_FAMILIES + GENERATIVE_FAMILIES, zero_shot=False),
+        model=models_of(CLASSIFIER_FAMILIES + GENERATIVE_FAMILIES, zero_shot=False, multi_gpu=False),
         seed=SEED_PATTERN,
     params:
         model=model_entry,
@@ -52,3 +52,35 @@ rule zero_shot:
         "../envs/train.yaml"
     script:
         "../workflow_scripts/train.py"
+
+
+# Entries with train.gpus > 1: data-parallel under torchrun, one process per GPU
+# (medvqa.training.distributed; train.batch_size is the global batch). Rank 0 writes the
+# outputs; every rank's stderr (rank 0's progress, any rank's errors) goes to the log.
+rule train_ddp:
+    input:
+        unpack(train_inputs),
+    output:
+        weights="results/models/{dataset}/{model}/{seed}/best.safetensors",
+        state="results/models/{dataset}/{model}/{seed}/state.json",
+        history="results/models/{dataset}/{model}/{seed}/history.csv",
+    log:
+        "logs/models/{dataset}/{model}/{seed}/train.log",
+    wildcard_constraints:
+        model=models_of(CLASSIFIER_FAMILIES + GENERATIVE_FAMILIES, zero_shot=False, multi_gpu=True),
+        seed=SEED_PATTERN,
+    params:
+        entry=train_entry_json,
+        inputs=train_inputs_json,
+        out="results/models/{dataset}/{model}/{seed}",
+    threads: 8
+    resources:
+        gpu=train_gpus,
+        mem_mb=family_mem_mb,
+        runtime=480,
+    conda:
+        "../envs/train.yaml"
+    shell:
+        "torchrun --standalone --nproc_per_node={resources.gpu} -m medvqa.train"
+        " --entry {params.entry:q} --inputs {params.inputs:q} --out {params.out:q}"
+        " --seed {wildcards.seed} --threads {threads} 2> {log:q}"

@@ -230,14 +230,16 @@ def builder_args(model_config: Mapping[str, Any], info: DataInfo) -> dict[str, A
 def build(args: Mapping[str, Any], load_pretrained: bool) -> nn.Module:
     """The base model (+ LoRA when fine-tuned) on the CPU; the engine moves it to its device.
 
-    4-bit weights cannot move, so QLoRA loads straight onto the current GPU.
+    4-bit weights cannot move, so QLoRA loads straight onto the current GPU (or the CPU,
+    where bitsandbytes also runs 4-bit layers, without one).
     """
     from transformers import AutoConfig, AutoModelForImageTextToText
 
     spec = spec_of(args)
     if load_pretrained:
         quantised = spec.quantization != "none"
-        device = torch.device("cuda", torch.cuda.current_device()) if quantised else torch.device("cpu")
+        on_gpu = quantised and torch.cuda.is_available()
+        device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else torch.device("cpu")
         model = load_base_model(spec, device, torch_dtype(spec))
     else:
         config = AutoConfig.from_pretrained(spec.checkpoint)

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from medvqa.data.answers import normalise_answer
 from medvqa.data.images import load_image_cache
@@ -119,18 +119,21 @@ def classifier_collate(pad_id: int) -> Callable[[Sequence], Batch]:
 
 def make_loader(
     split: Dataset, batch_size: int, collate_fn: Callable[[Sequence], Any], shuffle: bool, seed: int = 0,
-    workers: int = 0, drop_last: bool = False,
+    workers: int = 0, drop_last: bool = False, sampler: Sampler | None = None,
 ) -> DataLoader:
-    """Batches in file order, or shuffled by a generator of its own seeded with ``seed``.
+    """Batches in file order, shuffled by a generator of its own seeded with ``seed``, or in the
+    order of ``sampler`` (then ``shuffle`` and ``seed`` are ignored).
 
     The own generator keeps the data order independent of the global RNG, so a resumed run
     sees the same order as an uninterrupted one.
     """
+    shuffle = shuffle and sampler is None
     generator = torch.Generator().manual_seed(seed) if shuffle else None
     return DataLoader(
         split,
         batch_size=batch_size,
         shuffle=shuffle,
+        sampler=sampler,
         generator=generator,
         collate_fn=collate_fn,
         num_workers=workers,

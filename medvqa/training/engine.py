@@ -4,7 +4,8 @@
 linear warmup + cosine decay, gradient accumulation and clipping, fp32/bf16/fp16
 (GradScaler) precision, early stopping on the family's validation metric (``val_accuracy``
 for the classifiers, ``val_loss`` for the generative families), a checkpoint every epoch and
-resumption of a killed run. What a batch is and what its loss is come from the family
+resumption of a killed run. Under ``torchrun`` it trains data-parallel over the processes (see
+``medvqa.training.distributed``: ``batch_size`` is the global batch; only rank 0 writes). What a batch is and what its loss is come from the family
 (``ModelFamily.collate`` and ``.score``); the loop never asks which family it trains. Writes
 the files listed in ``medvqa.training.checkpoint`` under ``out_dir``.
 """
@@ -27,7 +28,7 @@ from tqdm.auto import tqdm
 
 from medvqa.models import BuiltModel, count_parameters, family_of
 from medvqa.models.common import BatchScore, ModelFamily, Step, autocast
-from medvqa.training import checkpoint
+from medvqa.training import checkpoint, distributed
 from medvqa.training.data import make_loader
 from medvqa.training.spec import PRECISIONS, TrainSpec
 
@@ -38,7 +39,7 @@ __all__ = ["PRECISIONS", "TrainData", "TrainSpec", "resolve_device", "resolve_pr
 ACCURACY_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 LOSS_COLUMNS = ("epoch", "train_loss", "val_loss", "lr", "seconds")
 # Spec keys that may change between a killed run and its re-run (more epochs, another machine).
-RESUME_FREE_KEYS = ("epochs", "patience", "device", "workers")
+RESUME_FREE_KEYS = ("epochs", "patience", "device", "workers", "gpus")
 
 
 class TrainData(NamedTuple):
@@ -120,6 +121,14 @@ class Totals:
         self.seen += score.seen
         self.correct = None if score.correct is None or self.correct is None else self.correct + score.correct
 
+    def summed_over_processes(self, device: torch.device) -> Totals:
+        """The totals of every process (the same on each; itself without torchrun)."""
+        correct = -1.0 if self.correct is None else self.correct  # every family answers the same way
+        self.loss, self.scored, self.seen, correct = distributed.sum_over_processes(
+            [self.loss, self.scored, self.seen, correct], device)
+        self.correct = None if self.correct is None else correct
+        return self
+
     def means(self) -> tuple[float, float | None]:
         accuracy = None if self.correct is None else self.correct / max(1, self.seen)
         return self.loss / max(1, self.scored), accuracy
@@ -138,9 +147,9 @@ class Loop(NamedTuple):
 
 
 def make_loop(spec: TrainSpec, model: BuiltModel, steps_per_epoch: int) -> Loop:
-    device = resolve_device(spec.device)
+    device = distributed.local_device(resolve_device(spec.device))
     precision = resolve_precision(spec.precision, device)
-    module = place(model.module, device)
+    module = distributed.prepare_module(place(model.module, device))
     optimizer = make_optimizer(spec, model)
     scheduler = make_scheduler(optimizer, spec, steps_per_epoch)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
@@ -148,6 +157,7 @@ def make_loop(spec: TrainSpec, model: BuiltModel, steps_per_epoch: int) -> Loop:
 
 
 def optimizer_step(spec: TrainSpec, loop: Loop, trainable: list[nn.Parameter]) -> None:
+    distributed.average_gradients(trainable)  # before unscaling: every rank has the same scale
     if spec.grad_clip > 0:
         loop.scaler.unscale_(loop.optimizer)  # clip the true gradients, not the fp16-scaled ones
         nn.utils.clip_grad_norm_(trainable, spec.grad_clip)
@@ -168,14 +178,15 @@ def train_epoch(spec: TrainSpec, loop: Loop, loader, desc: str) -> tuple[float, 
     step = Step(loop.device, True, spec.augment, spec.label_smoothing)
     totals = Totals()
     loop.optimizer.zero_grad(set_to_none=True)
-    for i, batch in enumerate(tqdm(loader, desc=desc, leave=False, mininterval=5)):
+    bar = tqdm(loader, desc=desc, leave=False, mininterval=5, disable=not distributed.is_main())
+    for i, batch in enumerate(bar):
         with autocast(loop.device, loop.precision):
             score = loop.family.score(loop.module, batch, step)
         loop.scaler.scale(score.loss / spec.grad_accum).backward()
         if (i + 1) % spec.grad_accum == 0 or i + 1 == len(loader):
             optimizer_step(spec, loop, trainable)
         totals.add(score)
-    return totals.means()
+    return totals.summed_over_processes(loop.device).means()
 
 
 @torch.no_grad()
@@ -186,7 +197,7 @@ def evaluate(family: ModelFamily, module: nn.Module, loader, device: torch.devic
     for batch in loader:
         with autocast(device, precision):
             totals.add(family.score(module, batch, Step(device, False)))
-    return totals.means()
+    return totals.summed_over_processes(device).means()
 
 
 def fresh_state(spec: TrainSpec, family: str, args: dict[str, Any], answers: Sequence[str]) -> dict[str, Any]:
@@ -244,36 +255,73 @@ def _publish(loop: Loop, resume_dir: Path, out_dir: Path, state: dict[str, Any])
         loop.family.export(loop.module, out_dir)
 
 
+class Batching(NamedTuple):
+    """How one process batches the training split (the whole split without torchrun)."""
+
+    batch_size: int  # examples per forward pass of this process: the global batch_size / processes
+    drop_last: bool  # a last batch of one sample would break BatchNorm in training mode: drop it
+    batches: int  # forward passes per epoch of this process
+
+
+def batching(spec: TrainSpec, n_train: int) -> Batching:
+    batch_size = distributed.per_process_batch(spec.batch_size)
+    share = math.ceil(n_train / distributed.world_size())  # each rank's share, padded to be equal
+    drop_last = share % batch_size == 1
+    return Batching(batch_size, drop_last, share // batch_size if drop_last else math.ceil(share / batch_size))
+
+
+def train_loader(spec: TrainSpec, data: TrainData, plan: Batching, epoch: int):
+    """This process's batches of one epoch; the order depends only on (seed, epoch), so a resumed
+    run sees the same batches, and the processes of a torchrun share the one-process order."""
+    # An explicit permutation, not DataLoader(shuffle=True): the loader's generator is also
+    # drawn from for each iterator it makes, and tqdm.auto makes an extra one.
+    generator = torch.Generator().manual_seed(spec.seed * 1_000_003 + epoch)
+    order = torch.randperm(len(data.train), generator=generator).tolist()
+    return make_loader(data.train, plan.batch_size, data.collate, False, workers=spec.workers,
+                       drop_last=plan.drop_last, sampler=distributed.ShardSampler(order))
+
+
+def _save_epoch(loop: Loop, resume_dir: Path, state: dict, history: list[dict], improved: bool) -> None:
+    """Rank 0 writes the epoch's checkpoint; every process waits for it (a resume reads it)."""
+    if distributed.is_main():
+        checkpoint.save_progress(resume_dir, loop.module, state, _training_state(loop),
+                                 pd.DataFrame(history, columns=history_columns(loop.family)), improved,
+                                 loop.family.saves == "trainable")
+    distributed.barrier()
+
+
 def train(spec: TrainSpec, model: BuiltModel, data: TrainData, out_dir: str | Path) -> dict[str, Any]:
-    """Train ``model`` on ``data.train``, select on ``data.val``; returns the final state.json."""
+    """Train ``model`` on ``data.train``, select on ``data.val``; returns the final state.json.
+
+    Under torchrun every process calls this; each returns the same state, rank 0 writes the files.
+    """
     out_dir, resume_dir = Path(out_dir), Path(out_dir) / checkpoint.RESUME
-    # A last batch of one sample would break BatchNorm in training mode: drop it.
-    drop_last = len(data.train) % spec.batch_size == 1
-    batches = len(data.train) // spec.batch_size if drop_last else math.ceil(len(data.train) / spec.batch_size)
-    loop = make_loop(spec, model, math.ceil(batches / spec.grad_accum))
+    plan = batching(spec, len(data.train))
+    loop = make_loop(spec, model, math.ceil(plan.batches / spec.grad_accum))
     state, history = _resume(resume_dir, fresh_state(spec, model.family, model.args, data.answers), loop)
-    columns, monitor = history_columns(loop.family), loop.family.monitor
+    monitor = loop.family.monitor
     trainable, total = count_parameters(loop.module)
-    log.info("%s: %d of %d parameters trainable; %s, %s, %d batches per epoch, selected on %s",
-             model.family, trainable, total, loop.device, loop.precision, batches, monitor)
-    val_loader = make_loader(data.val, spec.batch_size, data.collate, shuffle=False, workers=spec.workers)
+    log.info("%s: %d of %d parameters trainable; %s, %s, %d batches of %d per epoch on each of %d processes, "
+             "selected on %s", model.family, trainable, total, loop.device, loop.precision, plan.batches,
+             plan.batch_size, distributed.world_size(), monitor)
+    val_loader = make_loader(distributed.shard(data.val), plan.batch_size, data.collate, shuffle=False,
+                             workers=spec.workers)
     for epoch in range(state["epoch"] + 1, spec.epochs + 1):
         if state["epochs_since_best"] >= spec.patience:
             log.info("early stop: %s not better for %d epochs", monitor, spec.patience)
             break
         start = time.perf_counter()
-        # Each epoch's order depends only on (seed, epoch), so a resumed run sees the same batches.
-        loader = make_loader(data.train, spec.batch_size, data.collate, True, spec.seed * 1_000_003 + epoch,
-                             spec.workers, drop_last)
+        loader = train_loader(spec, data, plan, epoch)
         train_scores = train_epoch(spec, loop, loader, f"epoch {epoch}/{spec.epochs}")
         val_scores = evaluate(loop.family, loop.module, val_loader, loop.device, loop.precision)
         row = _history_row(epoch, train_scores, val_scores, loop, time.perf_counter() - start)
         state, improved = _after_epoch(state, epoch, row[monitor])
         history.append(row)
-        checkpoint.save_progress(resume_dir, loop.module, state, _training_state(loop),
-                                 pd.DataFrame(history, columns=columns), improved, loop.family.saves == "trainable")
+        _save_epoch(loop, resume_dir, state, history, improved)
         log.info("epoch %d: %s%s", epoch, ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"),
                  " (best)" if improved else "")
-    _publish(loop, resume_dir, out_dir, state)
+    if distributed.is_main():
+        _publish(loop, resume_dir, out_dir, state)
+    distributed.barrier()
     log.info("best %s %.4f at epoch %d", monitor, state[f"best_{monitor}"], state["best_epoch"])
     return state

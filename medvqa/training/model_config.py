@@ -236,6 +236,7 @@ class ModelConfig(Spec):
     model: dict = dataclasses.field(default_factory=dict)  # the family's builder spec
     train: dict = dataclasses.field(default_factory=dict)  # TrainSpec (seed: from the {seed} wildcard)
     generate: dict = dataclasses.field(default_factory=dict)  # GenerationSpec (generative families only)
+    caption: dict | None = None  # CaptionSpec settings: the entry also captions caption datasets
 
     def validate(self, where: str) -> None:
         check_choice(where, "family", self.family, tuple(FAMILY_SPECS))
@@ -253,6 +254,15 @@ class ModelConfig(Spec):
         if "seed" in self.train:
             raise ConfigError(f"{where}.train: 'seed' comes from the {{seed}} wildcard or --seed")
         TrainSpec.from_mapping(self.train, f"{where}.train")
+        if self.caption is not None:
+            self.caption_spec(f"{where}.caption")
+
+    def caption_spec(self, where: str = "caption") -> CaptionSpec:
+        """The entry's captioning settings, with the kind and base checkpoint it implies."""
+        if self.family not in CAPTION_FAMILIES:
+            raise ConfigError(f"{where}: family {self.family} cannot caption; families: {', '.join(CAPTION_FAMILIES)}")
+        kind, checkpoint = CAPTION_FAMILIES[self.family], self.model.get("checkpoint")
+        return CaptionSpec.from_mapping({**(self.caption or {}), "kind": kind, "checkpoint": checkpoint}, where)
 
     @property
     def token_kind(self) -> str | None:
@@ -264,3 +274,44 @@ class ModelConfig(Spec):
             return None
         return GenerationSpec.from_mapping(self.generate, "generate")
 
+
+CAPTION_KIND_NAMES = ("blip", "vlm")  # keys of medvqa.caption_models.CAPTION_KINDS
+CAPTION_FAMILIES = {"blip": "blip", "vlm_sft": "vlm"}  # model family → caption kind
+DEFAULT_VLM_PROMPT = "Describe this medical image."
+
+
+@dataclasses.dataclass(frozen=True)
+class CaptionSpec(Spec):
+    """The ``caption:`` settings of one captioning model (plus ``kind`` and ``checkpoint``)."""
+
+    kind: str  # blip | vlm (a key of CAPTION_KINDS)
+    checkpoint: str | None = None  # hub id or save_pretrained dir; None only when a run dir is given
+    prompt: str | None = None  # vlm: user text after the image (None: DEFAULT_VLM_PROMPT); blip: caption prefix (None: none)
+    system_prompt: str | None = None  # vlm: system turn; None = the chat template's default
+    batch_size: int = 8  # images per generate call
+    chunk_size: int = 64  # images per resumable chunk file (a killed run loses at most one chunk)
+    max_new_tokens: int = 64  # longest caption, in tokens
+    num_beams: int = 1  # 1 = greedy; > 1 = beam search
+    do_sample: bool = False  # sample instead (seeded per chunk from the run's seed)
+    temperature: float = 1.0  # sampling temperature (do_sample only)
+    top_p: float = 1.0  # nucleus mass (do_sample only); 1 = off
+    top_k: int = 0  # sample among the k most probable tokens; 0 = off
+    repetition_penalty: float = 1.0  # > 1 discourages repeated tokens; 1 = off
+    device: str = "auto"  # auto (cuda if available) | cpu | cuda | cuda:N
+    dtype: str = "auto"  # auto (bfloat16 on CUDA, float32 on CPU) | float32 | bfloat16 | float16
+    min_pixels: int | None = None  # vlm, Qwen-VL processors: fewest pixels an image is resized to
+    max_pixels: int | None = None  # vlm, Qwen-VL processors: most pixels (caps the image tokens)
+
+    def validate(self, where: str) -> None:
+        check_choice(where, "kind", self.kind, CAPTION_KIND_NAMES)
+        check_choice(where, "dtype", self.dtype, DTYPES)
+        for key in ("batch_size", "chunk_size", "max_new_tokens", "num_beams"):
+            check_range(where, key, getattr(self, key), 1)
+        check_range(where, "temperature", self.temperature, 1e-6)
+        check_range(where, "top_p", self.top_p, 1e-6, 1.0)
+        check_range(where, "top_k", self.top_k, 0)
+        check_range(where, "repetition_penalty", self.repetition_penalty, 1e-6)
+        if self.do_sample and self.num_beams > 1:
+            raise ConfigError(f"{where}: do_sample needs num_beams=1 (beam sampling is not supported)")
+        if self.kind == "blip" and (self.min_pixels or self.max_pixels or self.system_prompt):
+            raise ConfigError(f"{where}: min_pixels, max_pixels and system_prompt are vlm settings")

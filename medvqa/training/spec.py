@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from medvqa.spec import Spec, check_choice, check_range
+from medvqa.spec import ConfigError, Spec, check_choice, check_range
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -38,7 +38,8 @@ class TrainSpec(Spec):
     """The ``train:`` sub-mapping of a model config (``seed`` comes from the {seed} wildcard)."""
 
     epochs: int = 20  # most epochs; early stopping may end sooner
-    batch_size: int = 32  # examples per forward pass
+    batch_size: int = 32  # examples per forward pass, in all: split evenly over the processes of a multi-GPU run
+    gpus: int = 1  # > 1: the workflow trains under torchrun on this many GPUs (data-parallel; rule train_ddp)
     grad_accum: int = 1  # forward passes per optimizer step (effective batch = batch_size × grad_accum)
     lr: float = 1e-3  # peak learning rate of the new layers (LoRA adapters count as new)
     backbone_lr: float = 1e-4  # peak learning rate of the (pretrained) backbone
@@ -62,10 +63,12 @@ class TrainSpec(Spec):
         return super().from_mapping(mapping, where)
 
     def validate(self, where: str) -> None:
-        for key in ("epochs", "batch_size", "grad_accum", "patience"):
+        for key in ("epochs", "batch_size", "grad_accum", "patience", "gpus"):
             check_range(where, key, getattr(self, key), 1)
         for key in ("lr", "backbone_lr", "weight_decay", "grad_clip", "workers"):
             check_range(where, key, getattr(self, key), 0)
         for key in ("warmup", "min_lr", "label_smoothing"):
             check_range(where, key, getattr(self, key), 0.0, 1.0)
         check_choice(where, "precision", self.precision, PRECISIONS)
+        if self.batch_size % self.gpus:
+            raise ConfigError(f"{where}: batch_size {self.batch_size} is not divisible by gpus {self.gpus}")

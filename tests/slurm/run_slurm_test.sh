@@ -14,15 +14,17 @@
 #        (default: inside the temp dir). KEEP=1 keeps the temp dir after a success too.
 set -euo pipefail
 
-# The outputs built both locally and through SLURM (their inputs are built and compared too).
-# Add training / prediction outputs here once rules/train.smk and rules/infer.smk are included.
+# The outputs built both locally and through SLURM (their inputs are built and compared too):
+# the data → train → predict chain of the CNN-LSTM, trained for one epoch (slurm.yaml).
 TARGETS=(
   results/data/demo/summary.json
-  results/data/demo/tokens/words.test.parquet
+  results/predictions/demo/cnn_lstm_demo/0/test.parquet
 )
 # Rules given `gpu: 1` in the test's profile so that a job exercises the fake GPUs (gres
-# scheduling, --gpus, CUDA_VISIBLE_DEVICES). Leave empty once a rule in TARGETS declares gpu=1.
-GPU_RULES=(tokenize)
+# scheduling, --gpus, CUDA_VISIBLE_DEVICES). Empty: train and predict declare gpu=1 themselves.
+GPU_RULES=()
+# Rules whose jobs must have been given a (fake) GPU by SLURM.
+GPU_JOBS=(train predict_with_attention "${GPU_RULES[@]}")
 SNAKEMAKE_TIMEOUT=${SNAKEMAKE_TIMEOUT:-240}   # s; SIGINT then, so Snakemake scancels its jobs
 STATUS_INTERVAL=2                             # s between the plugin's squeue polls
 PARTITION=medvqa_test                         # not the default partition: SBATCH_PARTITION must work
@@ -30,7 +32,7 @@ PARTITION=medvqa_test                         # not the default partition: SBATC
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 TMP=$(mktemp -d /tmp/medvqa-slurm.XXXXXX)
 WORK=${1:-$TMP/work}
-SNAKEMAKE=(snakemake -s "$REPO/Snakefile" --configfile "$REPO/config.yaml")
+SNAKEMAKE=(snakemake -s "$REPO/Snakefile" --configfile "$REPO/config.yaml" "$REPO/tests/slurm/slurm.yaml")
 # At Slurm's default path, as on a real cluster: the plugin's job step (slurm-jobstep 0.6.1) runs
 # its srun without SLURM_* variables, so a config found through SLURM_CONF breaks inside jobs.
 CONF=/etc/slurm/slurm.conf
@@ -215,12 +217,12 @@ check_jobs_went_through_slurm() {
     grep -q "JobState=COMPLETED" <<<"$info" || fail "job $id: $(grep -o 'JobState=[A-Z_]*' <<<"$info")"
     grep -q "Partition=$PARTITION " <<<"$info" || fail "job $id did not run in partition $PARTITION"
     grep -qE "sched: Allocate JobId=$id " "$TMP/slurmctld.log" || fail "slurmctld never allocated job $id"
-    if grep -qE "Comment=rule_($(IFS='|'; echo "${GPU_RULES[*]:-NONE}"))_" <<<"$info"; then
+    if grep -qE "Comment=rule_($(IFS='|'; echo "${GPU_JOBS[*]}"))_" <<<"$info"; then
       grep -q "JOB_GRES=gpu:fake:1" <<<"$info" || fail "GPU job $id got no GPU: $info"
       n_gpu=$((n_gpu + 1))
     fi
   done
-  ((${#GPU_RULES[@]} == 0 || n_gpu > 0)) || fail "no job of ${GPU_RULES[*]} was given a GPU"
+  ((n_gpu == ${#GPU_JOBS[@]})) || fail "$n_gpu jobs of ${GPU_JOBS[*]} were given a GPU, expected ${#GPU_JOBS[@]}"
   log "all $n_steps Snakemake jobs ran as SLURM jobs $(echo $ids) ($n_gpu with a GPU)"
 }
 

@@ -1,0 +1,202 @@
+"""Caption generators for the ``caption`` stage: a checkpoint (zero-shot) or a training run → images → texts.
+
+Two kinds, in one literal dict (``CAPTION_KINDS``):
+
+* ``blip``  ``BlipForConditionalGeneration`` + ``BlipProcessor`` (``Salesforce/blip-image-captioning-base``
+  or a ``medvqa.tiny_hf.write_tiny_blip(..., task="caption")`` directory). The decoder starts from
+  ``[DEC]``, optionally followed by a text prefix (``prompt``, e.g. "a radiology image of"); only the
+  tokens after the prefix are returned.
+* ``vlm``   any ``AutoModelForImageTextToText`` + ``AutoProcessor`` (Qwen2-VL, Qwen2.5-VL, InternVL3-hf,
+  LLaVA-1.5, LLaVA-NeXT) with its own chat template: user turn = image + ``prompt``
+  ("Describe this medical image."), generation prompt, answer until the end-of-turn token.
+
+Zero-shot loading takes ``CaptionSpec.checkpoint`` (hub id or save_pretrained directory). A
+training run directory (``results/models/{dataset}/{model}/{seed}/``: state.json + best.safetensors
+of the training engine) is one more case, rebuilt by ``medvqa.training.checkpoint.load_checkpoint``
+and checked by its ``state.json["family"]``: ``blip`` (a caption fine-tune) or ``vlm_sft`` (base +
+LoRA; a zero-shot run dir gives the base model). Its model settings come from the run; the
+decoding settings and the prompt from ``CaptionSpec``.
+
+Images arrive as uint8 arrays (H, W, 3) from the image cache; a ``Captioner.generate`` call
+takes a list of B of them and returns B stripped strings without special tokens.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from medvqa.io import read_json
+from medvqa.spec import ConfigError
+from medvqa.training.model_config import DEFAULT_VLM_PROMPT, CaptionSpec
+
+log = logging.getLogger(__name__)
+
+RUN_STATE = "state.json"  # written last by every training run: its presence marks a complete run
+
+
+@dataclasses.dataclass(frozen=True)
+class Captioner:
+    """A loaded model: ``generate(images)`` maps B uint8 (H, W, 3) arrays to B captions."""
+
+    kind: str
+    source: str  # the checkpoint or run directory it was loaded from (for logs)
+    generate: Callable[[Sequence[np.ndarray]], list[str]]
+
+
+@dataclasses.dataclass(frozen=True)
+class CaptionKind:
+    run_family: str  # state.json "family" of a fine-tuned run of this kind
+    load_base: Callable[[CaptionSpec, torch.device], Captioner]  # zero-shot, from spec.checkpoint
+    load_run: Callable[[CaptionSpec, Path, torch.device], Captioner]  # (spec, run directory, device)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, name)
+
+
+# --- blip -------------------------------------------------------------------------------------
+
+def _blip_prompt_ids(tokenizer, prompt: str | None) -> list[int] | None:
+    """``[CLS] prefix [SEP]`` ids (BLIP's generate swaps [CLS] for [DEC] and drops [SEP]); None = no prefix."""
+    if not prompt:
+        return None
+    return tokenizer(prompt, add_special_tokens=True)["input_ids"]
+
+
+@torch.no_grad()
+def _blip_generate(model, tokenizer, spec: CaptionSpec, images: Sequence[np.ndarray]) -> list[str]:
+    from medvqa.models.generative import decode_texts, generated_lengths, stack_images
+
+    device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
+    # (B, H, W, 3) uint8 → (B, 3, S, S) standardised at the processor's size S, in the model's dtype.
+    pixels = model.pixel_values(stack_images([{"image": i} for i in images]).to(device)).to(dtype)
+    prefix = _blip_prompt_ids(tokenizer, spec.prompt)
+    input_ids = None if prefix is None else torch.tensor([prefix] * len(images), device=device)
+    text = model.hf.config.text_config
+    options = dict(temperature=spec.temperature, top_p=spec.top_p, top_k=spec.top_k) if spec.do_sample else {}
+    # Every setting explicit: a checkpoint's generation_config (max_length 20, ...) must not leak in.
+    out = model.hf.generate(
+        pixel_values=pixels, input_ids=input_ids, max_new_tokens=spec.max_new_tokens, num_beams=spec.num_beams,
+        do_sample=spec.do_sample, repetition_penalty=spec.repetition_penalty, **options,
+    )
+    start = 1 if prefix is None else len(prefix) - 1  # [DEC] (+ prefix) precede the new tokens
+    tokens = out[:, start:]
+    return decode_texts(tokenizer, tokens, generated_lengths(tokens, text.sep_token_id))
+
+
+def _blip_captioner(model, tokenizer, spec: CaptionSpec, source: str, device: torch.device) -> Captioner:
+    model = model.to(device=device, dtype=resolve_dtype(spec.dtype, device)).eval()
+
+    def generate(images: Sequence[np.ndarray]) -> list[str]:
+        return _blip_generate(model, tokenizer, spec, images)
+
+    return Captioner("blip", source, generate)
+
+
+def load_blip_base(spec: CaptionSpec, device: torch.device) -> Captioner:
+    from medvqa.models import blip
+    from medvqa.models.common import DataInfo
+
+    # BLIP's builder ignores the data facts; its image size comes from the checkpoint's processor.
+    args = blip.builder_args({"checkpoint": spec.checkpoint, "task": "caption"}, DataInfo(n_answers=0, image_size=0))
+    return _blip_captioner(blip.build(args, True), blip.load_tokenizer(args), spec, spec.checkpoint, device)
+
+
+def load_blip_run(spec: CaptionSpec, run_dir: Path, device: torch.device) -> Captioner:
+    from medvqa.models import blip
+    from medvqa.training.checkpoint import load_checkpoint
+
+    built, _ = load_checkpoint(run_dir)
+    if built.args.get("task") != "caption":
+        raise ConfigError(f"{run_dir} is a BLIP {built.args.get('task')!r} run; captioning needs task: caption")
+    return _blip_captioner(built.module, blip.load_tokenizer(built.args), spec, str(run_dir), device)
+
+
+# --- vlm --------------------------------------------------------------------------------------
+
+def _vlm_spec(spec: CaptionSpec, checkpoint: str, finetune: bool = False):
+    from medvqa.models.vlm_sft import VlmSftSpec
+
+    return VlmSftSpec.from_mapping({
+        "checkpoint": checkpoint, "finetune": finetune, "dtype": spec.dtype, "instruction": "",
+        "system_prompt": spec.system_prompt, "min_pixels": spec.min_pixels, "max_pixels": spec.max_pixels,
+    }, "caption (vlm)")
+
+
+def _vlm_captioner(model, processor, vlm_spec, spec: CaptionSpec, source: str) -> Captioner:
+    from medvqa.generation import GenerationSpec, generate_batch
+    from medvqa.models.vlm_collate import VlmCollator
+    from medvqa.models.vlm_sft import generation_stop_ids, model_type_of, prompt_format
+
+    # The caption prompt is the whole user text (no appended VQA instruction).
+    fmt = dataclasses.replace(prompt_format(vlm_spec, processor, model_type_of(model)), instruction="",
+                              system_prompt=spec.system_prompt or vlm_spec.system_prompt)
+    collate = VlmCollator(processor, fmt, with_labels=False, padding_side="left")
+    stops = generation_stop_ids(model, processor, fmt)
+    prompt = spec.prompt if spec.prompt is not None else DEFAULT_VLM_PROMPT
+    device = next(model.parameters()).device
+
+    def generate(images: Sequence[np.ndarray]) -> list[str]:
+        gen = GenerationSpec.from_mapping({
+            "batch_size": len(images), "max_new_tokens": spec.max_new_tokens, "num_beams": spec.num_beams,
+            "do_sample": spec.do_sample, "temperature": spec.temperature, "top_p": spec.top_p,
+            "top_k": spec.top_k, "repetition_penalty": spec.repetition_penalty,
+        }, "caption (vlm)")
+        examples = [{"id": str(i), "image": image, "question": prompt} for i, image in enumerate(images)]
+        inputs = {k: v.to(device) for k, v in collate(examples).items()}
+        return [r["prediction"] for r in generate_batch(model, inputs, processor.tokenizer, gen, stops)]
+
+    return Captioner("vlm", source, generate)
+
+
+def load_vlm_base(spec: CaptionSpec, device: torch.device) -> Captioner:
+    from medvqa.models.vlm_sft import load_vlm
+
+    vlm_spec = _vlm_spec(spec, spec.checkpoint)
+    model, processor = load_vlm(vlm_spec, None, device)
+    return _vlm_captioner(model, processor, vlm_spec, spec, spec.checkpoint)
+
+
+def load_vlm_run(spec: CaptionSpec, run_dir: Path, device: torch.device) -> Captioner:
+    from medvqa.models.vlm_sft import load_trained
+
+    model, processor, vlm_spec = load_trained(run_dir, device)  # base (+ LoRA unless zero-shot), run's dtype
+    return _vlm_captioner(model, processor, vlm_spec, spec, str(run_dir))
+
+
+CAPTION_KINDS: dict[str, CaptionKind] = {
+    "blip": CaptionKind("blip", load_blip_base, load_blip_run),
+    "vlm": CaptionKind("vlm_sft", load_vlm_base, load_vlm_run),
+}
+
+
+def load_captioner(spec: CaptionSpec, run_dir: str | Path | None = None) -> Captioner:
+    """The zero-shot model of ``spec.checkpoint``, or the fine-tuned model of ``run_dir``."""
+    kind = CAPTION_KINDS[spec.kind]
+    device = resolve_device(spec.device)
+    if run_dir is None:
+        if not spec.checkpoint:
+            raise ConfigError("caption: give a checkpoint (zero-shot) or a training run directory")
+        log.info("zero-shot %s captioner from %s on %s", spec.kind, spec.checkpoint, device)
+        return kind.load_base(spec, device)
+    run_dir = Path(run_dir)
+    state = read_json(run_dir / RUN_STATE)
+    if state.get("family") != kind.run_family:
+        raise ConfigError(f"{run_dir} is a {state.get('family')!r} run; caption kind {spec.kind!r} "
+                          f"needs a {kind.run_family!r} run")
+    log.info("fine-tuned %s captioner from %s on %s", spec.kind, run_dir, device)
+    return kind.load_run(spec, run_dir, device)

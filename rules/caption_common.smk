@@ -1,0 +1,62 @@
+# Input functions and targets of the caption stage (rules/caption.smk). No rule lives here.
+# Uses canonical() (common.smk) and experiment_runs() / dataset_task() / report_splits()
+# (report_common.smk).
+#
+# Config read here: models.{model}.caption (the CaptionSpec settings; an entry with this
+# sub-mapping is a captioning model), models.{model}.family (blip | vlm_sft → caption kind),
+# models.{model}.model.checkpoint (the base checkpoint); trains() (report_common.smk) tells
+# whether the entry captions from its training run directory,
+# datasets.{dataset}.image_size.
+
+from medvqa.training.model_config import CAPTION_FAMILIES
+
+
+def caption_models():
+    """Wildcard regex of the models with a caption: sub-mapping; one that never matches if none."""
+    names = [name for name, entry in config["models"].items() if "caption" in entry]
+    for name in names:
+        if config["models"][name]["family"] not in CAPTION_FAMILIES:
+            raise ValueError(f"models.{name}: family {config['models'][name]['family']!r} cannot caption; "
+                             f"captioning families: {', '.join(CAPTION_FAMILIES)}")
+    return "|".join(names) or "(?!x)x"
+
+
+def caption_pretrained_dirs(entry):
+    """The workflow-built checkpoint directories (results/pretrained/{name}) the entry reads."""
+    start = str(entry["model"]["checkpoint"])
+    built = [f"results/pretrained/{name}" for name in config.get("pretrained", {})]
+    return [d for d in built if start == d or start.startswith(f"{d}/")]
+
+
+def caption_inputs(wildcards):
+    """The split, its image cache, the training run's state.json (fine-tuned), the built checkpoint."""
+    entry = config["models"][wildcards.model]
+    root = f"results/data/{wildcards.dataset}"
+    size = config["datasets"][wildcards.dataset]["image_size"]
+    inputs = {
+        "data": f"{root}/{wildcards.split}.parquet",
+        "images": f"{root}/images_{size}.{wildcards.split}.npy",
+        "image_ids": f"{root}/images_{size}.{wildcards.split}.ids.json",
+    }
+    if trains(wildcards.model):
+        inputs["state"] = f"results/models/{wildcards.dataset}/{wildcards.model}/{wildcards.seed}/state.json"
+    if caption_pretrained_dirs(entry):
+        inputs["pretrained"] = caption_pretrained_dirs(entry)
+    return inputs
+
+
+def caption_params(wildcards):
+    """The CaptionSpec mapping: the entry's caption: settings plus its kind and base checkpoint."""
+    entry = config["models"][wildcards.model]
+    kind = CAPTION_FAMILIES[entry["family"]]
+    return canonical({**entry["caption"], "kind": kind, "checkpoint": entry["model"]["checkpoint"]})
+
+
+def caption_targets():
+    """The generated captions of every captioning run on a caption dataset, for the report splits."""
+    return [
+        f"results/captions/{dataset}/{model}/{seed}/{split}.parquet"
+        for dataset, model, seed in experiment_runs()
+        if dataset_task(dataset) == "caption" and "caption" in config["models"][model]
+        for split in report_splits()
+    ]

@@ -1,0 +1,78 @@
+"""The whole demo DAG (`all`) with real Snakemake, then the HTML report.
+
+Every model entry of config.yaml is trained for one epoch (the accuracy targets live in
+bench/bench_demo_training.py, not here); everything else is the default config.
+"""
+
+import copy
+import json
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.workflow
+
+
+def one_epoch_config() -> dict:
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    fast = copy.deepcopy(config)
+    for entry in fast["models"].values():
+        if "train" in entry:
+            entry["train"] = {**entry["train"], "epochs": 1}
+    return fast
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("demo")
+    config = one_epoch_config()
+    (work / "config.yaml").write_text(yaml.safe_dump(config))
+    snakemake = ["snakemake", "-s", str(REPO / "Snakefile"), "--configfile", "config.yaml"]
+    result = subprocess.run([*snakemake, "--cores", "2", "all"], cwd=work, capture_output=True, text=True, timeout=2400)
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = subprocess.run([*snakemake, "--report", "report.zip"], cwd=work, capture_output=True, text=True, timeout=600)
+    assert report.returncode == 0, report.stderr[-4000:]
+    return work, config
+
+
+def runs(config):
+    return [(d, m) for e in config["experiments"] for d in e["datasets"] for m in e["models"]]
+
+
+def test_every_model_entry_is_scored(demo_run):
+    work, config = demo_run
+    for dataset, model in runs(config):
+        metrics = json.loads((work / f"results/metrics/{dataset}/{model}/0/test.json").read_text())
+        if metrics["task"] == "vqa":
+            predictions = pd.read_parquet(work / f"results/predictions/{dataset}/{model}/0/test.parquet")
+            test = pd.read_parquet(work / f"results/data/{dataset}/test.parquet")
+            assert sorted(predictions["question_id"]) == sorted(test["question_id"])
+            assert predictions["confidence"].between(0, 1).all(), model
+            assert 0 <= metrics["accuracy"]["exact_match"]["overall"]["value"] <= 1
+        else:
+            captions = pd.read_parquet(work / f"results/captions/{dataset}/{model}/0/test.parquet")
+            assert captions["image_id"].is_unique and len(captions) > 0
+            assert "rouge_l" in metrics
+
+
+def test_report_contains_every_model_figure_and_table(demo_run):
+    work, config = demo_run
+    with zipfile.ZipFile(work / "report.zip") as archive:
+        names = "\n".join(archive.namelist())
+    for dataset, model in runs(config):
+        figure = "reliability.test.png" if config["datasets"][dataset].get("task", "vqa") == "vqa" else "gallery.test.png"
+        assert f"{dataset}/{model}/0/{figure}" in names, (dataset, model)
+    assert "demo/cnn_lstm_demo/0/attention.test.png" in names
+    assert "demo/cnn_lstm_demo/curves.png" in names
+    for dataset in {d for d, _ in runs(config)}:
+        assert f"tables/{dataset}/results.test.html" in names
+        assert f"figures/{dataset}/comparison.test.png" in names
+    table = pd.read_csv(work / "results/tables/demo/results.test.csv")
+    demo_models = [m for d, m in runs(config) if d == "demo"]
+    assert sorted(table.iloc[:, 0]) == sorted(demo_models)
