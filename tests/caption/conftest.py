@@ -16,16 +16,6 @@ IMAGE_SIZE = 32
 N_IMAGES = 10
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models gain nothing from intra-op threads, and the CPU is shared.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    hf_logging.set_verbosity_error()
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="session")
 def caption_split(tmp_path_factory) -> dict:
     """Paths of a 10-image demo caption split; image 0 has a second reference caption."""

@@ -3,19 +3,9 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from vlm.vlm_fixture import ANSWERS, QUESTIONS
 
 from medvqa.tiny_vlm import write_tiny_vlm
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and idle threads spin on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
