@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 import torch
-from training.vqa_fixture import clip_config, cnn_lstm_config, split_paths, train_paths
+from training.vqa_fixture import KilledInEpochTwo, clip_config, cnn_lstm_config, split_paths, train_paths
 
 from medvqa.io import read_json
 from medvqa.models import build_model
@@ -66,21 +66,6 @@ def test_killed_run_resumes_after_its_last_finished_epoch(fixture_root, tmp_path
     uninterrupted = run_training(config, train_paths(fixture_root, "words"), tmp_path / "whole", seed=3)
 
     model, data = built(config, fixture_root, "words", seed=3)
-
-    class KilledInEpochTwo(torch.utils.data.Dataset):
-        """The training split, failing on its first item of epoch 2 (like a killed job)."""
-
-        def __init__(self, split):
-            self.split, self.calls = split, 0
-
-        def __len__(self):
-            return len(self.split)
-
-        def __getitem__(self, i):
-            self.calls += 1
-            if self.calls > len(self.split):
-                raise RuntimeError("killed")
-            return self.split[i]
 
     spec = TrainSpec.from_mapping({**config.train, "seed": 3})
     with pytest.raises(RuntimeError, match="killed"):

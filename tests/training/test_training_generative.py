@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 from safetensors import safe_open
-from training.vqa_fixture import SIZE, split_paths, split_rows
+from training.vqa_fixture import KilledInEpochTwo, SIZE, split_paths, split_rows
 
 from medvqa.io import read_json
 from medvqa.models import build_model
@@ -68,21 +68,6 @@ def test_killed_generative_run_resumes_after_its_last_finished_epoch(fixture_roo
     data = load_data(config, text_paths(fixture_root))
     model = build_model(config.family, config.model, data.info)
     prepared = data.for_training(model)
-
-    class KilledInEpochTwo(torch.utils.data.Dataset):
-        """The training split, failing on its first item of epoch 2 (like a killed job)."""
-
-        def __init__(self, split):
-            self.split, self.calls = split, 0
-
-        def __len__(self):
-            return len(self.split)
-
-        def __getitem__(self, i):
-            self.calls += 1
-            if self.calls > len(self.split):
-                raise RuntimeError("killed")
-            return self.split[i]
 
     spec = TrainSpec.from_mapping({**config.train, "seed": 3})
     with pytest.raises(RuntimeError, match="killed"):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from PIL import Image
 
 from medvqa.data.answers import write_answers
@@ -109,3 +110,19 @@ def clip_config(root: Path, **train) -> ModelConfig:
     spec = dict(epochs=2, batch_size=16, lr=3e-3, backbone_lr=1e-3, warmup=0.1, device="cpu")
     return ModelConfig.from_mapping({"family": "clip_classifier", "tokenizer": "clip", "model": model,
                                      "train": {**spec, **train}})
+
+
+class KilledInEpochTwo(torch.utils.data.Dataset):
+    """The training split, failing on its first item of epoch 2 (like a killed job)."""
+
+    def __init__(self, split):
+        self.split, self.calls = split, 0
+
+    def __len__(self):
+        return len(self.split)
+
+    def __getitem__(self, i):
+        self.calls += 1
+        if self.calls > len(self.split):
+            raise RuntimeError("killed")
+        return self.split[i]
