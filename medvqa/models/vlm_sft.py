@@ -147,12 +147,28 @@ def lora_target_regex(spec: VlmSftSpec, arch: VlmArchitecture) -> str:
     return rf"{prefix}(?:.*\.)?({names})"
 
 
+def keep_4bit_weights_trainable(model) -> None:
+    """Stop bitsandbytes repacking 4-bit weights for CPU inference.
+
+    On CPUs with AVX512-BF16, ``Linear4bit`` rewrites its weight into an inference-only layout
+    during the first no-grad forward in eval mode (our validation pass); every later training
+    step then fails ("a view of a leaf Variable that requires grad is being used in an in-place
+    operation"). Training alternates the two, so the weights keep the layout autograd supports.
+    """
+    from bitsandbytes.nn import Linear4bit
+
+    for module in model.modules():
+        if isinstance(module, Linear4bit):
+            module.support_avx512bf16_for_cpu = False
+
+
 def wrap_lora(spec: VlmSftSpec, model):
     """Freeze ``model`` and add LoRA adapters (PeftModel); only the adapters train."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     if spec.quantization != "none":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=spec.gradient_checkpointing)
+        keep_4bit_weights_trainable(model)
     if spec.gradient_checkpointing:
         # Non-reentrant checkpointing passes gradients to LoRA layers without grad-requiring inputs.
         # transformers >= 5.2x renamed the method; older releases only have gradient_checkpointing_enable.
