@@ -51,7 +51,7 @@ from tqdm.auto import tqdm
 from medvqa.caption_models import CaptionSpec, Captioner, load_captioner
 from medvqa.data.images import load_image_cache
 from medvqa.data.schema import read_text_columns
-from medvqa.io import read_json, setup_logging, write_json, write_parquet
+from medvqa.io import file_stamp, read_json, setup_logging, write_json, write_parquet
 from medvqa.training.seed import seed_everything
 
 __all__ = ["CaptionRun", "CaptionSpec", "caption_images", "load_captioner", "main", "run_captioning"]
@@ -94,19 +94,6 @@ def unique_images(data: str | Path) -> pd.DataFrame:
 
 def chunk_seed(seed: int, chunk: int) -> int:
     return int(np.random.SeedSequence([seed, chunk]).generate_state(1)[0])
-
-
-def file_stamp(path: str | Path) -> list | str:
-    """(name, size, mtime) of a file or of a directory's files; a hub id (not a path) as itself.
-
-    A rebuilt checkpoint, retrained run or rewritten image cache gets a new stamp, so chunks
-    captioned from the old one are not mixed into the new output.
-    """
-    path = Path(path)
-    if not path.exists():
-        return str(path)
-    files = sorted(f for f in path.iterdir() if f.is_file()) if path.is_dir() else [path]
-    return [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files]
 
 
 def fingerprint(spec: CaptionSpec, seed: int, images: str | Path, run_dir: str | Path | None) -> dict:

@@ -1,21 +1,24 @@
 """Caption generators for the ``caption`` stage: a checkpoint (zero-shot) or a training run → images → texts.
 
-Two kinds, in one literal dict (``CAPTION_KINDS``):
+Three kinds, in one literal dict (``CAPTION_KINDS``):
 
 * ``blip``  ``BlipForConditionalGeneration`` + ``BlipProcessor`` (``Salesforce/blip-image-captioning-base``
   or a ``medvqa.tiny_hf.write_tiny_blip(..., task="caption")`` directory). The decoder starts from
   ``[DEC]``, optionally followed by a text prefix (``prompt``, e.g. "a radiology image of"); only the
   tokens after the prefix are returned.
+* ``flamingo``  a trained ``flamingo`` run only (its new layers have no pretrained weights): greedy
+  captions after its own ``model.prompt`` (``{question}`` filled with "").
 * ``vlm``   any ``AutoModelForImageTextToText`` + ``AutoProcessor`` (Qwen2-VL, Qwen2.5-VL, InternVL3-hf,
   LLaVA-1.5, LLaVA-NeXT) with its own chat template: user turn = image + ``prompt``
-  ("Describe this medical image."), generation prompt, answer until the end-of-turn token.
+  (default: a fine-tuned run's ``model.caption_prompt``, else "Describe this medical image."),
+  generation prompt, answer until the end-of-turn token.
 
 Zero-shot loading takes ``CaptionSpec.checkpoint`` (hub id or save_pretrained directory). A
 training run directory (``results/models/{dataset}/{model}/{seed}/``: state.json + best.safetensors
 of the training engine) is one more case, rebuilt by ``medvqa.training.checkpoint.load_checkpoint``
-and checked by its ``state.json["family"]``: ``blip`` (a caption fine-tune) or ``vlm_sft`` (base +
-LoRA; a zero-shot run dir gives the base model). Its model settings come from the run; the
-decoding settings and the prompt from ``CaptionSpec``.
+and checked by its ``state.json["family"]``: ``blip`` (a caption fine-tune), ``flamingo`` or
+``vlm_sft`` (base + LoRA; a zero-shot run dir gives the base model). Its model settings come from
+the run; the decoding settings (and the blip / vlm prompt) from ``CaptionSpec``.
 
 Images arrive as uint8 arrays (H, W, 3) from the image cache; a ``Captioner.generate`` call
 takes a list of B of them and returns B stripped strings without special tokens.
@@ -33,7 +36,7 @@ import torch
 
 from medvqa.io import read_json
 from medvqa.spec import ConfigError
-from medvqa.training.model_config import DEFAULT_VLM_PROMPT, CaptionSpec
+from medvqa.training.model_config import CaptionSpec
 
 log = logging.getLogger(__name__)
 
@@ -126,47 +129,70 @@ def load_blip_run(spec: CaptionSpec, run_dir: Path, device: torch.device) -> Cap
     return _blip_captioner(built.module, blip.load_tokenizer(built.args), spec, str(run_dir), device)
 
 
+# --- flamingo ---------------------------------------------------------------------------------
+
+def load_flamingo_base(spec: CaptionSpec, device: torch.device) -> Captioner:
+    raise ConfigError("flamingo has no pretrained captioner (its resampler and cross-attention layers are new): "
+                      "train it on the caption dataset and caption from the run directory")
+
+
+def load_flamingo_run(spec: CaptionSpec, run_dir: Path, device: torch.device) -> Captioner:
+    from medvqa.generation import GenerationSpec
+    from medvqa.models import flamingo
+    from medvqa.models.flamingo_generate import predict
+    from medvqa.training.checkpoint import load_checkpoint
+
+    built, _ = load_checkpoint(run_dir)
+    if built.args["answer_head"] != "generate":
+        raise ConfigError(f"{run_dir} is a flamingo answer_head: {built.args['answer_head']} run; captions need generate")
+    model = built.module.to(device=device, dtype=resolve_dtype(spec.dtype, device)).eval()
+    tokenizer = flamingo.load_tokenizer(built.args)
+    collate = flamingo.make_collate(built.args, ())  # no question: the prompt is model.prompt with "" for {question}
+    gen = GenerationSpec.from_mapping({"batch_size": spec.batch_size, "max_new_tokens": spec.max_new_tokens},
+                                      "caption (flamingo)")
+
+    def generate(images: Sequence[np.ndarray]) -> list[str]:
+        batch = collate([{"id": str(i), "image": image} for i, image in enumerate(images)])
+        return [row["prediction"] for row in predict(model, batch, tokenizer, gen)]
+
+    return Captioner("flamingo", str(run_dir), generate)
+
+
 # --- vlm --------------------------------------------------------------------------------------
-
-def _vlm_spec(spec: CaptionSpec, checkpoint: str, finetune: bool = False):
-    from medvqa.models.vlm_sft import VlmSftSpec
-
-    return VlmSftSpec.from_mapping({
-        "checkpoint": checkpoint, "finetune": finetune, "dtype": spec.dtype, "instruction": "",
-        "system_prompt": spec.system_prompt, "min_pixels": spec.min_pixels, "max_pixels": spec.max_pixels,
-    }, "caption (vlm)")
-
 
 def _vlm_captioner(model, processor, vlm_spec, spec: CaptionSpec, source: str) -> Captioner:
     from medvqa.generation import GenerationSpec, generate_batch
     from medvqa.models.vlm_collate import VlmCollator
     from medvqa.models.vlm_sft import generation_stop_ids, model_type_of, prompt_format
 
-    # The caption prompt is the whole user text (no appended VQA instruction).
-    fmt = dataclasses.replace(prompt_format(vlm_spec, processor, model_type_of(model)), instruction="",
-                              system_prompt=spec.system_prompt or vlm_spec.system_prompt)
+    # Examples without a question are caption turns: the user text is fmt.caption_prompt, the
+    # run's model.caption_prompt (what a fine-tune learnt from) unless caption.prompt is given.
+    fmt = prompt_format(vlm_spec, processor, model_type_of(model))
+    fmt = dataclasses.replace(fmt, caption_prompt=spec.prompt if spec.prompt is not None else fmt.caption_prompt,
+                              system_prompt=spec.system_prompt or fmt.system_prompt)
     collate = VlmCollator(processor, fmt, with_labels=False, padding_side="left")
     stops = generation_stop_ids(model, processor, fmt)
-    prompt = spec.prompt if spec.prompt is not None else DEFAULT_VLM_PROMPT
     device = next(model.parameters()).device
+    gen = GenerationSpec.from_mapping({
+        "batch_size": spec.batch_size, "max_new_tokens": spec.max_new_tokens, "num_beams": spec.num_beams,
+        "do_sample": spec.do_sample, "temperature": spec.temperature, "top_p": spec.top_p,
+        "top_k": spec.top_k, "repetition_penalty": spec.repetition_penalty,
+    }, "caption (vlm)")
 
     def generate(images: Sequence[np.ndarray]) -> list[str]:
-        gen = GenerationSpec.from_mapping({
-            "batch_size": len(images), "max_new_tokens": spec.max_new_tokens, "num_beams": spec.num_beams,
-            "do_sample": spec.do_sample, "temperature": spec.temperature, "top_p": spec.top_p,
-            "top_k": spec.top_k, "repetition_penalty": spec.repetition_penalty,
-        }, "caption (vlm)")
-        examples = [{"id": str(i), "image": image, "question": prompt} for i, image in enumerate(images)]
-        inputs = {k: v.to(device) for k, v in collate(examples).items()}
+        inputs = {k: v.to(device) for k, v in collate([{"id": str(i), "image": im} for i, im in enumerate(images)]).items()}
         return [r["prediction"] for r in generate_batch(model, inputs, processor.tokenizer, gen, stops)]
 
     return Captioner("vlm", source, generate)
 
 
 def load_vlm_base(spec: CaptionSpec, device: torch.device) -> Captioner:
-    from medvqa.models.vlm_sft import load_vlm
+    from medvqa.models.vlm_sft import VlmSftSpec, load_vlm
 
-    vlm_spec = _vlm_spec(spec, spec.checkpoint)
+    vlm_spec = VlmSftSpec.from_mapping({
+        "checkpoint": spec.checkpoint, "finetune": False, "dtype": spec.dtype,
+        "min_pixels": spec.min_pixels, "max_pixels": spec.max_pixels,
+    }, "caption (vlm)")
     model, processor = load_vlm(vlm_spec, None, device)
     return _vlm_captioner(model, processor, vlm_spec, spec, spec.checkpoint)
 
@@ -180,6 +206,7 @@ def load_vlm_run(spec: CaptionSpec, run_dir: Path, device: torch.device) -> Capt
 
 CAPTION_KINDS: dict[str, CaptionKind] = {
     "blip": CaptionKind("blip", load_blip_base, load_blip_run),
+    "flamingo": CaptionKind("flamingo", load_flamingo_base, load_flamingo_run),
     "vlm": CaptionKind("vlm_sft", load_vlm_base, load_vlm_run),
 }
 

@@ -71,6 +71,17 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
+def file_stamp(path: str | os.PathLike) -> list | str:
+    """[name, size, mtime_ns] of a file or of each file directly in a directory; a hub id (not a
+    path) as itself. A rebuilt input gets a new stamp, so work resumed from files written
+    before it (training progress, caption chunks) is recognised as stale."""
+    path = Path(path)
+    if not path.exists():
+        return str(path)
+    files = sorted(f for f in path.iterdir() if f.is_file()) if path.is_dir() else [path]
+    return [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+
+
 def setup_logging(log_file: str | os.PathLike | None = None, level: int = logging.INFO) -> None:
     """Send medvqa's logging (and warnings) to ``log_file`` if given, else to stderr."""
     handlers: list[logging.Handler] = [logging.StreamHandler()]

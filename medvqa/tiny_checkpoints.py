@@ -10,8 +10,8 @@ hub checkpoint of one *kind*, written with ``save_pretrained`` so that the real 
   qwen2_vl, qwen2_5_vl, internvl, llava, llava_next
                 AutoModelForImageTextToText + AutoProcessor      Qwen/Qwen2-VL-2B-Instruct, ...
 
-Tokenizers learn from the split's text: CLIP from the questions (or captions), the others
-from questions and answers (or captions). CLIP and BLIP images are as large as the dataset's
+Tokenizers learn from the text of one or more train splits (``pretrained.{name}.text_from``):
+CLIP from the questions (or captions), the others from questions and answers (or captions). CLIP and BLIP images are as large as the dataset's
 image cache; the VLM processors resize to their spec's ``image_size``.
 
 Nothing heavy is imported here: the workflow checks each entry's spec at start-up.
@@ -20,7 +20,7 @@ Nothing heavy is imported here: the workflow checks each entry's spec at start-u
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -77,11 +77,13 @@ def tiny_spec(kind: str, model: Mapping[str, Any] | None, where: str = "pretrain
 
 
 def write_tiny_checkpoint(
-    kind: str, train_path: str | Path, out_dir: str | Path, image_size: int, seed: int,
+    kind: str, train_paths: str | Path | Sequence[str | Path], out_dir: str | Path, image_size: int, seed: int,
     model: Mapping[str, Any] | None = None,
 ) -> Path:
-    """The workflow stage: one tiny checkpoint of ``kind`` from the train split's texts."""
+    """The workflow stage: one tiny checkpoint of ``kind`` whose tokenizer learns the texts of
+    one or more train splits (VQA and caption splits alike)."""
     spec = tiny_spec(kind, model)
     entry = TINY_KINDS[kind]
-    entry.write(entry.texts(train_path), Path(out_dir), image_size, seed, spec)
+    paths = [train_paths] if isinstance(train_paths, (str, Path)) else list(train_paths)
+    entry.write([text for path in paths for text in entry.texts(path)], Path(out_dir), image_size, seed, spec)
     return Path(out_dir)

@@ -1,8 +1,8 @@
 """Training stage: data-stage outputs → ``results/models/{dataset}/{model}/{seed}/``.
 
 Reads the train and val splits (parquet without image bytes, memory-mapped image cache, and,
-for the classifier families, pre-tokenised questions), answers.json and, for ``words``
-tokenizers, the vocabulary; writes best.safetensors, state.json, history.csv and resume/ (see
+for the classifier families, pre-tokenised questions), answers.json (VQA datasets; caption
+datasets have none) and, for ``words`` tokenizers, the vocabulary; writes best.safetensors, state.json, history.csv and resume/ (see
 ``medvqa.training.checkpoint``). Every family trains through ``medvqa.training.engine.train``;
 a zero-shot entry (``vlm_sft`` with ``finetune: false``) writes state.json and an empty
 history only.
@@ -32,7 +32,8 @@ from typing import Any
 import torch
 import yaml
 
-from medvqa.io import read_json, setup_logging
+from medvqa.data.schema import split_task
+from medvqa.io import file_stamp, read_json, setup_logging
 from medvqa.models import BuiltModel, DataInfo, family_of
 from medvqa.spec import ConfigError
 from medvqa.training import checkpoint, distributed
@@ -50,7 +51,7 @@ __all__ = ["ModelConfig", "TrainPaths", "load_data", "paths_from_config", "run_t
 class TrainPaths:
     train: SplitPaths
     val: SplitPaths
-    answers: str | Path  # results/data/{dataset}/answers.json
+    answers: str | Path | None = None  # results/data/{dataset}/answers.json (VQA datasets only)
     vocab: str | Path | None = None  # tokens/{tokenizer}.vocab.json (kind "words" only)
 
     @classmethod
@@ -58,15 +59,34 @@ class TrainPaths:
         """From the named inputs of the train rule (see ``SplitPaths.from_inputs``)."""
         return cls(
             SplitPaths.from_inputs(inputs, "train"), SplitPaths.from_inputs(inputs, "val"),
-            inputs["answers"], inputs.get("vocab"),
+            inputs.get("answers"), inputs.get("vocab"),
         )
+
+    def files(self) -> dict[str, str | Path]:
+        """Every input file by name (train, train_images, ..., answers, vocab), as the rule names them."""
+        named = {"answers": self.answers, "vocab": self.vocab}
+        for split, paths in (("train", self.train), ("val", self.val)):
+            named.update({split: paths.parquet, f"{split}_images": paths.images,
+                          f"{split}_image_ids": paths.image_ids, f"{split}_tokens": paths.tokens})
+        return {name: path for name, path in named.items() if path is not None}
+
+
+def input_stamps(paths: TrainPaths, model: Mapping[str, Any]) -> dict[str, Any]:
+    """``file_stamp`` of every data file and of every local checkpoint the model's settings name
+    (hub ids are in the settings already): a resumed run must have read the same ones."""
+    stamps = {name: file_stamp(path) for name, path in paths.files().items()}
+    local = {key: value for key, value in sorted(model.items()) if isinstance(value, str) and value and Path(value).exists()}
+    stamps.update({f"model.{key}": file_stamp(value) for key, value in local.items()})
+    return stamps
 
 
 class LoadedData:
-    """The two splits as the family reads them, the answers, and the facts that size a model."""
+    """The two splits as the family reads them, the answers (none for captions), and the facts
+    that size a model."""
 
     def __init__(self, family: str, paths: TrainPaths):
-        self.answers = read_json(paths.answers)["answers"]
+        self.paths = paths
+        self.answers = read_json(paths.answers)["answers"] if paths.answers else []
         vocab = read_json(paths.vocab) if paths.vocab else None
         self.pad_id = vocab["pad_id"] if vocab else 0  # hf ids: padding is masked, any id will do
         dataset = family_of(family).dataset
@@ -79,7 +99,7 @@ class LoadedData:
 
     def for_training(self, model: BuiltModel) -> TrainData:
         collate = family_of(model.family).collate(model.args, self.answers, self.pad_id)
-        return TrainData(self.train, self.val, list(self.answers), collate)
+        return TrainData(self.train, self.val, list(self.answers), collate, input_stamps(self.paths, model.args))
 
 
 def load_data(config: ModelConfig, paths: TrainPaths) -> LoadedData:
@@ -88,6 +108,12 @@ def load_data(config: ModelConfig, paths: TrainPaths) -> LoadedData:
             f"family {config.family} reads {config.token_kind or 'raw'} text; tokenizer {config.tokenizer!r} "
             f"{'has' if paths.vocab else 'has no'} word vocabulary"
         )
+    task = split_task(paths.train.parquet)
+    if task not in config.tasks():
+        raise ConfigError(f"{paths.train.parquet} is {task} data; this {config.family} model trains on "
+                          f"{' and '.join(config.tasks())} data")
+    if task == "vqa" and paths.answers is None:
+        raise ConfigError(f"{paths.train.parquet} holds questions: training on it needs its answers.json")
     return LoadedData(config.family, paths)
 
 
@@ -129,10 +155,11 @@ def paths_from_config(config: Mapping[str, Any], dataset: str, model: str, resul
     size = config["datasets"][dataset]["image_size"]
     root = Path(results) / "data" / dataset
     words = tokenizer is not None and config["tokenizers"][tokenizer]["kind"] == "words"
+    vqa = config["datasets"][dataset].get("task", "vqa") == "vqa"
     return TrainPaths(
         SplitPaths.from_grammar(results, dataset, "train", size, tokenizer),
         SplitPaths.from_grammar(results, dataset, "val", size, tokenizer),
-        root / "answers.json",
+        root / "answers.json" if vqa else None,
         root / "tokens" / f"{tokenizer}.vocab.json" if words else None,
     )
 

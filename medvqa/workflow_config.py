@@ -51,6 +51,7 @@ def check_config(config: Mapping[str, Any]) -> None:
         _check_names(f"{where}.tokenizers", dataset.get("tokenizers", []), config["tokenizers"], "tokenizer")
     for name, entry in config.get("pretrained", {}).items():
         _check_names(f"pretrained.{name}.dataset", [entry["dataset"]], config["datasets"], "dataset")
+        _check_names(f"pretrained.{name}.text_from", entry.get("text_from", []), config["datasets"], "dataset")
         tiny_spec(entry.get("kind", "clip"), entry.get("model"), f"pretrained.{name}")
     for name, model in config["models"].items():
         _check_model(config, name, model)
@@ -58,6 +59,20 @@ def check_config(config: Mapping[str, Any]) -> None:
         where = f"experiments[{i}]"
         _check_names(f"{where}.datasets", experiment["datasets"], config["datasets"], "dataset")
         _check_names(f"{where}.models", experiment["models"], config["models"], "model")
+        for dataset in experiment["datasets"]:
+            for model in experiment["models"]:
+                _check_pairing(where, config, dataset, model)
+
+
+def _check_pairing(where: str, config: Mapping[str, Any], dataset: str, model: str) -> None:
+    """The model can learn from the dataset's task, and captions a caption dataset."""
+    task = config["datasets"][dataset].get("task", "vqa")
+    entry = ModelConfig.from_mapping(config["models"][model], f"models.{model}")
+    if task not in entry.tasks():
+        raise ConfigError(f"{where}: model {model!r} ({entry.family}) does not work on {task} dataset {dataset!r}; "
+                          f"it takes {' and '.join(entry.tasks())} data")
+    if task == "caption" and entry.caption is None:
+        raise ConfigError(f"{where}: model {model!r} has no caption: settings, so it cannot caption dataset {dataset!r}")
 
 
 def _check_model(config: Mapping[str, Any], name: str, model: Mapping[str, Any]) -> None:
@@ -70,6 +85,9 @@ def _check_model(config: Mapping[str, Any], name: str, model: Mapping[str, Any])
         if kind != entry.token_kind:
             raise ConfigError(f"{where}.tokenizer: {entry.family} reads {entry.token_kind!r} tokens, "
                               f"tokenizer {entry.tokenizer!r} is of kind {kind!r}")
+    if entry.caption is not None and entry.family == "flamingo" and "train" not in model:
+        raise ConfigError(f"{where}: flamingo captions only once trained (its new layers start untrained); "
+                          "add a train: block")
     for key, value in entry.model.items():
         if isinstance(value, str) and value.startswith("results/pretrained/"):
             built = value.removeprefix("results/pretrained/").split("/")[0]

@@ -1,10 +1,10 @@
 # Input functions and targets of the caption stage (rules/caption.smk). No rule lives here.
-# Uses canonical() (common.smk) and experiment_runs() / dataset_task() / report_splits()
-# (report_common.smk).
+# Uses canonical() (common.smk), experiment_runs() / dataset_task() / report_splits() / trains()
+# (report_common.smk) and model_pretrained_dirs() (model_common.smk).
 #
 # Config read here: models.{model}.caption (the CaptionSpec settings; an entry with this
-# sub-mapping is a captioning model), models.{model}.family (blip | vlm_sft → caption kind),
-# models.{model}.model.checkpoint (the base checkpoint); trains() (report_common.smk) tells
+# sub-mapping is a captioning model), models.{model}.family (blip | flamingo | vlm_sft → caption
+# kind), models.{model}.model.checkpoint (the base checkpoint, if any); trains() tells
 # whether the entry captions from its training run directory,
 # datasets.{dataset}.image_size.
 
@@ -13,23 +13,13 @@ from medvqa.training.model_config import CAPTION_FAMILIES
 
 def caption_models():
     """Wildcard regex of the models with a caption: sub-mapping; one that never matches if none."""
+    # check_config has made sure that each is of a captioning family (CAPTION_FAMILIES).
     names = [name for name, entry in config["models"].items() if "caption" in entry]
-    for name in names:
-        if config["models"][name]["family"] not in CAPTION_FAMILIES:
-            raise ValueError(f"models.{name}: family {config['models'][name]['family']!r} cannot caption; "
-                             f"captioning families: {', '.join(CAPTION_FAMILIES)}")
     return "|".join(names) or "(?!x)x"
 
 
-def caption_pretrained_dirs(entry):
-    """The workflow-built checkpoint directories (results/pretrained/{name}) the entry reads."""
-    start = str(entry["model"]["checkpoint"])
-    built = [f"results/pretrained/{name}" for name in config.get("pretrained", {})]
-    return [d for d in built if start == d or start.startswith(f"{d}/")]
-
-
 def caption_inputs(wildcards):
-    """The split, its image cache, the training run's state.json (fine-tuned), the built checkpoint."""
+    """The split, its image cache, the training run (fine-tuned), the built checkpoints."""
     entry = config["models"][wildcards.model]
     root = f"results/data/{wildcards.dataset}"
     size = config["datasets"][wildcards.dataset]["image_size"]
@@ -39,9 +29,10 @@ def caption_inputs(wildcards):
         "image_ids": f"{root}/images_{size}.{wildcards.split}.ids.json",
     }
     if trains(wildcards.model):
-        inputs["state"] = f"results/models/{wildcards.dataset}/{wildcards.model}/{wildcards.seed}/state.json"
-    if caption_pretrained_dirs(entry):
-        inputs["pretrained"] = caption_pretrained_dirs(entry)
+        run = f"results/models/{wildcards.dataset}/{wildcards.model}/{wildcards.seed}"
+        inputs.update(state=f"{run}/state.json", weights=f"{run}/best.safetensors")
+    if model_pretrained_dirs(entry):
+        inputs["pretrained"] = model_pretrained_dirs(entry)
     return inputs
 
 
@@ -49,7 +40,7 @@ def caption_params(wildcards):
     """The CaptionSpec mapping: the entry's caption: settings plus its kind and base checkpoint."""
     entry = config["models"][wildcards.model]
     kind = CAPTION_FAMILIES[entry["family"]]
-    return canonical({**entry["caption"], "kind": kind, "checkpoint": entry["model"]["checkpoint"]})
+    return canonical({**entry["caption"], "kind": kind, "checkpoint": entry["model"].get("checkpoint")})
 
 
 def caption_targets():

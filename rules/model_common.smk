@@ -7,9 +7,10 @@ def pretrained_entry(wildcards):
     return config["pretrained"][wildcards.name]
 
 
-def pretrained_train_split(wildcards):
-    """The train split whose texts the tiny tokenizer learns."""
-    return f"results/data/{pretrained_entry(wildcards)['dataset']}/train.parquet"
+def pretrained_train_splits(wildcards):
+    """The train splits whose texts the tiny tokenizer learns (text_from, default [dataset])."""
+    entry = pretrained_entry(wildcards)
+    return [f"results/data/{name}/train.parquet" for name in entry.get("text_from", [entry["dataset"]])]
 
 
 def pretrained_kind(wildcards):
@@ -95,11 +96,11 @@ def split_inputs(dataset, split, tokenizer):
 
 
 def train_inputs(wildcards):
-    """train + val splits, answers.json, the word vocabulary, the pretrained checkpoints."""
+    """train + val splits, answers.json (VQA datasets), the word vocabulary, the pretrained checkpoints."""
     entry = config["models"][wildcards.model]
     tokenizer = entry.get("tokenizer")
     root = f"results/data/{wildcards.dataset}"
-    inputs = {"answers": f"{root}/answers.json"}
+    inputs = {"answers": f"{root}/answers.json"} if dataset_task(wildcards.dataset) == "vqa" else {}
     for split in ("train", "val"):
         inputs.update(split_inputs(wildcards.dataset, split, tokenizer))
     if tokenizer and config["tokenizers"][tokenizer]["kind"] == "words":

@@ -4,7 +4,7 @@
 
 rule tiny_checkpoint:
     input:
-        train=pretrained_train_split,
+        pretrained_train_splits,
     output:
         directory("results/pretrained/{name}"),
     log:

@@ -6,5 +6,5 @@ from medvqa.tiny_checkpoints import write_tiny_checkpoint
 setup_logging(snakemake.log[0])
 params = snakemake.params
 write_tiny_checkpoint(
-    params.kind, snakemake.input.train, snakemake.output[0], params.image_size, params.seed, params.model
+    params.kind, list(snakemake.input), snakemake.output[0], params.image_size, params.seed, params.model
 )

@@ -34,6 +34,11 @@ def task_of(df: pd.DataFrame) -> str:
     return "vqa" if "question" in df.columns else "caption"
 
 
+def split_task(path) -> str:
+    """``task_of`` a split parquet, from its schema alone."""
+    return "vqa" if "question" in pq.read_schema(path).names else "caption"
+
+
 def read_text_columns(path) -> pd.DataFrame:
     """A split parquet without its image bytes: ids and text columns only (fast)."""
     names = pq.read_schema(path).names

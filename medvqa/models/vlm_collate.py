@@ -10,7 +10,9 @@ One example becomes, with the checkpoint's own chat template and processor:
     input_ids = processor(image, prompt) ++ tokenizer(target)     labels = -100 … -100 ++ target ids
 
 so the loss covers the answer tokens and the end-of-turn token only; the prompt, the image
-placeholder tokens and the padding are -100. Prompt and target are tokenised apart and joined as
+placeholder tokens and the padding are -100. A caption example (no question: image_id, caption
+rows of a caption dataset) is the same turn with the user text ``{caption_prompt}`` and the
+target ``{caption}{end_of_turn}``. Prompt and target are tokenised apart and joined as
 ids, so the boundary never depends on BPE merges across it.
 """
 
@@ -27,6 +29,7 @@ from PIL import Image
 
 from medvqa.data.images import load_image_cache
 from medvqa.data.schema import read_text_columns
+from medvqa.training.model_config import DEFAULT_VLM_PROMPT
 
 IGNORE_INDEX = -100
 # Processor outputs with one entry per token (padded like input_ids); all other outputs are per image.
@@ -40,6 +43,7 @@ class PromptFormat:
     end_of_turn: str
     instruction: str = "Answer briefly."
     system_prompt: str | None = None
+    caption_prompt: str = DEFAULT_VLM_PROMPT  # the whole user text of a caption example
 
 
 class CachedVqaExamples(torch.utils.data.Dataset):
@@ -76,10 +80,21 @@ def load_examples(parquet_path: str | Path, npy_path: str | Path, ids_path: str 
     return CachedVqaExamples(read_text_columns(parquet_path), images, index)
 
 
-def chat_messages(question: str, fmt: PromptFormat, answer: str | None = None) -> list[dict]:
+def user_text(question: str | None, fmt: PromptFormat) -> str:
+    """The user's words after the image: the question and the instruction, or (no question) the caption prompt."""
+    if question is None:
+        return fmt.caption_prompt
+    return f"{question} {fmt.instruction}".strip() if fmt.instruction else question
+
+
+def target_text(example: Mapping[str, Any]) -> str:
+    """What the assistant says: the answer of a VQA example, the caption of a caption example."""
+    return str(example["answer"] if example.get("question") is not None else example["caption"])
+
+
+def chat_messages(question: str | None, fmt: PromptFormat, answer: str | None = None) -> list[dict]:
     """The conversation in the processor's typed-content format (system?, user, assistant?)."""
-    user_text = f"{question} {fmt.instruction}".strip() if fmt.instruction else question
-    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": user_text}]}]
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": user_text(question, fmt)}]}]
     if fmt.system_prompt:
         messages.insert(0, {"role": "system", "content": [{"type": "text", "text": fmt.system_prompt}]})
     if answer is not None:
@@ -87,8 +102,9 @@ def chat_messages(question: str, fmt: PromptFormat, answer: str | None = None) -
     return messages
 
 
-def render_prompt(processor, question: str, fmt: PromptFormat) -> str:
-    """The prompt text up to where the assistant's answer starts (image placeholder not expanded)."""
+def render_prompt(processor, question: str | None, fmt: PromptFormat) -> str:
+    """The prompt text up to where the assistant's answer starts (image placeholder not expanded);
+    ``question`` None: a caption prompt."""
     return processor.apply_chat_template(chat_messages(question, fmt), add_generation_prompt=True, tokenize=False)
 
 
@@ -161,11 +177,11 @@ class VlmCollator:
     padding_side: str = "right"
 
     def encode(self, example: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-        prompt = render_prompt(self.processor, example["question"], self.fmt)
+        prompt = render_prompt(self.processor, example.get("question"), self.fmt)
         encoded = encode_prompt(self.processor, example["image"], prompt)
         if not self.with_labels:
             return encoded
-        ids = encode_target(self.processor.tokenizer, example["answer"], self.fmt.end_of_turn)
+        ids = encode_target(self.processor.tokenizer, target_text(example), self.fmt.end_of_turn)
         target = torch.tensor(ids, dtype=encoded["input_ids"].dtype)
         n_prompt = encoded["input_ids"].shape[1]
         encoded["input_ids"] = torch.cat([encoded["input_ids"][0], target])[None]

@@ -80,7 +80,8 @@ def prompt_format(spec: VlmSftSpec, processor, model_type: str) -> PromptFormat:
     end = spec.end_of_turn or architecture_of(model_type).end_of_turn or tokenizer.eos_token
     if tokenizer.convert_tokens_to_ids(end) in (None, tokenizer.unk_token_id):
         raise ConfigError(f"end_of_turn {end!r} is not a token of {spec.checkpoint}'s tokenizer")
-    return PromptFormat(end_of_turn=end, instruction=spec.instruction, system_prompt=spec.system_prompt)
+    return PromptFormat(end_of_turn=end, instruction=spec.instruction, system_prompt=spec.system_prompt,
+                        caption_prompt=spec.caption_prompt)
 
 
 def torch_dtype(spec: VlmSftSpec, device: torch.device | None = None) -> torch.dtype:

@@ -4,7 +4,8 @@ Layout of ``results/models/{dataset}/{model}/{seed}/``:
   best.safetensors   weights of the epoch with the best validation metric       (final output)
                      (every weight, or only the trainable ones for families with
                      ``saves="trainable"``: the frozen rest is the pretrained checkpoint)
-  state.json         family, builder args, answers, spec, monitor, epoch, best epoch/metric
+  state.json         family, builder args, answers, spec, input file stamps, monitor, epoch,
+                     best epoch/metric
   history.csv        epoch, train/val loss (+ accuracy for classifiers), lr, seconds
   resume/            written every epoch while training, read when a killed run is re-run:
     last.safetensors   weights after the last finished epoch
@@ -14,7 +15,10 @@ Layout of ``results/models/{dataset}/{model}/{seed}/``:
     last.json          the state; written last, so it names the last *complete* epoch
 
 The final outputs appear only when training ends, so a workflow manager that deletes the
-outputs of a killed job leaves ``resume/`` in place for the re-run.
+outputs of a killed job leaves ``resume/`` in place for the re-run. It also survives a finished
+run: a re-run with more ``epochs`` continues from the last one. A re-run whose settings (other
+than epochs, patience, device, workers, gpus) or input files (data splits, image cache, tokens,
+answers, pretrained checkpoints: sizes and modification times) differ starts afresh.
 
 A zero-shot run (a family whose ``finetunes(args)`` is false) has state.json with epoch 0 and
 a header-only history.csv, and no weights: prediction uses the pretrained model as it is.
@@ -111,7 +115,8 @@ def _jsonable(obj: Any) -> Any:
 
 
 def can_resume(resume_dir: Path, state: Mapping[str, Any], free_keys: tuple[str, ...]) -> bool:
-    """Whether ``resume_dir`` holds a run of the same model, data and spec (up to ``free_keys``)."""
+    """Whether ``resume_dir`` holds a run of the same model, spec (up to ``free_keys``) and input
+    files (their stamps in ``state["inputs"]``)."""
     if not (resume_dir / "last.json").exists():
         return False
     saved = read_json(resume_dir / "last.json")
@@ -119,7 +124,7 @@ def can_resume(resume_dir: Path, state: Mapping[str, Any], free_keys: tuple[str,
     def fixed(s: Mapping[str, Any]) -> dict[str, Any]:
         spec = {k: v for k, v in s["spec"].items() if k not in free_keys}
         return {"family": s["family"], "args": s["args"], "answers": s["answers"], "spec": spec,
-                "monitor": s.get("monitor")}
+                "inputs": s.get("inputs"), "monitor": s.get("monitor")}
 
     # A JSON round trip makes tuples and lists compare equal.
     if _jsonable(fixed(saved)) != _jsonable(fixed(state)):

@@ -16,7 +16,7 @@ import functools
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -45,8 +45,11 @@ RESUME_FREE_KEYS = ("epochs", "patience", "device", "workers", "gpus")
 class TrainData(NamedTuple):
     train: Dataset  # the family's dataset of the train split
     val: Dataset
-    answers: list[str]  # answers.json["answers"]: class index → answer
+    answers: list[str]  # answers.json["answers"]: class index → answer (empty for captions)
     collate: Callable[[Sequence], Any]  # the family's collate function (items → batch)
+    # Stamps of the files the data and the pretrained model were read from (medvqa.io.file_stamp):
+    # progress saved under other stamps is stale, and a re-run starts afresh.
+    inputs: Mapping[str, Any] = {}
 
 
 def history_columns(family: ModelFamily) -> tuple[str, ...]:
@@ -200,12 +203,14 @@ def evaluate(family: ModelFamily, module: nn.Module, loader, device: torch.devic
     return totals.summed_over_processes(device).means()
 
 
-def fresh_state(spec: TrainSpec, family: str, args: dict[str, Any], answers: Sequence[str]) -> dict[str, Any]:
+def fresh_state(
+    spec: TrainSpec, family: str, args: dict[str, Any], answers: Sequence[str], inputs: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """state.json before the first epoch (what a resumed run must match, and the best so far)."""
     monitor = family_of(family).monitor
     return {
         "family": family, "args": args, "answers": list(answers), "spec": spec.to_dict(),
-        "monitor": monitor, "epoch": 0, "best_epoch": 0, f"best_{monitor}": None, "epochs_since_best": 0,
+        "inputs": dict(inputs or {}), "monitor": monitor, "epoch": 0, "best_epoch": 0, f"best_{monitor}": None, "epochs_since_best": 0,
     }
 
 
@@ -298,7 +303,7 @@ def train(spec: TrainSpec, model: BuiltModel, data: TrainData, out_dir: str | Pa
     out_dir, resume_dir = Path(out_dir), Path(out_dir) / checkpoint.RESUME
     plan = batching(spec, len(data.train))
     loop = make_loop(spec, model, math.ceil(plan.batches / spec.grad_accum))
-    state, history = _resume(resume_dir, fresh_state(spec, model.family, model.args, data.answers), loop)
+    state, history = _resume(resume_dir, fresh_state(spec, model.family, model.args, data.answers, data.inputs), loop)
     monitor = loop.family.monitor
     trainable, total = count_parameters(loop.module)
     log.info("%s: %d of %d parameters trainable; %s, %s, %d batches of %d per epoch on each of %d processes, "

@@ -11,6 +11,8 @@ so loads torch.)
   None: it reads the text and tokenises it in its collator (the generative families);
   ``GENERATION_KEYS`` — None for classifiers; for generative families the ``GenerationSpec``
   keys its decoder honours (any other key must keep its default);
+  and ``tasks()`` says which data the configured model learns from: ``vqa`` (question/answer
+  rows) and/or ``caption`` (image/caption rows);
 * ``GenerationSpec``: the ``generate:`` sub-mapping of a generative entry;
 * ``ModelConfig``: one whole entry (family, tokenizer, model, train, generate).
 
@@ -31,10 +33,24 @@ QUANTIZATIONS = ("none", "4bit")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 PROB_SOURCES = ("auto", "scores", "forward")
 CONFIDENCES = ("product", "mean")
+TASKS = ("vqa", "caption")  # the dataset tasks (datasets.*.task)
+DEFAULT_VLM_PROMPT = "Describe this medical image."
 
 
 @dataclasses.dataclass(frozen=True)
-class CnnLstmSpec(Spec):
+class ModelSpec(Spec):
+    """Base of the ``model:`` specs (see the module docstring)."""
+
+    TOKEN_KIND: ClassVar[str | None] = None
+    GENERATION_KEYS: ClassVar[tuple[str, ...] | None] = None
+
+    def tasks(self) -> tuple[str, ...]:
+        """The dataset tasks this model trains on and predicts for (classifiers: answers.json's classes)."""
+        return ("vqa",)
+
+
+@dataclasses.dataclass(frozen=True)
+class CnnLstmSpec(ModelSpec):
     """The ``model:`` sub-mapping of a cnn_lstm config."""
 
     TOKEN_KIND: ClassVar[str | None] = "words"
@@ -58,7 +74,7 @@ class CnnLstmSpec(Spec):
 
 
 @dataclasses.dataclass(frozen=True)
-class ClipClassifierSpec(Spec):
+class ClipClassifierSpec(ModelSpec):
     """The ``model:`` sub-mapping of a clip_classifier config."""
 
     TOKEN_KIND: ClassVar[str | None] = "hf"
@@ -80,7 +96,7 @@ SIMPLE_DECODER_KEYS = ("batch_size", "max_new_tokens", "num_samples", "temperatu
 
 
 @dataclasses.dataclass(frozen=True)
-class FlamingoSpec(Spec):
+class FlamingoSpec(ModelSpec):
     """The ``model:`` sub-mapping of a flamingo config."""
 
     TOKEN_KIND: ClassVar[str | None] = None
@@ -110,9 +126,13 @@ class FlamingoSpec(Spec):
         except (KeyError, IndexError, ValueError) as exc:
             raise ConfigError(f"{where}: prompt {self.prompt!r} may hold only the placeholder {{question}}") from exc
 
+    def tasks(self) -> tuple[str, ...]:
+        # The classification head is over answers.json: captions have none.
+        return TASKS if self.answer_head == "generate" else ("vqa",)
+
 
 @dataclasses.dataclass(frozen=True)
-class BlipSpec(Spec):
+class BlipSpec(ModelSpec):
     """The ``model:`` sub-mapping of a blip config."""
 
     TOKEN_KIND: ClassVar[str | None] = None
@@ -129,9 +149,12 @@ class BlipSpec(Spec):
         check_range(where, "max_question_tokens", self.max_question_tokens, 2)
         check_range(where, "max_answer_tokens", self.max_answer_tokens, 2)
 
+    def tasks(self) -> tuple[str, ...]:
+        return (self.task,)  # BlipForQuestionAnswering answers, BlipForConditionalGeneration captions
+
 
 @dataclasses.dataclass(frozen=True)
-class VlmSftSpec(Spec):
+class VlmSftSpec(ModelSpec):
     """The ``model:`` sub-mapping of a ``vlm_sft`` config entry."""
 
     TOKEN_KIND: ClassVar[str | None] = None
@@ -155,6 +178,7 @@ class VlmSftSpec(Spec):
     max_pixels: int | None = None  # Qwen-VL processors: most pixels (caps the image tokens)
     processor_kwargs: dict = dataclasses.field(default_factory=dict)  # more AutoProcessor.from_pretrained kwargs
     instruction: str = "Answer briefly."  # appended to every question
+    caption_prompt: str = DEFAULT_VLM_PROMPT  # the user text of a caption example (caption datasets)
     system_prompt: str | None = None  # None = the chat template's default
     end_of_turn: str | None = None  # None = the architecture's (vlm_sft.ARCHITECTURES) token
 
@@ -176,6 +200,9 @@ class VlmSftSpec(Spec):
         for key in ("min_pixels", "max_pixels"):
             if getattr(self, key) is not None:
                 check_range(where, key, getattr(self, key), 28 * 28)
+
+    def tasks(self) -> tuple[str, ...]:
+        return TASKS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -264,6 +291,10 @@ class ModelConfig(Spec):
         kind, checkpoint = CAPTION_FAMILIES[self.family], self.model.get("checkpoint")
         return CaptionSpec.from_mapping({**(self.caption or {}), "kind": kind, "checkpoint": checkpoint}, where)
 
+    def tasks(self) -> tuple[str, ...]:
+        """The dataset tasks the entry trains on and predicts for (``ModelSpec.tasks``)."""
+        return FAMILY_SPECS[self.family].from_mapping(self.model).tasks()
+
     @property
     def token_kind(self) -> str | None:
         return FAMILY_SPECS[self.family].TOKEN_KIND
@@ -275,18 +306,27 @@ class ModelConfig(Spec):
         return GenerationSpec.from_mapping(self.generate, "generate")
 
 
-CAPTION_KIND_NAMES = ("blip", "vlm")  # keys of medvqa.caption_models.CAPTION_KINDS
-CAPTION_FAMILIES = {"blip": "blip", "vlm_sft": "vlm"}  # model family → caption kind
-DEFAULT_VLM_PROMPT = "Describe this medical image."
+CAPTION_KIND_NAMES = ("blip", "flamingo", "vlm")  # keys of medvqa.caption_models.CAPTION_KINDS
+CAPTION_FAMILIES = {"blip": "blip", "flamingo": "flamingo", "vlm_sft": "vlm"}  # model family → caption kind
+# CaptionSpec settings a kind's captioner does not implement: each must keep its default.
+# (flamingo decodes greedily from its own model.prompt.)
+CAPTION_UNSUPPORTED = {
+    "blip": ("system_prompt", "min_pixels", "max_pixels"),
+    "flamingo": ("prompt", "system_prompt", "min_pixels", "max_pixels", "num_beams", "do_sample", "temperature",
+                 "top_p", "top_k", "repetition_penalty"),
+    "vlm": (),
+}
 
 
 @dataclasses.dataclass(frozen=True)
 class CaptionSpec(Spec):
     """The ``caption:`` settings of one captioning model (plus ``kind`` and ``checkpoint``)."""
 
-    kind: str  # blip | vlm (a key of CAPTION_KINDS)
+    kind: str  # blip | flamingo | vlm (a key of CAPTION_KINDS)
     checkpoint: str | None = None  # hub id or save_pretrained dir; None only when a run dir is given
-    prompt: str | None = None  # vlm: user text after the image (None: DEFAULT_VLM_PROMPT); blip: caption prefix (None: none)
+    # vlm: user text after the image (None: a fine-tuned run's model.caption_prompt, else
+    # DEFAULT_VLM_PROMPT); blip: caption prefix (None: none); flamingo: its model.prompt instead
+    prompt: str | None = None
     system_prompt: str | None = None  # vlm: system turn; None = the chat template's default
     batch_size: int = 8  # images per generate call
     chunk_size: int = 64  # images per resumable chunk file (a killed run loses at most one chunk)
@@ -313,5 +353,7 @@ class CaptionSpec(Spec):
         check_range(where, "repetition_penalty", self.repetition_penalty, 1e-6)
         if self.do_sample and self.num_beams > 1:
             raise ConfigError(f"{where}: do_sample needs num_beams=1 (beam sampling is not supported)")
-        if self.kind == "blip" and (self.min_pixels or self.max_pixels or self.system_prompt):
-            raise ConfigError(f"{where}: min_pixels, max_pixels and system_prompt are vlm settings")
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for key in CAPTION_UNSUPPORTED[self.kind]:
+            if getattr(self, key) != defaults[key]:
+                raise ConfigError(f"{where}: {key} is not a setting of the {self.kind} captioner")

@@ -163,7 +163,9 @@ def test_wrong_run_family_and_missing_checkpoint_fail_clearly(tmp_path):
 @pytest.mark.parametrize("mapping, message", [
     ({"kind": "gpt"}, "kind"),
     ({"kind": "vlm", "do_sample": True, "num_beams": 2}, "do_sample"),
-    ({"kind": "blip", "max_pixels": 50176}, "vlm settings"),
+    ({"kind": "blip", "max_pixels": 50176}, "max_pixels is not a setting of the blip captioner"),
+    ({"kind": "flamingo", "num_beams": 2}, "num_beams is not a setting of the flamingo captioner"),
+    ({"kind": "flamingo", "prompt": "A photo of"}, "prompt is not a setting of the flamingo captioner"),
     ({"kind": "blip", "chunk_size": 0}, "chunk_size"),
     ({"kind": "blip", "beams": 2}, "unknown key"),
 ])

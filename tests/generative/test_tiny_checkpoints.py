@@ -41,3 +41,18 @@ def test_unknown_kinds_and_keys_are_named():
         tiny_spec("clip_llama", {})
     with pytest.raises(ConfigError, match="projection_dim"):
         tiny_spec("qwen2_vl", {"projection_dim": 8})
+
+
+def test_tokenizers_learn_the_text_of_every_listed_split(train_parquet, tmp_path):
+    from transformers import AutoTokenizer
+
+    from medvqa.data.demo import make_demo
+
+    captions = tmp_path / "captions.parquet"
+    make_demo(seed=0, n_images=40, task="caption", image_px=32).to_parquet(captions)
+    word = " scintigram"  # in the demo captions, not in the VQA rows
+    lengths = {}
+    for name, paths in (("vqa", train_parquet), ("both", [train_parquet, captions])):
+        out = write_tiny_checkpoint("clip_gpt2", paths, tmp_path / name, image_size=32, seed=0)
+        lengths[name] = len(AutoTokenizer.from_pretrained(out / "gpt2").tokenize(word))
+    assert lengths["both"] < lengths["vqa"]

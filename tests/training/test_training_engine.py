@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -100,6 +102,24 @@ def test_a_changed_config_starts_afresh(fixture_root, tmp_path):
     run_training(cnn_lstm_config(epochs=1, lr=1e-4), train_paths(fixture_root, "words"), tmp_path, seed=0)
     assert len(pd.read_csv(tmp_path / "history.csv")) == 1
     assert read_json(tmp_path / "state.json")["spec"]["lr"] == 1e-4
+
+
+def test_rebuilt_input_files_start_afresh_even_with_the_same_config(fixture_root, tmp_path, caplog):
+    root = Path(shutil.copytree(fixture_root, tmp_path / "fixture"))
+    paths = train_paths(root, "words")
+    run_training(cnn_lstm_config(epochs=1), paths, tmp_path / "run", seed=0)
+    first = pd.read_csv(tmp_path / "run" / "history.csv")
+    # A data stage rewrites the train split (one question fewer); then more epochs are asked for.
+    train = pd.read_parquet(paths.train.parquet)
+    train.iloc[1:].to_parquet(paths.train.parquet)
+    with caplog.at_level("WARNING"):
+        state = run_training(cnn_lstm_config(epochs=2), paths, tmp_path / "run", seed=0)
+    assert "different configuration: starting afresh" in caplog.text
+    history = pd.read_csv(tmp_path / "run" / "history.csv")
+    assert list(history["epoch"]) == [1, 2]
+    assert history["train_loss"].iloc[0] != first["train_loss"].iloc[0]  # epoch 1 was trained again
+    assert state["inputs"]["train"] == [["train.parquet", paths.train.parquet.stat().st_size,
+                                        paths.train.parquet.stat().st_mtime_ns]]
 
 
 @pytest.mark.parametrize("family", ["cnn_lstm", "clip_classifier"])

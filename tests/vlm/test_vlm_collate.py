@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import pytest
 import torch
@@ -55,6 +57,22 @@ def test_only_the_answer_and_end_of_turn_token_carry_loss(tiny_vlm, arch):
     image_id = processor.image_token_id
     assert (batch["input_ids"] == image_id).any()
     assert not (batch["labels"] == image_id).any()
+
+
+@pytest.mark.parametrize("arch", TINY_ARCHITECTURES)
+def test_caption_examples_learn_the_caption_after_the_caption_prompt(tiny_vlm, arch):
+    processor, fmt = _setup(tiny_vlm, arch)
+    tokenizer = processor.tokenizer
+    image = vqa_examples(1)[0]["image"]
+    example = {"id": "img0", "image": image, "caption": "red image"}  # a caption row: no question
+    batch = VlmCollator(processor, fmt)([example])
+    prompt_text = render_prompt(processor, None, fmt)
+    assert fmt.caption_prompt in prompt_text and fmt.instruction not in prompt_text
+    assert prompt_text == render_prompt(processor, fmt.caption_prompt, dataclasses.replace(fmt, instruction=""))
+    prompt_ids = encode_prompt(processor, image, prompt_text)["input_ids"][0].tolist()
+    target = tokenizer("red image" + fmt.end_of_turn, add_special_tokens=False)["input_ids"]
+    assert batch["input_ids"][0].tolist() == prompt_ids + target
+    assert batch["labels"][0].tolist() == [IGNORE_INDEX] * len(prompt_ids) + target
 
 
 def test_qwen_sequence_is_the_chat_template_of_the_whole_conversation(tiny_vlm):

@@ -63,3 +63,32 @@ def test_unknown_source_option_is_named():
     config["datasets"]["demo"]["options"]["n_imgs"] = 10
     with pytest.raises(Exception, match="n_imgs"):
         check_config(config)
+
+
+def _with_experiment(datasets: list[str], models: list[str]) -> dict:
+    config = copy.deepcopy(default_config())
+    config["experiments"].append({"datasets": datasets, "models": models})
+    return config
+
+
+@pytest.mark.parametrize("datasets, models, message", [
+    (["demo_captions"], ["cnn_lstm_demo"],
+     r"experiments\[2\]: model 'cnn_lstm_demo' \(cnn_lstm\) does not work on caption dataset 'demo_captions'"),
+    (["demo_captions"], ["flamingo_classify_demo"], r"'flamingo_classify_demo' \(flamingo\) does not work on caption"),
+    (["demo"], ["blip_caption_demo"], r"'blip_caption_demo' \(blip\) does not work on vqa dataset 'demo'"),
+    (["demo_captions"], ["flamingo_demo"], "'flamingo_demo' has no caption: settings"),
+])
+def test_models_that_cannot_learn_or_caption_a_dataset_are_named(datasets, models, message):
+    with pytest.raises(ConfigError, match=message):
+        check_config(_with_experiment(datasets, models))
+
+
+def test_flamingo_captions_only_once_trained_and_tokenizer_texts_must_exist():
+    config = copy.deepcopy(default_config())
+    del config["models"]["flamingo_caption_demo"]["train"]
+    with pytest.raises(ConfigError, match=r"models\.flamingo_caption_demo: flamingo captions only once trained"):
+        check_config(config)
+    config = copy.deepcopy(default_config())
+    config["pretrained"]["qwen2-vl-tiny"]["text_from"] = ["demo", "roco"]
+    with pytest.raises(ConfigError, match=r"pretrained\.qwen2-vl-tiny\.text_from: unknown dataset 'roco'"):
+        check_config(config)

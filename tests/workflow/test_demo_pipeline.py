@@ -59,6 +59,10 @@ def test_every_model_entry_is_scored(demo_run):
             captions = pd.read_parquet(work / f"results/captions/{dataset}/{model}/0/test.parquet")
             assert captions["image_id"].is_unique and len(captions) > 0
             assert "rouge_l" in metrics
+            # A trained entry captions from its own run directory; the others zero-shot.
+            log = (work / f"logs/captions/{dataset}/{model}/0/test.log").read_text()
+            run = f"results/models/{dataset}/{model}/0"
+            assert (f"captioner from {run}" in log) == ("train" in config["models"][model]), model
 
 
 def test_report_contains_every_model_figure_and_table(demo_run):
