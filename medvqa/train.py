@@ -144,7 +144,7 @@ def _run(config: ModelConfig, paths: TrainPaths, out_dir: str | Path, seed: int,
         if distributed.is_main():
             checkpoint.write_zero_shot(out_dir, state, history_columns(family))
         log.info("%s is zero-shot: wrote %s only", config.family, Path(out_dir) / checkpoint.STATE)
-        return state
+        return checkpoint.published(state)
     model = BuiltModel(config.family, args, family.build(args, True))
     return train(spec, model, data.for_training(model), out_dir)
 

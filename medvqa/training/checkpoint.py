@@ -4,15 +4,15 @@ Layout of ``results/models/{dataset}/{model}/{seed}/``:
   best.safetensors   weights of the epoch with the best validation metric       (final output)
                      (every weight, or only the trainable ones for families with
                      ``saves="trainable"``: the frozen rest is the pretrained checkpoint)
-  state.json         family, builder args, answers, spec, input file stamps, monitor, epoch,
-                     best epoch/metric
+  state.json         family, builder args, answers, spec, monitor, epoch, best epoch/metric
   history.csv        epoch, train/val loss (+ accuracy for classifiers), lr, seconds
   resume/            written every epoch while training, read when a killed run is re-run:
     last.safetensors   weights after the last finished epoch
     last.pt            optimizer, scheduler, grad-scaler and RNG state (torch.load weights_only)
     best.safetensors   best weights so far
     history.csv        one row per finished epoch
-    last.json          the state; written last, so it names the last *complete* epoch
+    last.json          the state (+ the input files' stamps); written last, so it names the
+                       last *complete* epoch
 
 The final outputs appear only when training ends, so a workflow manager that deletes the
 outputs of a killed job leaves ``resume/`` in place for the re-run. It also survives a finished
@@ -44,6 +44,9 @@ from medvqa.models import BuiltModel, family_of, rebuild_model
 log = logging.getLogger(__name__)
 
 WEIGHTS, STATE, HISTORY, RESUME = "best.safetensors", "state.json", "history.csv", "resume"
+# State kept in resume/last.json only: input file stamps change whenever a stage rebuilds a file,
+# and state.json must stay the same for the same training (local and cluster runs compare equal).
+RESUME_ONLY_KEYS = ("inputs",)
 
 
 def saved_tensors(module: nn.Module, trainable_only: bool = False) -> dict[str, torch.Tensor]:
@@ -133,20 +136,25 @@ def can_resume(resume_dir: Path, state: Mapping[str, Any], free_keys: tuple[str,
     return True
 
 
+def published(state: Mapping[str, Any]) -> dict[str, Any]:
+    """state.json's content: the state without ``RESUME_ONLY_KEYS``."""
+    return {key: value for key, value in state.items() if key not in RESUME_ONLY_KEYS}
+
+
 def finalise(resume_dir: Path, out_dir: Path, state: Mapping[str, Any]) -> None:
     """Publish the best weights, the final state and the history as the run's outputs."""
     with atomic_path(out_dir / WEIGHTS) as tmp:
         shutil.copyfile(resume_dir / "best.safetensors", tmp)
     with atomic_path(out_dir / HISTORY) as tmp:
         shutil.copyfile(resume_dir / HISTORY, tmp)
-    write_json(dict(state), out_dir / STATE)
+    write_json(published(state), out_dir / STATE)
 
 
 def write_zero_shot(out_dir: str | Path, state: Mapping[str, Any], history_columns: tuple[str, ...]) -> None:
     """The run directory of a model that is not trained: state.json and a history without epochs."""
     out_dir = Path(out_dir)
     write_csv(pd.DataFrame(columns=list(history_columns)), out_dir / HISTORY)
-    write_json(dict(state), out_dir / STATE)
+    write_json(published(state), out_dir / STATE)
 
 
 def load_checkpoint(model_dir: str | Path) -> tuple[BuiltModel, dict[str, Any]]:

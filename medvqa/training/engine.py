@@ -329,4 +329,4 @@ def train(spec: TrainSpec, model: BuiltModel, data: TrainData, out_dir: str | Pa
         _publish(loop, resume_dir, out_dir, state)
     distributed.barrier()
     log.info("best %s %.4f at epoch %d", monitor, state[f"best_{monitor}"], state["best_epoch"])
-    return state
+    return checkpoint.published(state)
