@@ -189,9 +189,10 @@ def calibration_section(frame: pd.DataFrame, correct: np.ndarray, spec: ScoreSpe
     return reports, protocol
 
 
-def ci_protocol(spec: ScoreSpec) -> str:
+def ci_protocol(spec: ScoreSpec, items: str) -> str:
+    """How the confidence intervals were drawn; ``items``: what was resampled (questions, images)."""
     return stats.BOOTSTRAP_DESCRIPTION.format(
-        seed=spec.bootstrap_seed, resamples=spec.bootstrap_resamples, level=spec.ci_level
+        items=items, seed=spec.bootstrap_seed, resamples=spec.bootstrap_resamples, level=spec.ci_level
     )
 
 
@@ -238,7 +239,7 @@ def vqa_metrics(frame: pd.DataFrame, spec: ScoreSpec) -> dict[str, Any]:
             "bleu": bleu_protocol(spec, "words of the normalised answer") | bleu_note,
             "embedding_similarity": embedding_protocol,
             "calibration": calib_protocol,
-            "ci": ci_protocol(spec),
+            "ci": ci_protocol(spec, "questions"),
             "empty_split": EMPTY_SPLIT,
         },
     }
@@ -265,7 +266,7 @@ def caption_protocol(spec: ScoreSpec, embedding_protocol: dict) -> dict[str, Any
         "sacrebleu": SACREBLEU_NOTE,
         "rouge_l": f"{ROUGE_NOTE}, stemmer {stemmer}; mean over images",
         "embedding_similarity": embedding_protocol,
-        "ci": ci_protocol(spec),
+        "ci": ci_protocol(spec, "images"),
         "empty_split": EMPTY_SPLIT,
     }
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 BOOTSTRAP_DESCRIPTION = (
-    "percentile bootstrap over questions (items resampled with replacement, same size as "
+    "percentile bootstrap over {items} (items resampled with replacement, same size as "
     "the split); numpy default_rng({seed}), {resamples} resamples, {level:.0%} interval"
 )
 # Upper bound on resample-count matrix cells built at once (4M int64 = 32 MiB).
