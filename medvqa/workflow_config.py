@@ -110,7 +110,10 @@ def expand_experiments(config: dict[str, Any]) -> None:
     seeds. Each combination that differs from a dataset's own filters becomes a derived
     dataset view (e.g. ``demo-closed-n500``): a copy of the base entry with those filters and
     ``derived_from: <base>``, so that it reuses the base's imported source files and only its
-    filtered splits and what follows are built. The experiment then names the derived views.
+    filtered splits and what follows are built. When the base keeps every question (question
+    type ``all``, no subsample), a view's images are a subset of the base's, and the view reads
+    the base's image caches (``images_from: <base>``) instead of writing copies. The experiment
+    then names the derived views.
     """
     datasets = config["datasets"]
     for experiment in config["experiments"]:
@@ -125,8 +128,19 @@ def expand_experiments(config: dict[str, Any]) -> None:
                     if name not in datasets:
                         variant = {**filters, "question_type": question_type, "subsample": subsample}
                         datasets[name] = {**datasets[base], "filters": variant, "derived_from": base}
+                        if _keeps_every_question(filters):
+                            datasets[name]["images_from"] = base
                     names.append(name)
         experiment["datasets"] = list(dict.fromkeys(names))
+
+
+def _keeps_every_question(filters: Mapping[str, Any]) -> bool:
+    return filters.get("question_type", "all") == "all" and filters.get("subsample") is None
+
+
+def image_dataset(config: Mapping[str, Any], dataset: str) -> str:
+    """The dataset view whose image caches hold this view's images (see ``expand_experiments``)."""
+    return config["datasets"][dataset].get("images_from", dataset)
 
 
 def source_dataset(config: Mapping[str, Any], dataset: str) -> str:

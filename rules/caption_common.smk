@@ -21,12 +21,9 @@ def caption_models():
 def caption_inputs(wildcards):
     """The split, its image cache, the training run (fine-tuned), the built checkpoints."""
     entry = config["models"][wildcards.model]
-    root = f"results/data/{wildcards.dataset}"
-    size = config["datasets"][wildcards.dataset]["image_size"]
     inputs = {
-        "data": f"{root}/{wildcards.split}.parquet",
-        "images": f"{root}/images_{size}.{wildcards.split}.npy",
-        "image_ids": f"{root}/images_{size}.{wildcards.split}.ids.json",
+        "data": f"results/data/{wildcards.dataset}/{wildcards.split}.parquet",
+        **image_cache(wildcards.dataset, wildcards.split),
     }
     if trains(wildcards.model):
         run = f"results/models/{wildcards.dataset}/{wildcards.model}/{wildcards.seed}"

@@ -84,11 +84,11 @@ def split_inputs(dataset, split, tokenizer):
     """Named inputs of one split, as medvqa.training.data.SplitPaths.from_inputs reads them
     (pre-tokenised questions only for the families that read them)."""
     root = f"results/data/{dataset}"
-    size = config["datasets"][dataset]["image_size"]
+    cache = image_cache(dataset, split)
     inputs = {
         split: f"{root}/{split}.parquet",
-        f"{split}_images": f"{root}/images_{size}.{split}.npy",
-        f"{split}_image_ids": f"{root}/images_{size}.{split}.ids.json",
+        f"{split}_images": cache["images"],
+        f"{split}_image_ids": cache["image_ids"],
     }
     if tokenizer:
         inputs[f"{split}_tokens"] = f"{root}/tokens/{tokenizer}.{split}.parquet"

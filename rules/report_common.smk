@@ -1,6 +1,7 @@
 # Input functions and target lists of the evaluation and figure stages (rules/evaluate.smk,
-# rules/figures.smk). No rule lives here. Uses canonical() and the dataset/split wildcard
-# constraints of common.smk; the experiment helpers may move there once other stages need them.
+# rules/figures.smk). No rule lives here. Uses canonical(), image_cache() and the dataset/split
+# wildcard constraints of common.smk; the experiment helpers may move there once other stages
+# need them.
 #
 # Config read here: experiments (datasets x models x seeds), datasets.*.task and image_size,
 # models.*.family, evaluate (the ScoreSpec), report.splits, report.figures (the FigureSpec),
@@ -113,9 +114,8 @@ def run_histories(wildcards):
 
 
 def image_cache_files(wildcards):
-    """The cached images the model saw, and their ids."""
-    root = f"results/data/{wildcards.dataset}/images_{config['datasets'][wildcards.dataset]['image_size']}"
-    return {"images": f"{root}.{wildcards.split}.npy", "image_ids": f"{root}.{wildcards.split}.ids.json"}
+    """The cached images the model saw, and their ids (image_cache() of common.smk)."""
+    return image_cache(wildcards.dataset, wildcards.split)
 
 
 def published_entries(wildcards):
