@@ -144,7 +144,8 @@ def load_flamingo_run(spec: CaptionSpec, run_dir: Path, device: torch.device) ->
 
     built, _ = load_checkpoint(run_dir)
     if built.args["answer_head"] != "generate":
-        raise ConfigError(f"{run_dir} is a flamingo answer_head: {built.args['answer_head']} run; captions need generate")
+        raise ConfigError(f"{run_dir} is a flamingo answer_head: {built.args['answer_head']} run; "
+                          "captions need answer_head: generate")
     model = built.module.to(device=device, dtype=resolve_dtype(spec.dtype, device)).eval()
     tokenizer = flamingo.load_tokenizer(built.args)
     collate = flamingo.make_collate(built.args, ())  # no question: the prompt is model.prompt with "" for {question}
@@ -180,7 +181,8 @@ def _vlm_captioner(model, processor, vlm_spec, spec: CaptionSpec, source: str) -
     }, "caption (vlm)")
 
     def generate(images: Sequence[np.ndarray]) -> list[str]:
-        inputs = {k: v.to(device) for k, v in collate([{"id": str(i), "image": im} for i, im in enumerate(images)]).items()}
+        batch = collate([{"id": str(i), "image": image} for i, image in enumerate(images)])
+        inputs = {key: value.to(device) for key, value in batch.items()}
         return [r["prediction"] for r in generate_batch(model, inputs, processor.tokenizer, gen, stops)]
 
     return Captioner("vlm", source, generate)

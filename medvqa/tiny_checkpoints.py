@@ -11,8 +11,9 @@ hub checkpoint of one *kind*, written with ``save_pretrained`` so that the real 
                 AutoModelForImageTextToText + AutoProcessor      Qwen/Qwen2-VL-2B-Instruct, ...
 
 Tokenizers learn from the text of one or more train splits (``pretrained.{name}.text_from``):
-CLIP from the questions (or captions), the others from questions and answers (or captions). CLIP and BLIP images are as large as the dataset's
-image cache; the VLM processors resize to their spec's ``image_size``.
+CLIP from the questions (or captions), the others from questions and answers (or captions).
+CLIP and BLIP images are as large as the dataset's image cache; the VLM processors resize to
+their spec's ``image_size``.
 
 Nothing heavy is imported here: the workflow checks each entry's spec at start-up.
 """

@@ -2,10 +2,10 @@
 
 Reads the train and val splits (parquet without image bytes, memory-mapped image cache, and,
 for the classifier families, pre-tokenised questions), answers.json (VQA datasets; caption
-datasets have none) and, for ``words`` tokenizers, the vocabulary; writes best.safetensors, state.json, history.csv and resume/ (see
-``medvqa.training.checkpoint``). Every family trains through ``medvqa.training.engine.train``;
-a zero-shot entry (``vlm_sft`` with ``finetune: false``) writes state.json and an empty
-history only.
+datasets have none) and, for ``words`` tokenizers, the vocabulary; writes best.safetensors,
+state.json, history.csv and resume/ (see ``medvqa.training.checkpoint``). Every family trains
+through ``medvqa.training.engine.train``; a zero-shot entry (``vlm_sft`` with ``finetune: false``)
+writes state.json and an empty history only.
 
     python -m medvqa.train --config config.yaml --dataset demo --model cnn_lstm_demo --seed 0
 
@@ -75,8 +75,9 @@ def input_stamps(paths: TrainPaths, model: Mapping[str, Any]) -> dict[str, Any]:
     """``file_stamp`` of every data file and of every local checkpoint the model's settings name
     (hub ids are in the settings already): a resumed run must have read the same ones."""
     stamps = {name: file_stamp(path) for name, path in paths.files().items()}
-    local = {key: value for key, value in sorted(model.items()) if isinstance(value, str) and value and Path(value).exists()}
-    stamps.update({f"model.{key}": file_stamp(value) for key, value in local.items()})
+    for key, value in sorted(model.items()):
+        if isinstance(value, str) and value and Path(value).exists():
+            stamps[f"model.{key}"] = file_stamp(value)
     return stamps
 
 

@@ -72,7 +72,8 @@ def _check_pairing(where: str, config: Mapping[str, Any], dataset: str, model: s
         raise ConfigError(f"{where}: model {model!r} ({entry.family}) does not work on {task} dataset {dataset!r}; "
                           f"it takes {' and '.join(entry.tasks())} data")
     if task == "caption" and entry.caption is None:
-        raise ConfigError(f"{where}: model {model!r} has no caption: settings, so it cannot caption dataset {dataset!r}")
+        raise ConfigError(f"{where}: model {model!r} has no caption: settings, "
+                          f"so it cannot caption dataset {dataset!r}")
 
 
 def _check_model(config: Mapping[str, Any], name: str, model: Mapping[str, Any]) -> None:

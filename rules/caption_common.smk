@@ -1,6 +1,6 @@
 # Input functions and targets of the caption stage (rules/caption.smk). No rule lives here.
-# Uses canonical() (common.smk), experiment_runs() / dataset_task() / report_splits() / trains()
-# (report_common.smk) and model_pretrained_dirs() (model_common.smk).
+# Uses canonical() (common.smk), experiment_runs() / dataset_task() / report_splits() / trains() /
+# image_cache() (report_common.smk) and model_pretrained_dirs() (model_common.smk).
 #
 # Config read here: models.{model}.caption (the CaptionSpec settings; an entry with this
 # sub-mapping is a captioning model), models.{model}.family (blip | flamingo | vlm_sft → caption

@@ -3,7 +3,7 @@
 import json
 
 from medvqa.data.schema import SPLITS
-from medvqa.workflow_config import check_config, expand_experiments, image_dataset, import_mapping, source_dataset
+from medvqa.workflow_config import check_config, expand_experiments, import_mapping, source_dataset
 
 expand_experiments(config)
 check_config(config)
@@ -33,12 +33,6 @@ def source_files(pattern):
         return pattern.format(dataset=source_dataset(config, wildcards.dataset), split=wildcards.get("split"))
 
     return files
-
-
-def image_cache(dataset, split):
-    """{"images", "image_ids"}: the cache of a split's images (a derived view may read its base's)."""
-    root = f"results/data/{image_dataset(config, dataset)}/images_{config['datasets'][dataset]['image_size']}.{split}"
-    return {"images": f"{root}.npy", "image_ids": f"{root}.ids.json"}
 
 
 def import_params(wildcards):

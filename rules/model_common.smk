@@ -1,5 +1,6 @@
 # Input functions and constants of the model stages (rules/pretrained.smk, train.smk,
-# infer.smk). No rule lives here.
+# infer.smk). No rule lives here. Uses canonical() (common.smk) and dataset_task() /
+# image_cache() (report_common.smk).
 
 # --- pretrained.smk ---
 

@@ -1,12 +1,14 @@
 # Input functions and target lists of the evaluation and figure stages (rules/evaluate.smk,
-# rules/figures.smk). No rule lives here. Uses canonical(), image_cache() and the dataset/split
-# wildcard constraints of common.smk; the experiment helpers may move there once other stages
-# need them.
+# rules/figures.smk), and image_cache(), which the model and caption stages use too. No rule
+# lives here. Uses canonical() and the dataset/split wildcard constraints of common.smk; the
+# experiment helpers may move there once other stages need them.
 #
 # Config read here: experiments (datasets x models x seeds), datasets.*.task and image_size,
 # models.*.family, evaluate (the ScoreSpec), report.splits, report.figures (the FigureSpec),
 # report.published.
 
+
+from medvqa.workflow_config import image_dataset
 
 SEED_PATTERN = r"\d+"
 
@@ -113,8 +115,15 @@ def run_histories(wildcards):
     return [f"results/models/{wildcards.dataset}/{wildcards.model}/{s}/history.csv" for s in seeds]
 
 
+def image_cache(dataset, split):
+    """{"images", "image_ids"}: the cache of a split's images (a derived view may read its base's)."""
+    size = config["datasets"][dataset]["image_size"]
+    root = f"results/data/{image_dataset(config, dataset)}/images_{size}.{split}"
+    return {"images": f"{root}.npy", "image_ids": f"{root}.ids.json"}
+
+
 def image_cache_files(wildcards):
-    """The cached images the model saw, and their ids (image_cache() of common.smk)."""
+    """The cached images the model saw, and their ids."""
     return image_cache(wildcards.dataset, wildcards.split)
 
 

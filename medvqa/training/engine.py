@@ -204,13 +204,15 @@ def evaluate(family: ModelFamily, module: nn.Module, loader, device: torch.devic
 
 
 def fresh_state(
-    spec: TrainSpec, family: str, args: dict[str, Any], answers: Sequence[str], inputs: Mapping[str, Any] | None = None,
+    spec: TrainSpec, family: str, args: dict[str, Any], answers: Sequence[str],
+    inputs: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """state.json before the first epoch (what a resumed run must match, and the best so far)."""
     monitor = family_of(family).monitor
     return {
         "family": family, "args": args, "answers": list(answers), "spec": spec.to_dict(),
-        "inputs": dict(inputs or {}), "monitor": monitor, "epoch": 0, "best_epoch": 0, f"best_{monitor}": None, "epochs_since_best": 0,
+        "inputs": dict(inputs or {}), "monitor": monitor,
+        "epoch": 0, "best_epoch": 0, f"best_{monitor}": None, "epochs_since_best": 0,
     }
 
 
@@ -303,7 +305,8 @@ def train(spec: TrainSpec, model: BuiltModel, data: TrainData, out_dir: str | Pa
     out_dir, resume_dir = Path(out_dir), Path(out_dir) / checkpoint.RESUME
     plan = batching(spec, len(data.train))
     loop = make_loop(spec, model, math.ceil(plan.batches / spec.grad_accum))
-    state, history = _resume(resume_dir, fresh_state(spec, model.family, model.args, data.answers, data.inputs), loop)
+    fresh = fresh_state(spec, model.family, model.args, data.answers, data.inputs)
+    state, history = _resume(resume_dir, fresh, loop)
     monitor = loop.family.monitor
     trainable, total = count_parameters(loop.module)
     log.info("%s: %d of %d parameters trainable; %s, %s, %d batches of %d per epoch on each of %d processes, "
