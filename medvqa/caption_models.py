@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from medvqa.io import read_json
+from medvqa.models.common import resolve_device, resolve_dtype
 from medvqa.spec import ConfigError
 from medvqa.training.model_config import CaptionSpec
 
@@ -59,18 +60,6 @@ class CaptionKind:
     load_run: Callable[[CaptionSpec, Path, torch.device], Captioner]  # (spec, run directory, device)
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    if name == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return getattr(torch, name)
-
-
 # --- blip -------------------------------------------------------------------------------------
 
 def _blip_prompt_ids(tokenizer, prompt: str | None) -> list[int] | None:
@@ -82,7 +71,8 @@ def _blip_prompt_ids(tokenizer, prompt: str | None) -> list[int] | None:
 
 @torch.no_grad()
 def _blip_generate(model, tokenizer, spec: CaptionSpec, images: Sequence[np.ndarray]) -> list[str]:
-    from medvqa.models.generative import decode_texts, generated_lengths, stack_images
+    from medvqa.generation import answer_lengths, decode_texts
+    from medvqa.models.generative import stack_images
 
     device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
     # (B, H, W, 3) uint8 → (B, 3, S, S) standardised at the processor's size S, in the model's dtype.
@@ -98,7 +88,7 @@ def _blip_generate(model, tokenizer, spec: CaptionSpec, images: Sequence[np.ndar
     )
     start = 1 if prefix is None else len(prefix) - 1  # [DEC] (+ prefix) precede the new tokens
     tokens = out[:, start:]
-    return decode_texts(tokenizer, tokens, generated_lengths(tokens, text.sep_token_id))
+    return decode_texts(tokenizer, tokens, answer_lengths(tokens, [text.sep_token_id]))
 
 
 def _blip_captioner(model, tokenizer, spec: CaptionSpec, source: str, device: torch.device) -> Captioner:

@@ -17,26 +17,21 @@ and including the first stop token (end-of-turn / eos), so "yes" scores p(yes) �
 They come from ``generate``'s raw logits (greedy or sampled main answer) or, for beam search or
 when asked, from a second teacher-forced forward pass over prompt + answer.
 
-Predictions parquet (``write_predictions``): question_id (str), prediction (str), confidence
+Predictions table (``prediction_frame``): question_id (str), prediction (str), confidence
 (float: answer_prob_product or answer_prob_mean, per ``confidence``), answer_prob (float, the
 product), answer_prob_mean (float), samples (list<str>).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from medvqa.io import write_parquet
 from medvqa.training.model_config import GenerationSpec
-
-log = logging.getLogger(__name__)
 
 # Collator outputs with one entry per token; they grow with the answer in the forward pass.
 TOKEN_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids", "token_type_ids")
@@ -68,10 +63,14 @@ def token_probabilities(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Ten
 
 
 def sequence_probabilities(probs: torch.Tensor, lengths: torch.Tensor) -> tuple[list[float], list[float]]:
-    """probs (B, T), lengths (B,) → ([product], [mean]) over each row's first ``lengths[i]`` tokens."""
+    """probs (B, T), lengths (B,) → ([product], [mean]) over each row's first ``lengths[i]`` tokens.
+
+    The product is the sequence probability; the mean does not penalise long answers. An empty
+    row scores 0.
+    """
     keep = torch.arange(probs.shape[1], device=probs.device)[None] < lengths[:, None]
     p = probs.double()
-    product = torch.where(keep, p.clamp_min(1e-300).log(), 0.0).sum(1).exp()
+    product = torch.where(lengths > 0, torch.where(keep, p.clamp_min(1e-300).log(), 0.0).sum(1).exp(), 0.0)
     mean = torch.where(keep, p, 0.0).sum(1) / lengths.clamp_min(1)
     return product.tolist(), mean.tolist()
 
@@ -91,7 +90,7 @@ def forward_probabilities(model, inputs: Mapping[str, torch.Tensor], tokens: tor
     return token_probabilities(logits, tokens)
 
 
-def decode(tokenizer, tokens: torch.Tensor, lengths: torch.Tensor) -> list[str]:
+def decode_texts(tokenizer, tokens: torch.Tensor, lengths: torch.Tensor) -> list[str]:
     """Generated ids (B, T) cut at ``lengths`` → texts without special tokens, stripped."""
     return [
         tokenizer.decode(row[: int(n)].tolist(), skip_special_tokens=True).strip()
@@ -117,7 +116,7 @@ def generate_batch(model, inputs: Mapping[str, torch.Tensor], tokenizer, spec: G
         probs = forward_probabilities(model, inputs, tokens, lengths)
     product, mean = sequence_probabilities(probs, lengths)
     samples = sample_answers(model, inputs, tokenizer, spec, stop_ids, pad_id)
-    texts = decode(tokenizer, tokens, lengths)
+    texts = decode_texts(tokenizer, tokens, lengths)
     ids = [row[: int(n)].tolist() for row, n in zip(tokens.cpu(), lengths.cpu())]
     return [
         {"prediction": t, "answer_ids": i, "answer_prob_product": p, "answer_prob_mean": m, "samples": s}
@@ -134,7 +133,7 @@ def sample_answers(model, inputs, tokenizer, spec: GenerationSpec, stop_ids, pad
         **inputs, **generate_kwargs(spec, stop_ids, pad_id, sample=True), num_return_sequences=spec.num_samples
     )
     tokens = out[:, inputs["input_ids"].shape[1]:]
-    texts = decode(tokenizer, tokens, answer_lengths(tokens, stop_ids))
+    texts = decode_texts(tokenizer, tokens, answer_lengths(tokens, stop_ids))
     return [texts[i * spec.num_samples:(i + 1) * spec.num_samples] for i in range(batch)]
 
 
@@ -160,7 +159,7 @@ def generate_answers(
 
 def prediction_frame(results: Sequence[Mapping[str, Any]], confidence: str = "product") -> pd.DataFrame:
     """Result dicts → the predictions table (see the module docstring)."""
-    frame = pd.DataFrame({
+    return pd.DataFrame({
         "question_id": [str(r["id"]) for r in results],
         "prediction": [r["prediction"] for r in results],
         "confidence": [float(r[f"answer_prob_{confidence}"]) for r in results],
@@ -168,10 +167,3 @@ def prediction_frame(results: Sequence[Mapping[str, Any]], confidence: str = "pr
         "answer_prob_mean": [float(r["answer_prob_mean"]) for r in results],
         "samples": [list(r["samples"]) for r in results],
     })
-    return frame
-
-
-def write_predictions(results: Sequence[Mapping[str, Any]], out_path: str | Path, confidence: str = "product") -> None:
-    frame = prediction_frame(results, confidence)
-    write_parquet(frame, out_path)
-    log.info("%d predictions → %s", len(frame), out_path)

@@ -35,11 +35,11 @@ import yaml
 
 from medvqa.io import atomic_path, setup_logging, write_json, write_parquet
 from medvqa.models import family_of
-from medvqa.models.common import PredictRun, autocast
+from medvqa.models.common import PredictRun, autocast, resolve_device
 from medvqa.spec import Spec, check_choice, check_range
 from medvqa.training.checkpoint import load_checkpoint
 from medvqa.training.data import SplitPaths
-from medvqa.training.engine import PRECISIONS, place, resolve_device, resolve_precision
+from medvqa.training.engine import PRECISIONS, place, resolve_precision
 from medvqa.training.model_config import GenerationSpec, ModelConfig
 from medvqa.training.seed import seed_everything
 

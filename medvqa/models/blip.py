@@ -31,10 +31,11 @@ import torch
 from torch import nn
 
 from medvqa.data.answers import normalise_answer
+from medvqa.generation import answer_lengths, decode_texts, sequence_probabilities
 from medvqa.models.common import DataInfo, ModelFamily, Normalise, PredictRun
 from medvqa.models.generative import (
-    IGNORE_INDEX, TextImageSplit, decode_texts, generate_split, generated_lengths, image_statistics, lm_score,
-    sequence_confidence, split_new_and_pretrained, stack_images, text_image_split, to_device, to_float,
+    IGNORE_INDEX, TextImageSplit, generate_split, image_statistics, lm_score, split_new_and_pretrained,
+    stack_images, text_image_split, to_device, to_float,
 )
 from medvqa.spec import ConfigError
 from medvqa.training.model_config import BlipSpec, GenerationSpec
@@ -221,13 +222,13 @@ def predict(model: BlipFineTune, batch: Mapping[str, Any], tokenizer, spec: Gene
     states, mask = encode(model, batch)
     sep = model.hf.config.text_config.sep_token_id
     tokens, probs = _generate(model, states, mask, spec, sample=False)
-    lengths = generated_lengths(tokens, sep)
-    product, mean = sequence_confidence(probs, lengths)
+    lengths = answer_lengths(tokens, [sep])
+    product, mean = sequence_probabilities(probs, lengths)
     texts = decode_texts(tokenizer, tokens, lengths)
     samples = [[] for _ in texts]
     if spec.num_samples:
         drawn, _ = _generate(model, states, mask, spec, sample=True)
-        flat = decode_texts(tokenizer, drawn, generated_lengths(drawn, sep))
+        flat = decode_texts(tokenizer, drawn, answer_lengths(drawn, [sep]))
         samples = [flat[i * spec.num_samples:(i + 1) * spec.num_samples] for i in range(len(texts))]
     return [
         {"prediction": t, "answer_prob_product": p, "answer_prob_mean": m, "samples": s}

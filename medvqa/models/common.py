@@ -105,6 +105,22 @@ class VQAOutput(NamedTuple):
     attention: torch.Tensor | None  # (B, h, w) question-guided attention over the image, if any
 
 
+def resolve_device(name: str) -> torch.device:
+    """auto → cuda when a GPU is present, else cpu; anything else as torch names it (cuda:1)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def resolve_dtype(name: str, device: torch.device | None = None) -> torch.dtype:
+    """auto → bfloat16 on CUDA (without a device: whenever a GPU is present), else float32;
+    anything else as torch names it (float16)."""
+    if name == "auto":
+        cuda = device.type == "cuda" if device is not None else torch.cuda.is_available()
+        return torch.bfloat16 if cuda else torch.float32
+    return getattr(torch, name)
+
+
 def autocast(device: torch.device, precision: str):
     """Mixed precision on CUDA for bf16/fp16; a no-op context for fp32."""
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from medvqa.models.generative import decode_texts, generated_lengths, sequence_confidence, to_device, to_float
+from medvqa.generation import answer_lengths, decode_texts, sequence_probabilities
+from medvqa.models.generative import to_device, to_float
 from medvqa.training.model_config import GenerationSpec
 
 if TYPE_CHECKING:  # flamingo.py imports this module for its FAMILY
@@ -63,15 +64,15 @@ def decode(
 def _generated(model, media, batch, tokenizer, spec, generator) -> list[dict[str, Any]]:
     eos = tokenizer.eos_token_id
     tokens, probs = decode(model, media, batch["prompt_ids"], batch["prompt_mask"], eos, spec)
-    lengths = generated_lengths(tokens, eos)
-    product, mean = sequence_confidence(probs, lengths)
+    lengths = answer_lengths(tokens, [eos])
+    product, mean = sequence_probabilities(probs, lengths)
     texts = decode_texts(tokenizer, tokens, lengths)
     samples = [[] for _ in texts]
     if spec.num_samples:
         n = spec.num_samples
         media, ids, mask = (x.repeat_interleave(n, dim=0) for x in (media, batch["prompt_ids"], batch["prompt_mask"]))
         drawn, _ = decode(model, media, ids, mask, eos, spec, sample=True, generator=generator)
-        flat = decode_texts(tokenizer, drawn, generated_lengths(drawn, eos))
+        flat = decode_texts(tokenizer, drawn, answer_lengths(drawn, [eos]))
         samples = [flat[i * n:(i + 1) * n] for i in range(len(texts))]
     return [
         {"prediction": t, "answer_prob_product": p, "answer_prob_mean": m, "samples": s}

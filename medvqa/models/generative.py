@@ -119,35 +119,6 @@ def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
-def sequence_confidence(token_probs: torch.Tensor, lengths: torch.Tensor) -> tuple[list[float], list[float]]:
-    """(product, mean) of each row's first ``lengths[i]`` token probabilities.
-
-    token_probs (B, T) float, lengths (B,) int64 (the generated tokens up to and including the
-    end-of-sequence token). The product is the sequence probability; the mean does not
-    penalise long answers. An empty row scores 0.
-    """
-    keep = torch.arange(token_probs.shape[1], device=token_probs.device)[None, :] < lengths[:, None]
-    logs = torch.where(keep, token_probs.double().clamp_min(1e-300).log(), torch.zeros((), dtype=torch.float64))
-    product = torch.where(lengths > 0, logs.sum(1).exp(), torch.zeros((), dtype=torch.float64))
-    mean = torch.where(keep, token_probs.double(), 0.0).sum(1) / lengths.clamp_min(1)
-    return product.tolist(), mean.tolist()
-
-
-def generated_lengths(tokens: torch.Tensor, eos_id: int) -> torch.Tensor:
-    """tokens (B, T) → (B,) count up to and including the first ``eos_id`` (T when absent)."""
-    is_eos = tokens == eos_id
-    first_eos = is_eos.int().argmax(1) + 1
-    return torch.where(is_eos.any(1), first_eos, torch.full_like(first_eos, tokens.shape[1]))
-
-
-def decode_texts(tokenizer, tokens: torch.Tensor, lengths: torch.Tensor) -> list[str]:
-    """Generated ids (B, T) cut at ``lengths`` → stripped text without special tokens."""
-    return [
-        tokenizer.decode(row[: int(n)].tolist(), skip_special_tokens=True).strip()
-        for row, n in zip(tokens.cpu(), lengths.cpu())
-    ]
-
-
 def split_new_and_pretrained(model: nn.Module, pretrained: Sequence[nn.Module]) -> dict[str, list[nn.Parameter]]:
     """{"backbone": trainable parameters inside ``pretrained``, "head": the other trainable ones}."""
     inside = {id(p) for module in pretrained for p in module.parameters()}

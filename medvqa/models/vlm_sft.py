@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from medvqa.generation import generate_answers, prediction_frame
-from medvqa.models.common import BatchScore, DataInfo, ModelFamily, PredictRun, Step
+from medvqa.models.common import BatchScore, DataInfo, ModelFamily, PredictRun, Step, resolve_dtype
 from medvqa.models.generative import TextImageSplit, answer_tokens, text_image_split
 from medvqa.models.vlm_collate import PromptFormat, VlmCollator
 from medvqa.spec import ConfigError
@@ -84,14 +84,6 @@ def prompt_format(spec: VlmSftSpec, processor, model_type: str) -> PromptFormat:
                         caption_prompt=spec.caption_prompt)
 
 
-def torch_dtype(spec: VlmSftSpec, device: torch.device | None = None) -> torch.dtype:
-    """auto: bfloat16 on CUDA (or, without a device, whenever a GPU is present), else float32."""
-    if spec.dtype == "auto":
-        cuda = device.type == "cuda" if device is not None else torch.cuda.is_available()
-        return torch.bfloat16 if cuda else torch.float32
-    return getattr(torch, spec.dtype)
-
-
 def quantization_config(spec: VlmSftSpec, dtype: torch.dtype):
     """BitsAndBytesConfig for QLoRA (NF4, double quantisation), or None."""
     if spec.quantization == "none":
@@ -130,7 +122,7 @@ def load_base_model(spec: VlmSftSpec, device: torch.device, dtype: torch.dtype |
     ``dtype`` (default: the spec's dtype for ``device``)."""
     from transformers import AutoModelForImageTextToText
 
-    dtype = dtype or torch_dtype(spec, device)
+    dtype = dtype or resolve_dtype(spec.dtype, device)
     quant = quantization_config(spec, dtype)
     # A device map loads the weights straight onto the GPU (and is required for 4-bit weights).
     on_cpu = device.type == "cpu" and quant is None
@@ -257,10 +249,10 @@ def build(args: Mapping[str, Any], load_pretrained: bool) -> nn.Module:
         quantised = spec.quantization != "none"
         on_gpu = quantised and torch.cuda.is_available()
         device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else torch.device("cpu")
-        model = load_base_model(spec, device, torch_dtype(spec))
+        model = load_base_model(spec, device, resolve_dtype(spec.dtype))
     else:
         config = AutoConfig.from_pretrained(spec.checkpoint)
-        model = AutoModelForImageTextToText.from_config(config, dtype=torch_dtype(spec)).eval()
+        model = AutoModelForImageTextToText.from_config(config, dtype=resolve_dtype(spec.dtype)).eval()
     return wrap_lora(spec, model) if spec.finetune else model.requires_grad_(False)
 
 

@@ -27,14 +27,14 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from medvqa.models import BuiltModel, count_parameters, family_of
-from medvqa.models.common import BatchScore, ModelFamily, Step, autocast
+from medvqa.models.common import BatchScore, ModelFamily, Step, autocast, resolve_device
 from medvqa.training import checkpoint, distributed
 from medvqa.training.data import make_loader
 from medvqa.training.spec import PRECISIONS, TrainSpec
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PRECISIONS", "TrainData", "TrainSpec", "resolve_device", "resolve_precision", "train"]
+__all__ = ["PRECISIONS", "TrainData", "TrainSpec", "resolve_precision", "train"]
 
 ACCURACY_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 LOSS_COLUMNS = ("epoch", "train_loss", "val_loss", "lr", "seconds")
@@ -55,12 +55,6 @@ class TrainData(NamedTuple):
 def history_columns(family: ModelFamily) -> tuple[str, ...]:
     """history.csv columns: loss and accuracy for classifiers, loss only for generative families."""
     return ACCURACY_COLUMNS if family.monitor == "val_accuracy" else LOSS_COLUMNS
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

@@ -10,10 +10,9 @@ from transformers import (
 )
 
 from medvqa.models import blip
+from medvqa.generation import answer_lengths, sequence_probabilities
 from medvqa.models.common import DataInfo, Normalise
-from medvqa.models.generative import (
-    generated_lengths, image_statistics, pad_left, sequence_confidence, to_float,
-)
+from medvqa.models.generative import image_statistics, pad_left, to_float
 from medvqa.pretrained import CLIP_MEAN
 from medvqa.spec import ConfigError
 from medvqa.tiny_hf import write_tiny_blip
@@ -67,16 +66,16 @@ def test_text_image_split_reads_the_cache(vqa_split, caption_split):
     assert torch.equal(vqa_split[3]["image"], vqa_split[5]["image"])
 
 
-def test_pad_left_and_generated_lengths():
+def test_pad_left_and_answer_lengths():
     ids, mask = pad_left([[5, 6, 7], [8]], pad_id=0)
     assert ids.tolist() == [[5, 6, 7], [0, 0, 8]] and mask.tolist() == [[1, 1, 1], [0, 0, 1]]
     tokens = torch.tensor([[4, 2, 9, 2], [4, 4, 4, 4], [2, 2, 2, 2]])
-    assert generated_lengths(tokens, eos_id=2).tolist() == [2, 4, 1]
+    assert answer_lengths(tokens, [2]).tolist() == [2, 4, 1]
 
 
-def test_sequence_confidence_is_the_product_and_mean_of_the_kept_tokens():
+def test_sequence_probabilities_are_the_product_and_mean_of_the_kept_tokens():
     probs = torch.tensor([[0.5, 0.8, 0.1], [0.9, 0.3, 0.3], [0.7, 0.7, 0.7]])
-    product, mean = sequence_confidence(probs, torch.tensor([2, 3, 0]))
+    product, mean = sequence_probabilities(probs, torch.tensor([2, 3, 0]))
     assert product == pytest.approx([0.4, 0.081, 0.0])
     assert mean == pytest.approx([0.65, 0.5, 0.0])
     assert np.all(np.asarray(product) <= np.asarray(mean) + 1e-12)

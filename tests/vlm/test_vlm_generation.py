@@ -13,8 +13,9 @@ from builders import vqa_rows
 from medvqa.data.answers import write_answers
 from medvqa.data.images import build_image_cache
 from medvqa.generation import (
-    GenerationSpec, answer_lengths, generate_answers, prediction_frame, sequence_probabilities, write_predictions,
+    GenerationSpec, answer_lengths, generate_answers, prediction_frame, sequence_probabilities,
 )
+from medvqa.io import write_parquet
 from medvqa.models.vlm_collate import VlmCollator, load_examples
 from medvqa.models.vlm_sft import VlmSftSpec, generation_stop_ids, load_vlm, model_type_of, prompt_format
 from medvqa.predict import PredictSpec, run_prediction
@@ -90,7 +91,7 @@ def test_answer_lengths_and_sequence_probabilities_by_hand():
 def test_predictions_table_and_its_confidence_column(tmp_path):
     results = [{"id": "q1", "prediction": "yes", "answer_prob_product": 0.25, "answer_prob_mean": 0.5,
                 "samples": ["yes", "no"]}]
-    write_predictions(results, tmp_path / "p.parquet")
+    write_parquet(prediction_frame(results), tmp_path / "p.parquet")
     frame = pd.read_parquet(tmp_path / "p.parquet")
     columns = ["question_id", "prediction", "confidence", "answer_prob", "answer_prob_mean", "samples"]
     assert list(frame.columns) == columns
