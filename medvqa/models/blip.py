@@ -35,9 +35,10 @@ from medvqa.generation import answer_lengths, decode_texts, sequence_probabiliti
 from medvqa.models.common import DataInfo, ModelFamily, Normalise, PredictRun
 from medvqa.models.generative import (
     IGNORE_INDEX, TextImageSplit, generate_split, image_statistics, lm_score, split_new_and_pretrained,
-    stack_images, text_image_split, to_device, to_float,
+    stack_images, text_image_split, to_device,
 )
 from medvqa.spec import ConfigError
+from medvqa.training.augment import to_float
 from medvqa.training.model_config import BlipSpec, GenerationSpec
 
 

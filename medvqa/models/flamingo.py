@@ -36,9 +36,10 @@ from medvqa.models.flamingo_generate import predict
 from medvqa.models.flamingo_layers import FlamingoLayer, GatedCrossAttention, PerceiverResampler
 from medvqa.models.generative import (
     IGNORE_INDEX, TextImageSplit, generate_split, image_statistics, lm_score, pad_left, split_new_and_pretrained,
-    stack_images, text_image_split, to_device, to_float,
+    stack_images, text_image_split, to_device,
 )
 from medvqa.spec import ConfigError
+from medvqa.training.augment import to_float
 from medvqa.training.model_config import FlamingoSpec
 
 

@@ -37,8 +37,8 @@ from medvqa.data.images import load_image_cache
 from medvqa.data.schema import read_text_columns, task_of
 from medvqa.generation import prediction_frame
 from medvqa.models.common import BatchScore, Step
-from medvqa.training.model_config import GenerationSpec
 from medvqa.training.data import SplitPaths
+from medvqa.training.model_config import GenerationSpec
 
 IGNORE_INDEX = -100  # label of a position that adds no loss (prompt, padding)
 
@@ -76,11 +76,6 @@ class TextImageSplit(Dataset):
 def stack_images(examples: Sequence[Mapping[str, Any]]) -> torch.Tensor:
     """The examples' images → (B, H, W, 3) uint8."""
     return torch.stack([torch.as_tensor(np.asarray(e["image"]), dtype=torch.uint8) for e in examples])
-
-
-def to_float(images: torch.Tensor) -> torch.Tensor:
-    """(B, H, W, 3) uint8 → (B, 3, H, W) float32 in [0, 1]."""
-    return images.permute(0, 3, 1, 2).float().div_(255.0)
 
 
 def image_statistics(image_processor) -> dict[str, Any]:

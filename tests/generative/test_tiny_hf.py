@@ -12,10 +12,11 @@ from transformers import (
 from medvqa.models import blip
 from medvqa.generation import answer_lengths, sequence_probabilities
 from medvqa.models.common import DataInfo, Normalise
-from medvqa.models.generative import image_statistics, pad_left, to_float
+from medvqa.models.generative import image_statistics, pad_left
 from medvqa.pretrained import CLIP_MEAN
 from medvqa.spec import ConfigError
 from medvqa.tiny_hf import write_tiny_blip
+from medvqa.training.augment import to_float
 
 
 def test_clip_gpt2_directories_load_like_hub_ids(clip_gpt2):
