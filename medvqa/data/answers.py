@@ -59,7 +59,3 @@ def write_answers(train_path: str | Path, other_paths: Sequence[str | Path], out
     write_json(vocab, out_path)
     return vocab
 
-
-def answer_index(vocab: Mapping) -> dict[str, int]:
-    """Map from normalised answer to class index."""
-    return {a: i for i, a in enumerate(vocab["answers"])}

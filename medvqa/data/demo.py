@@ -34,11 +34,6 @@ MODALITIES = tuple(dict.fromkeys(s.modality for s in SOURCES))
 ORGANS = tuple(dict.fromkeys(s.organ for s in SOURCES))
 SIDES = ("left", "right")
 LESION_COUNTS = (1, 2, 3)
-DESCRIPTION = (
-    "Embedded demo: real CT/MRI/ultrasound/nuclear-medicine DICOM test images from pydicom and "
-    "fundus/histology images from scikit-image, randomly cropped, rotated and re-toned, with "
-    "synthetic bright round lesions drawn in (half of the images). Closed questions are yes/no."
-)
 # Independent random streams, so that captions and questions never shift the images.
 _LAYOUT, _QUESTIONS, _CAPTIONS = 0, 1, 2
 # Lesion placement, as fractions of the image side: a lesion never touches the border, the

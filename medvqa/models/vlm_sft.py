@@ -216,12 +216,6 @@ def generation_stop_ids(model, processor, fmt: PromptFormat) -> list[int]:
     return list(dict.fromkeys(i for i in ids if i is not None))
 
 
-def describe(model: Any) -> dict[str, int]:
-    """Parameter counts of a (possibly LoRA-wrapped) model."""
-    total = sum(p.numel() for p in model.parameters())
-    return {"parameters": total, "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad)}
-
-
 # --- the family functions (see medvqa.models.common.ModelFamily) -----------------------------
 
 def spec_of(args: Mapping[str, Any]) -> VlmSftSpec:
