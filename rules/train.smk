@@ -80,7 +80,9 @@ rule train_ddp:
         runtime=480,
     conda:
         "../envs/train.yaml"
+    # A conda environment blocks an inherited PYTHONPATH, so the shell names the checkout.
     shell:
-        "torchrun --standalone --nproc_per_node={resources.gpu} -m medvqa.train"
+        "PYTHONPATH={workflow.basedir:q}${{PYTHONPATH:+:$PYTHONPATH}}"
+        " torchrun --standalone --nproc_per_node={resources.gpu} -m medvqa.train"
         " --entry {params.entry:q} --inputs {params.inputs:q} --out {params.out:q}"
         " --seed {wildcards.seed} --threads {threads} 2> {log:q}"
