@@ -33,6 +33,7 @@ import pandas as pd
 import torch
 import yaml
 
+from medvqa.families import ModelConfig
 from medvqa.io import atomic_path, setup_logging, write_json, write_parquet
 from medvqa.models import family_of
 from medvqa.models.common import PredictRun, autocast, resolve_device
@@ -40,7 +41,7 @@ from medvqa.spec import Spec, check_choice, check_range
 from medvqa.training.checkpoint import load_checkpoint
 from medvqa.training.data import SplitPaths
 from medvqa.training.engine import PRECISIONS, place, resolve_precision
-from medvqa.training.model_config import GenerationSpec, ModelConfig
+from medvqa.training.model_config import GenerationSpec
 from medvqa.training.seed import seed_everything
 
 log = logging.getLogger(__name__)

@@ -33,13 +33,13 @@ import torch
 import yaml
 
 from medvqa.data.schema import split_task
+from medvqa.families import ModelConfig
 from medvqa.io import file_stamp, read_json, setup_logging
 from medvqa.models import BuiltModel, DataInfo, family_of
 from medvqa.spec import ConfigError
 from medvqa.training import checkpoint, distributed
 from medvqa.training.data import SplitPaths
 from medvqa.training.engine import TrainData, TrainSpec, fresh_state, history_columns, train
-from medvqa.training.model_config import ModelConfig
 from medvqa.training.seed import seed_everything
 
 log = logging.getLogger(__name__)

@@ -16,11 +16,11 @@ from medvqa.data.prepare import FilterSpec, ImportSpec
 from medvqa.data.sources import source_spec
 from medvqa.data.tokens import TokenizerSpec
 from medvqa.evaluate.score import ScoreSpec
+from medvqa.families import ModelConfig
 from medvqa.report.published import parse_entries
 from medvqa.report.spec import FigureSpec
 from medvqa.spec import ConfigError
 from medvqa.tiny_checkpoints import tiny_spec
-from medvqa.training.model_config import ModelConfig
 
 IMPORT_KEYS = ("source", "task", "options", "on_bad_sample")
 

@@ -8,12 +8,12 @@
 # whether the entry captions from its training run directory,
 # datasets.{dataset}.image_size.
 
-from medvqa.training.model_config import CAPTION_FAMILIES
+from medvqa.families import FAMILIES
 
 
 def caption_models():
     """Wildcard regex of the models with a caption: sub-mapping; one that never matches if none."""
-    # check_config has made sure that each is of a captioning family (CAPTION_FAMILIES).
+    # check_config has made sure that each is of a captioning family (FAMILIES[...].caption_kind).
     names = [name for name, entry in config["models"].items() if "caption" in entry]
     return "|".join(names) or "(?!x)x"
 
@@ -36,7 +36,7 @@ def caption_inputs(wildcards):
 def caption_params(wildcards):
     """The CaptionSpec mapping: the entry's caption: settings plus its kind and base checkpoint."""
     entry = config["models"][wildcards.model]
-    kind = CAPTION_FAMILIES[entry["family"]]
+    kind = FAMILIES[entry["family"]].caption_kind
     return canonical({**entry["caption"], "kind": kind, "checkpoint": entry["model"].get("checkpoint")})
 
 

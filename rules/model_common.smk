@@ -2,6 +2,8 @@
 # infer.smk). No rule lives here. Uses canonical() (common.smk) and dataset_task() /
 # image_cache() (report_common.smk).
 
+from medvqa.families import FAMILIES, family_names
+
 # --- pretrained.smk ---
 
 def pretrained_entry(wildcards):
@@ -33,11 +35,9 @@ def pretrained_image_size(wildcards):
 
 # --- train.smk ---
 
-CLASSIFIER_FAMILIES = ("cnn_lstm", "clip_classifier")
-GENERATIVE_FAMILIES = ("flamingo", "blip", "vlm_sft")
-ATTENTION_FAMILIES = ("cnn_lstm",)
-# Host memory of training / prediction jobs: a VLM is loaded whole before it moves to the GPU.
-FAMILY_MEM_MB = {"cnn_lstm": 16000, "clip_classifier": 16000, "flamingo": 16000, "blip": 16000, "vlm_sft": 64000}
+CLASSIFIER_FAMILIES = family_names(generative=False)
+GENERATIVE_FAMILIES = family_names(generative=True)
+ATTENTION_FAMILIES = family_names(attention_maps=True)
 
 
 def is_zero_shot(entry):
@@ -126,7 +126,7 @@ def train_inputs_json(wildcards):
 
 
 def family_mem_mb(wildcards):
-    return FAMILY_MEM_MB[config["models"][wildcards.model]["family"]]
+    return FAMILIES[config["models"][wildcards.model]["family"]].mem_mb
 
 
 # --- infer.smk ---

@@ -8,6 +8,7 @@
 # report.published.
 
 
+from medvqa.families import FAMILIES
 from medvqa.workflow_config import image_dataset
 
 SEED_PATTERN = r"\d+"
@@ -144,12 +145,13 @@ def model_family(model):
 
 
 def run_figures(dataset, model, seed, split):
-    """The per-run figures that apply to a run: reliability (VQA), gallery (captions), attention (cnn_lstm)."""
+    """The per-run figures that apply to a run: reliability (VQA), gallery (captions), attention maps
+    (families that draw them)."""
     root = f"results/figures/{dataset}/{model}/{seed}"
     if dataset_task(dataset) == "caption":
         return [f"{root}/gallery.{split}.png"]
     figures = [f"{root}/reliability.{split}.png"]
-    if model_family(model) == "cnn_lstm":
+    if FAMILIES[model_family(model)].attention_maps:
         figures.append(f"{root}/attention.{split}.png")
     return figures
 

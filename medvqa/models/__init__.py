@@ -9,10 +9,9 @@ slots, and one training engine and one prediction stage drive them all.
 ``nn.Module``. The arguments are saved in every checkpoint, so prediction rebuilds the model
 from the checkpoint directory alone (``rebuild_model`` followed by loading the saved weights).
 
-The families' config specs are also listed, without torch, in
-``medvqa.training.model_config.FAMILY_SPECS`` (for the workflow's start-up check).
-
-Adding a family = one new module + one line here (+ its spec in ``FAMILY_SPECS``).
+What the workflow needs to know of each family without torch (its config spec, generative or
+not, attention maps, caption kind, host memory) is in ``medvqa.families.FAMILIES``, under the
+same keys; that module's docstring lists the places a new family touches.
 """
 
 from __future__ import annotations

@@ -14,10 +14,10 @@ so loads torch.)
   and ``tasks()`` says which data the configured model learns from: ``vqa`` (question/answer
   rows) and/or ``caption`` (image/caption rows);
 * ``GenerationSpec``: the ``generate:`` sub-mapping of a generative entry;
-* ``ModelConfig``: one whole entry (family, tokenizer, model, train, generate).
+* ``CaptionSpec``: the ``caption:`` sub-mapping of a captioning entry.
 
-``FAMILY_SPECS`` names the spec of every family of ``medvqa.models.MODEL_FAMILIES`` (a test
-keeps the two in step): the config check must not import the families' torch modules.
+``medvqa.families`` names each family's spec in its table and checks whole entries
+(``ModelConfig``); the config check must not import the families' torch modules.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import dataclasses
 from typing import ClassVar
 
 from medvqa.spec import ConfigError, Spec, check_choice, check_range
-from medvqa.training.spec import TrainSpec
 
 RESNETS = ("resnet18", "resnet34", "resnet50")
 QUANTIZATIONS = ("none", "4bit")
@@ -245,69 +244,7 @@ def check_generation_keys(spec: GenerationSpec, honoured: tuple[str, ...], famil
             )
 
 
-FAMILY_SPECS: dict[str, type[Spec]] = {
-    "cnn_lstm": CnnLstmSpec,
-    "clip_classifier": ClipClassifierSpec,
-    "flamingo": FlamingoSpec,
-    "blip": BlipSpec,
-    "vlm_sft": VlmSftSpec,
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelConfig(Spec):
-    """One entry of ``config["models"]``."""
-
-    family: str  # a key of medvqa.models.MODEL_FAMILIES
-    tokenizer: str | None = None  # classifiers: a key of config["tokenizers"]; generative families: none
-    model: dict = dataclasses.field(default_factory=dict)  # the family's builder spec
-    train: dict = dataclasses.field(default_factory=dict)  # TrainSpec (seed: from the {seed} wildcard)
-    generate: dict = dataclasses.field(default_factory=dict)  # GenerationSpec (generative families only)
-    caption: dict | None = None  # CaptionSpec settings: the entry also captions caption datasets
-
-    def validate(self, where: str) -> None:
-        check_choice(where, "family", self.family, tuple(FAMILY_SPECS))
-        spec = FAMILY_SPECS[self.family]
-        spec.from_mapping(self.model, f"{where}.model")
-        if spec.TOKEN_KIND and not self.tokenizer:
-            raise ConfigError(f"{where}: family {self.family} needs a tokenizer of kind {spec.TOKEN_KIND!r}")
-        if not spec.TOKEN_KIND and self.tokenizer:
-            raise ConfigError(f"{where}: family {self.family} tokenises the text itself; remove 'tokenizer'")
-        if spec.GENERATION_KEYS is None and self.generate:
-            raise ConfigError(f"{where}: 'generate' is for generative families; {self.family} uses predict:")
-        if spec.GENERATION_KEYS is not None:
-            generation = GenerationSpec.from_mapping(self.generate, f"{where}.generate")
-            check_generation_keys(generation, spec.GENERATION_KEYS, self.family, f"{where}.generate")
-        if "seed" in self.train:
-            raise ConfigError(f"{where}.train: 'seed' comes from the {{seed}} wildcard or --seed")
-        TrainSpec.from_mapping(self.train, f"{where}.train")
-        if self.caption is not None:
-            self.caption_spec(f"{where}.caption")
-
-    def caption_spec(self, where: str = "caption") -> CaptionSpec:
-        """The entry's captioning settings, with the kind and base checkpoint it implies."""
-        if self.family not in CAPTION_FAMILIES:
-            raise ConfigError(f"{where}: family {self.family} cannot caption; families: {', '.join(CAPTION_FAMILIES)}")
-        kind, checkpoint = CAPTION_FAMILIES[self.family], self.model.get("checkpoint")
-        return CaptionSpec.from_mapping({**(self.caption or {}), "kind": kind, "checkpoint": checkpoint}, where)
-
-    def tasks(self) -> tuple[str, ...]:
-        """The dataset tasks the entry trains on and predicts for (``ModelSpec.tasks``)."""
-        return FAMILY_SPECS[self.family].from_mapping(self.model).tasks()
-
-    @property
-    def token_kind(self) -> str | None:
-        return FAMILY_SPECS[self.family].TOKEN_KIND
-
-    def generation(self) -> GenerationSpec | None:
-        """The decoding settings of a generative entry; None for a classifier."""
-        if FAMILY_SPECS[self.family].GENERATION_KEYS is None:
-            return None
-        return GenerationSpec.from_mapping(self.generate, "generate")
-
-
 CAPTION_KIND_NAMES = ("blip", "flamingo", "vlm")  # keys of medvqa.caption_models.CAPTION_KINDS
-CAPTION_FAMILIES = {"blip": "blip", "flamingo": "flamingo", "vlm_sft": "vlm"}  # model family → caption kind
 # CaptionSpec settings a kind's captioner does not implement: each must keep its default.
 # (flamingo decodes greedily from its own model.prompt.)
 CAPTION_UNSUPPORTED = {

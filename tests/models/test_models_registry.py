@@ -1,5 +1,6 @@
-"""One family registry: every family a config or the schema names exists, with one interface;
-model entries are checked at workflow start-up without importing torch."""
+"""One family registry: every family a config names exists, with one interface; the torch-free
+family table (medvqa.families) agrees with it; model entries are checked at workflow start-up
+without importing torch."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from medvqa.families import FAMILIES, ModelConfig, family_names
 from medvqa.models import MODEL_FAMILIES
 from medvqa.models.common import ModelFamily
 from medvqa.spec import ConfigError
 from medvqa.tiny_checkpoints import TINY_KINDS
-from medvqa.training.model_config import FAMILY_SPECS, ModelConfig
 from medvqa.workflow_config import check_config, expand_experiments
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,13 +37,23 @@ def test_every_configured_family_is_registered(path):
     assert families and families <= set(MODEL_FAMILIES)
 
 
-def test_schema_families_and_light_specs_match_the_registry():
-    assert set(schema()["$defs"]["model"]["properties"]["family"]["enum"]) == set(MODEL_FAMILIES)
-    assert {name: family.spec for name, family in MODEL_FAMILIES.items()} == FAMILY_SPECS
+def test_the_family_table_matches_the_registry():
+    assert list(FAMILIES) == list(MODEL_FAMILIES)
+    assert {name: family.spec for name, family in MODEL_FAMILIES.items()} == {n: f.spec for n, f in FAMILIES.items()}
     assert all(isinstance(family, ModelFamily) for family in MODEL_FAMILIES.values())
     generative = {name for name, family in MODEL_FAMILIES.items() if family.monitor == "val_loss"}
-    assert generative == {"flamingo", "blip", "vlm_sft"}
-    assert all(FAMILY_SPECS[name].TOKEN_KIND is None for name in generative)
+    assert generative == set(family_names(generative=True)) == {"flamingo", "blip", "vlm_sft"}
+    assert all(FAMILIES[name].spec.TOKEN_KIND is None for name in generative)
+    assert family_names(attention_maps=True) == ("cnn_lstm",)
+
+
+def test_schema_names_no_family_and_check_config_names_an_unknown_one():
+    assert "enum" not in schema()["$defs"]["model"]["properties"]["family"]
+    config = copy.deepcopy(load(REPO / "config.yaml"))
+    config["models"]["cnn_lstm_demo"]["family"] = "cnn_lstn"
+    expand_experiments(config)
+    with pytest.raises(ConfigError, match=r"^models\.cnn_lstm_demo: family='cnn_lstn' is not one of 'cnn_lstm'"):
+        check_config(config)
 
 
 def test_schema_lists_every_tiny_checkpoint_kind():

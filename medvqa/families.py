@@ -1,0 +1,111 @@
+"""Every workflow fact about each model family, in one torch-free table, and one models: entry.
+
+The rules (``rules/model_common.smk``, ``caption_common.smk``, ``report_common.smk``), the
+start-up config check (``medvqa.workflow_config``) and the tests read ``FAMILIES``; nothing
+here imports torch, so the workflow loads in a second. ``medvqa.models.MODEL_FAMILIES`` holds
+the torch side (builders, forward, loss) under the same keys, and a test keeps the two in step.
+
+Adding a family = its module under ``medvqa/models/`` (its ``FAMILY``), its ``model:`` spec in
+``medvqa.training.model_config``, one entry here, one line in ``MODEL_FAMILIES``, its tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from medvqa.spec import ConfigError, Spec, check_choice
+from medvqa.training.model_config import (
+    BlipSpec,
+    CaptionSpec,
+    ClipClassifierSpec,
+    CnnLstmSpec,
+    FlamingoSpec,
+    GenerationSpec,
+    ModelSpec,
+    VlmSftSpec,
+    check_generation_keys,
+)
+from medvqa.training.spec import TrainSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class FamilyFacts:
+    """What the workflow must know of a family without building one."""
+
+    spec: type[ModelSpec]  # the entry's model: sub-mapping
+    generative: bool  # answers as generated text (else logits over the answers.json classes)
+    attention_maps: bool = False  # predict writes question-guided attention maps (attention figure)
+    caption_kind: str | None = None  # a key of medvqa.caption_models.CAPTION_KINDS; None: no captions
+    mem_mb: int = 16000  # host memory of its training and prediction jobs (a VLM loads whole first)
+
+
+FAMILIES: dict[str, FamilyFacts] = {
+    "cnn_lstm": FamilyFacts(CnnLstmSpec, generative=False, attention_maps=True),
+    "clip_classifier": FamilyFacts(ClipClassifierSpec, generative=False),
+    "flamingo": FamilyFacts(FlamingoSpec, generative=True, caption_kind="flamingo"),
+    "blip": FamilyFacts(BlipSpec, generative=True, caption_kind="blip"),
+    "vlm_sft": FamilyFacts(VlmSftSpec, generative=True, caption_kind="vlm", mem_mb=64000),
+}
+
+
+def family_names(**facts) -> tuple[str, ...]:
+    """The families whose facts equal ``facts``, e.g. ``family_names(generative=True)``."""
+    return tuple(name for name, f in FAMILIES.items() if all(getattr(f, k) == v for k, v in facts.items()))
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig(Spec):
+    """One entry of ``config["models"]``."""
+
+    family: str  # a key of FAMILIES
+    tokenizer: str | None = None  # classifiers: a key of config["tokenizers"]; generative families: none
+    model: dict = dataclasses.field(default_factory=dict)  # the family's builder spec
+    train: dict = dataclasses.field(default_factory=dict)  # TrainSpec (seed: from the {seed} wildcard)
+    generate: dict = dataclasses.field(default_factory=dict)  # GenerationSpec (generative families only)
+    caption: dict | None = None  # CaptionSpec settings: the entry also captions caption datasets
+
+    def validate(self, where: str) -> None:
+        check_choice(where, "family", self.family, tuple(FAMILIES))
+        spec = self.facts.spec
+        spec.from_mapping(self.model, f"{where}.model")
+        if spec.TOKEN_KIND and not self.tokenizer:
+            raise ConfigError(f"{where}: family {self.family} needs a tokenizer of kind {spec.TOKEN_KIND!r}")
+        if not spec.TOKEN_KIND and self.tokenizer:
+            raise ConfigError(f"{where}: family {self.family} tokenises the text itself; remove 'tokenizer'")
+        if spec.GENERATION_KEYS is None and self.generate:
+            raise ConfigError(f"{where}: 'generate' is for generative families; {self.family} uses predict:")
+        if spec.GENERATION_KEYS is not None:
+            generation = GenerationSpec.from_mapping(self.generate, f"{where}.generate")
+            check_generation_keys(generation, spec.GENERATION_KEYS, self.family, f"{where}.generate")
+        if "seed" in self.train:
+            raise ConfigError(f"{where}.train: 'seed' comes from the {{seed}} wildcard or --seed")
+        TrainSpec.from_mapping(self.train, f"{where}.train")
+        if self.caption is not None:
+            self.caption_spec(f"{where}.caption")
+
+    @property
+    def facts(self) -> FamilyFacts:
+        return FAMILIES[self.family]
+
+    def caption_spec(self, where: str = "caption") -> CaptionSpec:
+        """The entry's captioning settings, with the kind and base checkpoint it implies."""
+        kind = self.facts.caption_kind
+        if kind is None:
+            captioners = ", ".join(name for name, f in FAMILIES.items() if f.caption_kind)
+            raise ConfigError(f"{where}: family {self.family} cannot caption; families: {captioners}")
+        checkpoint = self.model.get("checkpoint")
+        return CaptionSpec.from_mapping({**(self.caption or {}), "kind": kind, "checkpoint": checkpoint}, where)
+
+    def tasks(self) -> tuple[str, ...]:
+        """The dataset tasks the entry trains on and predicts for (``ModelSpec.tasks``)."""
+        return self.facts.spec.from_mapping(self.model).tasks()
+
+    @property
+    def token_kind(self) -> str | None:
+        return self.facts.spec.TOKEN_KIND
+
+    def generation(self) -> GenerationSpec | None:
+        """The decoding settings of a generative entry; None for a classifier."""
+        if self.facts.spec.GENERATION_KEYS is None:
+            return None
+        return GenerationSpec.from_mapping(self.generate, "generate")
