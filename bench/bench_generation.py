@@ -126,8 +126,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",
                         help="auto: bfloat16 on CUDA, float32 on CPU")
-    parser.add_argument("--n", type=int, default=32, help="questions (images) per run")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--n", type=int, default=128, help="questions (images) per run")
+    parser.add_argument("--batch-size", type=int, default=16, help="images per generate call (try 16 and 32)")
     parser.add_argument("--max-new-tokens", type=int, default=8)
     parser.add_argument("--image-size", type=int, default=56, help="side of the square images, px")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")

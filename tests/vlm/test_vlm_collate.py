@@ -11,14 +11,17 @@ from vlm.vlm_fixture import vqa_examples
 
 from builders import vqa_rows
 from medvqa.data.images import build_image_cache
-from medvqa.models.vlm_collate import (
-    IGNORE_INDEX, VlmCollator, cat_images, encode_prompt, load_examples, render_prompt,
-)
+from medvqa.models.vlm_collate import IGNORE_INDEX, VlmCollator, as_pil, load_examples, render_prompt
 from medvqa.models.vlm_sft import VlmSftSpec, load_processor, prompt_format
 from medvqa.tiny_vlm import TINY_ARCHITECTURES
 
 END_OF_TURN = {"qwen2_vl": "<|im_end|>", "qwen2_5_vl": "<|im_end|>", "internvl": "<|im_end|>",
                "llava": "</s>", "llava_next": "</s>"}
+
+
+def encode_prompt(processor, image, prompt: str) -> dict[str, torch.Tensor]:
+    """The processor on one image and prompt: the reference the batched collator must equal."""
+    return dict(processor(images=[as_pil(image)], text=[prompt], return_tensors="pt"))
 
 
 def _setup(tiny_vlm, arch):
@@ -111,12 +114,26 @@ def test_generation_batches_are_left_padded_without_labels(tiny_vlm, arch):
         assert batch["image_grid_thw"].shape == (3, 3)
 
 
-def test_image_outputs_are_concatenated_with_tile_padding():
-    a, b = torch.ones(1, 5, 3, 2, 2), torch.ones(1, 3, 3, 2, 2)
-    out = cat_images([a, b])
-    assert out.shape == (2, 5, 3, 2, 2)
-    assert out[1, 3:].abs().sum() == 0 and out[1, :3].eq(1).all()
-    assert cat_images([torch.zeros(4, 6), torch.zeros(2, 6)]).shape == (6, 6)
+@pytest.mark.parametrize("arch", TINY_ARCHITECTURES)
+@pytest.mark.parametrize("with_labels, side", [(True, "right"), (False, "left")])
+def test_one_processor_call_per_batch_equals_one_call_per_example(tiny_vlm, arch, with_labels, side):
+    processor, fmt = _setup(tiny_vlm, arch)
+    examples = vqa_examples(5)
+    examples[3]["answer"] = "left lung"
+    collate = VlmCollator(processor, fmt, with_labels=with_labels, padding_side=side)
+    batch, singles = collate(examples), [collate([e]) for e in examples]
+    assert set(batch) == set(singles[0])
+    pad = {"input_ids": processor.tokenizer.pad_token_id, "labels": IGNORE_INDEX}
+    for key, value in batch.items():
+        if value.shape[0] == len(examples) and value.dim() == 2 and value.shape[1] == batch["input_ids"].shape[1]:
+            for row, single in enumerate(singles):
+                n = single[key].shape[1]
+                real = value[row, :n] if side == "right" else value[row, value.shape[1] - n:]
+                rest = value[row, n:] if side == "right" else value[row, : value.shape[1] - n]
+                assert torch.equal(real, single[key][0]), (key, row)
+                assert (rest == pad.get(key, 0)).all(), (key, row)
+        else:  # per-image outputs: the examples' own, in order
+            assert torch.equal(value, torch.cat([single[key] for single in singles])), key
 
 
 def test_examples_come_from_the_parquet_and_the_image_cache(tmp_path):
