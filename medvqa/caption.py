@@ -52,6 +52,7 @@ from medvqa.caption_models import CaptionSpec, Captioner, load_captioner
 from medvqa.data.images import load_image_cache
 from medvqa.data.schema import read_text_columns
 from medvqa.io import file_stamp, read_json, setup_logging, write_json, write_parquet
+from medvqa.shards import shard_rows
 from medvqa.training.seed import seed_everything
 
 __all__ = ["CaptionRun", "CaptionSpec", "caption_images", "load_captioner", "main", "run_captioning"]
@@ -170,14 +171,16 @@ def assemble(images: pd.DataFrame, done: pd.DataFrame, out: Path, model_name: st
 def run_captioning(
     spec: CaptionSpec, data: str | Path, images: str | Path, image_ids: str | Path, out: str | Path, *,
     seed: int = 0, model_name: str | None = None, run_dir: str | Path | None = None,
-    threads: int | None = None, max_chunks: int | None = None,
+    threads: int | None = None, max_chunks: int | None = None, shard: tuple[int, int] | None = None,
 ) -> CaptionRun:
     """Caption every unique image of ``data`` into ``out`` (schema: module docstring), resuming
-    from ``{out}.parts/``. ``max_chunks`` stops after that many new chunks (``complete=False``)."""
+    from ``{out}.parts/``. ``max_chunks`` stops after that many new chunks (``complete=False``);
+    ``shard`` (k, n): only the images of shard k of n (``medvqa.shards``)."""
     if threads:
         torch.set_num_threads(threads)
     out, parts = Path(out), parts_dir(out)
-    table = unique_images(data)
+    with shard_rows(data, "image_id", shard) as rows:
+        table = unique_images(rows)
     cache, row_of = load_image_cache(images, image_ids)
     absent = sorted(set(table["image_id"]) - set(row_of))
     if absent:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from medvqa.spec import ConfigError, Spec, check_choice
+from medvqa.spec import ConfigError, Spec, check_choice, check_range
 from medvqa.training.model_config import (
     BlipSpec,
     CaptionSpec,
@@ -63,9 +63,13 @@ class ModelConfig(Spec):
     train: dict = dataclasses.field(default_factory=dict)  # TrainSpec (seed: from the {seed} wildcard)
     generate: dict = dataclasses.field(default_factory=dict)  # GenerationSpec (generative families only)
     caption: dict | None = None  # CaptionSpec settings: the entry also captions caption datasets
+    shards: int = 1  # > 1: answer / caption every split as this many parallel jobs (medvqa.shards)
 
     def validate(self, where: str) -> None:
         check_choice(where, "family", self.family, tuple(FAMILIES))
+        check_range(where, "shards", self.shards, 1)
+        if self.shards > 1 and not self.facts.generative:
+            raise ConfigError(f"{where}: shards is for generative families; {self.family} predicts in one quick job")
         spec = self.facts.spec
         spec.from_mapping(self.model, f"{where}.model")
         if spec.TOKEN_KIND and not self.tokenizer:

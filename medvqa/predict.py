@@ -37,6 +37,7 @@ from medvqa.families import ModelConfig
 from medvqa.io import atomic_path, setup_logging, write_json, write_parquet
 from medvqa.models import family_of
 from medvqa.models.common import PredictRun, autocast, resolve_device
+from medvqa.shards import shard_rows
 from medvqa.spec import Spec, check_choice, check_range
 from medvqa.training.checkpoint import load_checkpoint
 from medvqa.training.data import SplitPaths
@@ -89,16 +90,18 @@ def write_attention(
 def run_prediction(
     model_dir: str | Path, split: SplitPaths, out_path: str | Path, spec: PredictSpec,
     attention_paths: tuple[str | Path, str | Path] | None = None, threads: int | None = None,
-    generation: GenerationSpec | None = None,
+    generation: GenerationSpec | None = None, shard: tuple[int, int] | None = None,
 ) -> pd.DataFrame:
     """Seed, predict, write the predictions parquet and (if paths are given) the attention maps.
 
-    ``generation``: how a generative family decodes (the model entry's ``generate:``).
+    ``generation``: how a generative family decodes (the model entry's ``generate:``);
+    ``shard`` (k, n): only the questions of shard k of n (``medvqa.shards``).
     """
     if threads:
         torch.set_num_threads(threads)
     seed_everything(0)  # greedy answers are deterministic; seeded for the sampled ones
-    predictions, attention = predict_split(model_dir, split, spec, generation)
+    with shard_rows(split.parquet, "question_id", shard) as rows:
+        predictions, attention = predict_split(model_dir, dataclasses.replace(split, parquet=rows), spec, generation)
     if attention_paths:
         if attention is None:
             raise ValueError(f"the model in {model_dir} has no attention maps to write")

@@ -3,6 +3,8 @@
 #       image_id, caption (first reference), generated, model, seconds_per_image, chunk
 #   (+ {split}.parquet.parts/, deliberately not an output: the finished chunks of a killed job,
 #    which the re-run skips; removed once every image has its caption)
+#   results/captions/{dataset}/{model}/{seed}/shards/{split}.{shard}.parquet
+#       the shards of a model with shards: N > 1 (medvqa.shards), merged into {split}.parquet
 
 rule caption:
     input:
@@ -13,7 +15,7 @@ rule caption:
         "logs/captions/{dataset}/{model}/{seed}/{split}.log",
     wildcard_constraints:
         dataset=task_datasets("caption"),
-        model=caption_models(),
+        model=caption_models(sharded=False),
         seed=SEED_PATTERN,
     params:
         spec=caption_params,
@@ -28,3 +30,36 @@ rule caption:
         "../envs/train.yaml"
     script:
         "../workflow_scripts/caption.py"
+
+
+# A model with shards: N captions each split as N jobs (stable id-hash rule), merged in split order.
+use rule caption as caption_shard with:
+    output:
+        captions="results/captions/{dataset}/{model}/{seed}/shards/{split}.{shard}.parquet",
+    log:
+        "logs/captions/{dataset}/{model}/{seed}/shards/{split}.{shard}.log",
+    wildcard_constraints:
+        dataset=task_datasets("caption"),
+        model=caption_models(sharded=True),
+        seed=SEED_PATTERN,
+    params:
+        spec=caption_params,
+        seed="{seed}",
+        model_name="{model}",
+        shard=shard_param,
+
+
+use rule merge_prediction_shards as merge_caption_shards with:
+    input:
+        shards=shard_files("results/captions/{dataset}/{model}/{seed}/shards/{split}.{shard}.parquet"),
+        data="results/data/{dataset}/{split}.parquet",
+    output:
+        merged="results/captions/{dataset}/{model}/{seed}/{split}.parquet",
+    log:
+        "logs/captions/{dataset}/{model}/{seed}/{split}.merge.log",
+    wildcard_constraints:
+        dataset=task_datasets("caption"),
+        model=caption_models(sharded=True),
+        seed=SEED_PATTERN,
+    params:
+        id_column="image_id",

@@ -11,11 +11,12 @@
 from medvqa.families import FAMILIES
 
 
-def caption_models():
-    """Wildcard regex of the models with a caption: sub-mapping; one that never matches if none."""
+def caption_models(sharded):
+    """Wildcard regex of the models with a caption: sub-mapping whose captioning is (not) sharded."""
     # check_config has made sure that each is of a captioning family (FAMILIES[...].caption_kind).
-    names = [name for name, entry in config["models"].items() if "caption" in entry]
-    return "|".join(names) or "(?!x)x"
+    return name_regex(
+        name for name, entry in config["models"].items() if "caption" in entry and (n_shards(name) > 1) == sharded
+    )
 
 
 def caption_inputs(wildcards):

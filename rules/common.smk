@@ -14,6 +14,7 @@ wildcard_constraints:
     split="|".join(SPLITS),
     tokenizer="|".join(config["tokenizers"]) or "NONE",
     size=r"\d+",
+    shard=r"\d+",
 
 
 def canonical(mapping):

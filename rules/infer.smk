@@ -4,6 +4,8 @@
 #       generative:  question_id, prediction, confidence, answer_prob, answer_prob_mean, samples
 #   results/predictions/{dataset}/{model}/{seed}/{split}.attention.npy (+ .ids.json)
 #       question-guided attention maps, for the families that have them (cnn_lstm)
+#   results/predictions/{dataset}/{model}/{seed}/shards/{split}.{shard}.parquet
+#       the shards of a model with shards: N > 1 (medvqa.shards), merged into {split}.parquet
 
 rule predict:
     input:
@@ -42,9 +44,52 @@ use rule predict as predict_with_attention with:
 # Generative families decode answers token by token (model.generate settings: generate:).
 use rule predict as generate_answers with:
     wildcard_constraints:
-        model=models_of(GENERATIVE_FAMILIES),
+        model=models_of(GENERATIVE_FAMILIES, sharded=False),
         seed=SEED_PATTERN,
     resources:
         gpu=1,
         mem_mb=family_mem_mb,
         runtime=240,
+
+
+# A model with shards: N answers each split as N jobs (stable id-hash rule), merged in split order.
+use rule predict as generate_answers_shard with:
+    output:
+        predictions="results/predictions/{dataset}/{model}/{seed}/shards/{split}.{shard}.parquet",
+    log:
+        "logs/predictions/{dataset}/{model}/{seed}/shards/{split}.{shard}.log",
+    wildcard_constraints:
+        model=models_of(GENERATIVE_FAMILIES, sharded=True),
+        seed=SEED_PATTERN,
+    params:
+        spec=predict_params,
+        generate=generate_params,
+        shard=shard_param,
+    resources:
+        gpu=1,
+        mem_mb=family_mem_mb,
+        runtime=240,
+
+
+rule merge_prediction_shards:
+    """The predictions of a sharded model, in the split's question order."""
+    input:
+        shards=shard_files("results/predictions/{dataset}/{model}/{seed}/shards/{split}.{shard}.parquet"),
+        data="results/data/{dataset}/{split}.parquet",
+    output:
+        merged="results/predictions/{dataset}/{model}/{seed}/{split}.parquet",
+    log:
+        "logs/predictions/{dataset}/{model}/{seed}/{split}.merge.log",
+    wildcard_constraints:
+        model=models_of(GENERATIVE_FAMILIES, sharded=True),
+        seed=SEED_PATTERN,
+    params:
+        id_column="question_id",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/evaluate.yaml"
+    script:
+        "../workflow_scripts/merge_shards.py"

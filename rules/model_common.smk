@@ -55,14 +55,35 @@ def entry_gpus(entry):
     return int(entry.get("train", {}).get("gpus", 1))
 
 
-def models_of(families, zero_shot=None, multi_gpu=None):
+def n_shards(model):
+    """Parallel jobs per split of a model's answers or captions (models.{model}.shards)."""
+    return int(config["models"][model].get("shards", 1))
+
+
+def models_of(families, zero_shot=None, multi_gpu=None, sharded=None):
     """Wildcard regex of the configured models of ``families`` (only zero-shot ones, or none, if
-    asked; only those trained on several GPUs, or on one, if asked)."""
+    asked; only those trained on several GPUs, or on one, if asked; only those whose inference
+    is sharded, or not, if asked)."""
     return name_regex(
         name for name, entry in config["models"].items()
         if entry["family"] in families and (zero_shot is None or is_zero_shot(entry) == zero_shot)
         and (multi_gpu is None or (entry_gpus(entry) > 1) == multi_gpu)
+        and (sharded is None or (n_shards(name) > 1) == sharded)
     )
+
+
+def shard_files(pattern):
+    """Input function: the shard outputs of one split, from a pattern with {shard}."""
+
+    def files(wildcards):
+        return [pattern.format(**dict(wildcards.items()), shard=k) for k in range(n_shards(wildcards.model))]
+
+    return files
+
+
+def shard_param(wildcards):
+    """(k, n) of a shard job."""
+    return [int(wildcards.shard), n_shards(wildcards.model)]
 
 
 def classifier_models(attention):

@@ -9,5 +9,6 @@ setup_logging(snakemake.log[0])
 params, inputs = snakemake.params, snakemake.input
 spec = CaptionSpec.from_mapping(params.spec, where=f"models.{params.model_name}.caption")
 run_dir = Path(inputs.state).parent if "state" in inputs.keys() else None
-run_captioning(spec, inputs.data, inputs.images, inputs.image_ids, snakemake.output.captions,
-               seed=int(params.seed), model_name=params.model_name, run_dir=run_dir, threads=snakemake.threads)
+shard = tuple(params.shard) if hasattr(params, "shard") else None  # rule caption_shard
+run_captioning(spec, inputs.data, inputs.images, inputs.image_ids, snakemake.output.captions, seed=int(params.seed),
+               model_name=params.model_name, run_dir=run_dir, threads=snakemake.threads, shard=shard)

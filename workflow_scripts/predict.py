@@ -13,4 +13,7 @@ split = SplitPaths.from_inputs(dict(snakemake.input.items()), snakemake.wildcard
 attention = (out.attention, out.attention_ids) if "attention" in out.keys() else None
 generation = GenerationSpec.from_mapping(params.generate, where=f"models.{snakemake.wildcards.model}.generate")
 spec = PredictSpec.from_mapping(params.spec, where="predict")
-run_prediction(Path(snakemake.input.state).parent, split, out.predictions, spec, attention, snakemake.threads, generation)
+shard = tuple(params.shard) if hasattr(params, "shard") else None  # rule generate_answers_shard
+run_prediction(
+    Path(snakemake.input.state).parent, split, out.predictions, spec, attention, snakemake.threads, generation, shard
+)
