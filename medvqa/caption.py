@@ -52,7 +52,7 @@ from medvqa.caption_models import CaptionSpec, Captioner, load_captioner
 from medvqa.data.images import load_image_cache
 from medvqa.data.schema import read_text_columns
 from medvqa.io import file_stamp, read_json, setup_logging, write_json, write_parquet
-from medvqa.shards import shard_rows
+from medvqa.shards import parse_shard, shard_rows
 from medvqa.training.seed import seed_everything
 
 __all__ = ["CaptionRun", "CaptionSpec", "caption_images", "load_captioner", "main", "run_captioning"]
@@ -232,6 +232,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model-name", help="the model column (default: the checkpoint)")
     parser.add_argument("--max-chunks", type=int, help="stop after this many new chunks (resume later)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--shard", type=parse_shard, help="K/N: only the images of shard K of N (medvqa.shards)")
     parser.add_argument("--log", help="log file (default stderr)")
     for field in dataclasses.fields(CaptionSpec):
         parser.add_argument(f"--{field.name.replace('_', '-')}", type=_cli_type(field), required=field.name == "kind")
@@ -241,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     spec = CaptionSpec.from_mapping({k: v for k, v in vars(args).items() if k in names and v is not None}, "caption")
     run = run_captioning(spec, args.data, args.images, args.image_ids, args.out, seed=args.seed,
                          model_name=args.model_name, run_dir=args.run_dir, threads=args.threads,
-                         max_chunks=args.max_chunks)
+                         max_chunks=args.max_chunks, shard=args.shard)
     log.info("%s", run)
 
 

@@ -37,7 +37,7 @@ from medvqa.families import ModelConfig
 from medvqa.io import atomic_path, setup_logging, write_json, write_parquet
 from medvqa.models import family_of
 from medvqa.models.common import PredictRun, autocast, resolve_device
-from medvqa.shards import shard_rows
+from medvqa.shards import parse_shard, shard_rows
 from medvqa.spec import Spec, check_choice, check_range
 from medvqa.training.checkpoint import load_checkpoint
 from medvqa.training.data import SplitPaths
@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--attention", action="store_true", help="also write {split}.attention.npy/.ids.json")
     parser.add_argument("--device", help="override predict.device")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--shard", type=parse_shard, help="K/N: only the questions of shard K of N (medvqa.shards)")
     parser.add_argument("--log", help="log file (default stderr)")
     args = parser.parse_args(argv)
     setup_logging(args.log)
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
         run, split_from_config(config, args.dataset, args.model, args.split, args.results), out,
         PredictSpec.from_mapping(settings, "predict"),
         (f"{stem}.attention.npy", f"{stem}.attention.ids.json") if args.attention else None, args.threads,
-        entry.generation(),
+        entry.generation(), args.shard,
     )
 
 

@@ -12,6 +12,7 @@ run writes (greedy decoding; sampled answers and captions are seeded per shard a
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import tempfile
@@ -23,6 +24,17 @@ import pandas as pd
 
 from medvqa.data.schema import read_text_columns
 from medvqa.io import write_parquet
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'K/N' (command lines) → (K, N), shard K of N counted from 0."""
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard {text!r}: expected K/N, e.g. 0/4") from None
+    if not 0 <= k < n:
+        raise ValueError(f"--shard {text!r}: K must be in 0..N-1")
+    return k, n
 
 
 def shard_of(ids: Sequence[object], n_shards: int) -> np.ndarray:
@@ -70,3 +82,18 @@ def merge_shards(shards: Sequence[str | Path], data: str | Path, id_column: str,
     merged = merged.iloc[np.argsort(position[merged[id_column]].to_numpy(), kind="stable")].reset_index(drop=True)
     write_parquet(merged, out)
     return merged
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m medvqa.shards", description="Merge shard outputs in split order.")
+    parser.add_argument("--data", required=True, help="results/data/{dataset}/{split}.parquet")
+    parser.add_argument("--id-column", required=True, choices=("question_id", "image_id"))
+    parser.add_argument("--out", required=True, help="the merged parquet")
+    parser.add_argument("shards", nargs="+", help="the shard parquets")
+    args = parser.parse_args(argv)
+    merged = merge_shards(args.shards, args.data, args.id_column, args.out)
+    print(f"{len(merged)} rows → {args.out}")
+
+
+if __name__ == "__main__":
+    main()

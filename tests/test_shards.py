@@ -40,3 +40,12 @@ def test_merge_orders_by_the_split_and_names_gaps_and_overlaps(tmp_path):
         merge_shards([second], data, "question_id", tmp_path / "m2.parquet")
     with pytest.raises(ValueError, match="question_id 'b' is in more than one shard"):
         merge_shards([first, second, second], data, "question_id", tmp_path / "m3.parquet")
+
+
+def test_command_line_shards_are_k_of_n():
+    from medvqa.shards import parse_shard
+
+    assert parse_shard("2/4") == (2, 4)
+    for bad, message in (("4/4", "K must be in 0..N-1"), ("a/4", "expected K/N")):
+        with pytest.raises(ValueError, match=message):
+            parse_shard(bad)
