@@ -38,14 +38,14 @@ log = logging.getLogger(__name__)
 _SPACES = re.compile(r"\s+")
 THUMBNAIL = 16  # side of the grey thumbnail the nearest-neighbour caption compares
 BASELINE_RULES = {
-    "baseline-majority": "majority answer: the most frequent train answer for every question "
+    "baseline-majority": "the most frequent train answer for every question "
                          "(confidence: its share of the train answers)",
-    "baseline-question-only": "question-only: the most frequent train answer of the same normalised "
+    "baseline-question-only": "the most frequent train answer of the same normalised "
                               "question, the majority answer for unseen questions (confidence: that "
                               "answer's share among the question's train answers)",
-    "baseline-frequent-caption": "most frequent train caption (whitespace collapsed; ties: the "
+    "baseline-frequent-caption": "the most frequent train caption (whitespace collapsed; ties: the "
                                  "alphabetically first) for every image",
-    "baseline-nearest-caption": f"nearest-neighbour caption: the first train caption of the most similar "
+    "baseline-nearest-caption": f"the first train caption of the most similar "
                                 f"train image, similarity = cosine of the mean-centred {THUMBNAIL}x{THUMBNAIL} "
                                 "grey (PIL 'L', box-resampled) thumbnails of the cached images; ties: the "
                                 "first train image in cache order",
