@@ -22,6 +22,7 @@ import textwrap
 import numpy as np
 import pandas as pd
 from matplotlib.cm import ScalarMappable
+from matplotlib.figure import Figure
 from PIL import Image
 
 from medvqa.evaluate.inputs import as_text, read_columns
@@ -100,7 +101,7 @@ def plot_attention_maps(
     pdf: str | os.PathLike,
     spec: FigureSpec | None = None,
     title: str = "",
-) -> None:
+) -> Figure:
     """The sampled images with their attention map overlaid (viridis, alpha 0.5) and Q / A / prediction.
 
     Viridis is perceptually uniform (jet shows false edges where its lightness jumps); one
@@ -126,3 +127,4 @@ def plot_attention_maps(
         bar.set_label("attention weight (each map scaled to [0, 1])")
     fig.suptitle(title or "question-guided attention")
     save_figure(fig, png, pdf, spec.dpi)
+    return fig

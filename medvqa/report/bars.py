@@ -16,6 +16,7 @@ import os
 from collections.abc import Sequence
 
 import numpy as np
+from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from medvqa.data.baselines import is_baseline
@@ -109,7 +110,7 @@ def plot_model_comparison(
     pdf: str | os.PathLike,
     spec: FigureSpec | None = None,
     title: str = "",
-) -> None:
+) -> Figure:
     """Grouped bars of every model and baseline in ``runs`` (one dataset split, any number of seeds each).
 
     Each run has its own colour (and hatch past 20 models; baselines grey and hatched); in each
@@ -140,3 +141,4 @@ def plot_model_comparison(
         _legend(ax, len(names), any(is_baseline(n) for n in names), marked)
     fig.suptitle(title or "model comparison")
     save_figure(fig, png, pdf, spec.dpi)
+    return fig

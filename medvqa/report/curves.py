@@ -15,6 +15,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from medvqa.report.figures import colour, empty_panel, marker, new_figure, save_figure
@@ -77,7 +78,7 @@ def plot_training_curves(
     pdf: str | os.PathLike,
     spec: FigureSpec | None = None,
     title: str = "",
-) -> None:
+) -> Figure:
     """Loss (left) and accuracy (right) per epoch of each run in ``histories`` {label: history.csv};
     a quantity no run recorded gets no panel.
 
@@ -95,6 +96,7 @@ def plot_training_curves(
             ax.set_title(kind)
     fig.suptitle(title or "training curves")
     save_figure(fig, png, pdf, spec.dpi)
+    return fig
 
 
 def panel_kinds(frames: Mapping[str, pd.DataFrame]) -> list[str]:

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from medvqa.io import read_json
 from medvqa.report.figures import empty_panel, new_figure, save_figure
@@ -80,7 +81,7 @@ def plot_reliability(
     pdf: str | os.PathLike,
     spec: FigureSpec | None = None,
     title: str = "",
-) -> None:
+) -> Figure:
     """Reliability diagram of every calibration source in one VQA metrics JSON (path or dict)."""
     spec = spec or FigureSpec()
     metrics = read_json(metrics_json) if not isinstance(metrics_json, Mapping) else metrics_json
@@ -96,3 +97,4 @@ def plot_reliability(
             draw_reliability(ax, count_ax, bins_as_arrays(report["bins"]), report.get("ece"), source)
     fig.suptitle(title or "reliability diagram")
     save_figure(fig, png, pdf, spec.dpi)
+    return fig
