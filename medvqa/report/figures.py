@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from medvqa.data.baselines import is_baseline
 from medvqa.io import atomic_path
 
-# 20 colours, any two at least 60 apart in RGB: Tableau 10 without its grey, then the most
+# 20 colours, any two more than 55 apart in RGB (0-255 Euclidean): Tableau 10 without its grey, then the most
 # distinct of Trubetskoy's 20. Greys are kept for the baselines, so a model is never grey.
 PALETTE = (
     "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
