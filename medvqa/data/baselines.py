@@ -159,7 +159,7 @@ def thumbnails(images: np.ndarray, batch: int = 512) -> np.ndarray:
     return np.divide(out, norms, out=np.zeros_like(out), where=norms > 1e-6)
 
 
-def nearest(train: np.ndarray, query: np.ndarray, batch: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+def nearest(train: np.ndarray, query: np.ndarray, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """(index into ``train``, cosine similarity) of each query row's most similar train row;
     argmax keeps the first of tied rows."""
     index = np.zeros(len(query), dtype=np.int64)
@@ -180,16 +180,29 @@ def _cache(paths: tuple[str | os.PathLike, str | os.PathLike]) -> tuple[np.ndarr
     return images, ids
 
 
-def nearest_captions(train_df: pd.DataFrame, train_cache: tuple, split_cache: tuple) -> pd.DataFrame:
-    """image_id, generated, neighbour_id, similarity for every image of the split's cache;
-    ``*_cache`` = (images .npy, ids .json) of the train split and of the scored split."""
-    train_images, train_ids = _cache(train_cache)
-    split_images, split_ids = _cache(split_cache)
-    first_caption = train_df.assign(image_id=train_df["image_id"].astype(str)).drop_duplicates("image_id")
-    caption_of = first_caption.set_index("image_id")["caption"]
+def _cached_features(cache: tuple, keep: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Thumbnails and ids of the cached images whose id is in ``keep``: a derived view reads its
+    base's caches (``images_from``), which may hold images the view dropped."""
+    images, ids = _cache(cache)
+    wanted = set(keep.astype(str))
+    rows = [i for i, image_id in enumerate(ids) if image_id in wanted]
+    missing = wanted - set(ids)
+    if missing:
+        raise ValueError(f"image cache {os.fspath(cache[0])!r} lacks image ids {sorted(missing)[:5]}")
+    return thumbnails(images)[rows], [ids[i] for i in rows]
+
+
+def nearest_captions(train_df: pd.DataFrame, split_df: pd.DataFrame, train_cache: tuple,
+                     split_cache: tuple) -> pd.DataFrame:
+    """image_id, generated, neighbour_id, similarity for every image of the split;
+    ``*_cache`` = (images .npy, ids .json) holding the train split's and the scored split's images."""
+    train_feats, train_ids = _cached_features(train_cache, train_df["image_id"])
+    split_feats, split_ids = _cached_features(split_cache, split_df["image_id"])
     if not train_ids:
         raise ValueError("the train split has no images: no nearest-neighbour caption can be chosen")
-    index, similarity = nearest(thumbnails(train_images), thumbnails(split_images))
+    first_caption = train_df.assign(image_id=train_df["image_id"].astype(str)).drop_duplicates("image_id")
+    caption_of = first_caption.set_index("image_id")["caption"]
+    index, similarity = nearest(train_feats, split_feats)
     neighbours = [train_ids[i] for i in index]
     return pd.DataFrame({"image_id": split_ids, "generated": [caption_of[n] for n in neighbours],
                          "neighbour_id": neighbours, "similarity": similarity.astype(float)})
@@ -216,7 +229,7 @@ def write_baseline(
     else:
         if train_cache is None or split_cache is None:
             raise ValueError(f"{name} needs the train and split image caches")
-        frame = nearest_captions(train, train_cache, split_cache)
+        frame = nearest_captions(train, split, train_cache, split_cache)
     if "question_id" in frame:
         frame = frame[["question_id", "prediction", "confidence"]].assign(
             prediction=lambda f: f["prediction"].fillna(""))

@@ -180,6 +180,19 @@ def test_nearest_caption_run_from_the_image_caches(tmp_path):
     assert list(out["neighbour_id"]) == ["tr2", "tr0"]
     assert list(out["generated"]) == ["a chequered board", "left to right"]
     assert (out["similarity"] > 0.9).all()
+    # A derived view reads its base's caches, which may hold more images than the view keeps.
+    view = tmp_path / "view"
+    view.mkdir()
+    train.iloc[[0, 1]].to_parquet(view / "train.parquet", index=False)
+    test.iloc[[1]].to_parquet(view / "test.parquet", index=False)  # te1 only
+    write_baseline("baseline-nearest-caption", view / "train.parquet", view / "test.parquet",
+                   view / "cap.parquet", *caches)
+    only = pd.read_parquet(view / "cap.parquet")
+    assert list(only["image_id"]) == ["te1"] and list(only["neighbour_id"]) == ["tr0"]
+    test.iloc[[0]].to_parquet(view / "test.parquet", index=False)  # te0: its best match tr2 is not in the view
+    write_baseline("baseline-nearest-caption", view / "train.parquet", view / "test.parquet",
+                   view / "cap.parquet", *caches)
+    assert pd.read_parquet(view / "cap.parquet")["neighbour_id"].isin(["tr0", "tr1"]).all()
     with pytest.raises(ValueError, match="needs the train and split image caches"):
         write_baseline("baseline-nearest-caption", tmp_path / "train.parquet", tmp_path / "test.parquet",
                        tmp_path / "cap2.parquet")
