@@ -18,20 +18,24 @@ scores like a model, so tables and figures get the same metrics and intervals fo
 
 Answers are compared after ``normalise_answer``; questions are grouped after
 ``normalise_question``. ``BASELINE_RULES`` states each baseline's rule (table footnotes).
+
+Command line: ``python -m medvqa.data.baselines --name baseline-majority --train T --split S --out O``.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import re
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from medvqa.data.answers import normalise_answer
 from medvqa.data.schema import read_text_columns
-from medvqa.io import read_json, write_parquet
+from medvqa.io import read_json, setup_logging, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -236,3 +240,22 @@ def write_baseline(
     write_parquet(frame.reset_index(drop=True), out_path)
     log.info("wrote %s for %d items of %s", name, len(frame), os.fspath(split_path))
     return frame
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Write one baseline's predictions / captions of a split.")
+    parser.add_argument("--name", required=True, choices=list(BASELINE_RULES))
+    parser.add_argument("--train", required=True, help="train split parquet")
+    parser.add_argument("--split", required=True, help="split parquet to predict")
+    parser.add_argument("--out", required=True, help="predictions / captions parquet to write")
+    parser.add_argument("--train-cache", nargs=2, metavar=("NPY", "IDS"), help="train image cache (nearest caption)")
+    parser.add_argument("--split-cache", nargs=2, metavar=("NPY", "IDS"), help="split image cache (nearest caption)")
+    args = parser.parse_args(argv)
+    setup_logging()
+    write_baseline(args.name, args.train, args.split, args.out,
+                   tuple(args.train_cache) if args.train_cache else None,
+                   tuple(args.split_cache) if args.split_cache else None)
+
+
+if __name__ == "__main__":
+    main()

@@ -23,7 +23,7 @@ from medvqa.data.baselines import is_baseline
 from medvqa.report.collect import Cell, Run, by_model, summarise_seeds
 from medvqa.report.figures import empty_panel, new_figure, percent, run_styles, save_figure
 from medvqa.report.spec import FigureSpec
-from medvqa.report.tables import MARK
+from medvqa.report.tables import MARK, row_label
 
 MARK_COLOUR = "#c00000"
 
@@ -84,7 +84,7 @@ def _draw_group(ax, position: int, names: Sequence[str], cells: Sequence[Cell | 
             continue
         below = best is not None and not is_baseline(name) and percent(cell.value) <= best
         _draw_bar(ax, position - 0.4 + width * (i + 0.5), width, cell, styles[name],
-                  None if name in labelled else name, below)
+                  None if name in labelled else row_label(name), below)
         labelled.add(name)
         marked |= below
     if best is not None:

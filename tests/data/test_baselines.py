@@ -9,7 +9,7 @@ from PIL import Image
 
 from medvqa.data.baselines import (
     THUMBNAIL, majority_baseline, majority_predictions, most_frequent_caption, nearest, normalise_question,
-    question_only_baseline, question_only_predictions, thumbnails, write_baseline,
+    main, question_only_baseline, question_only_predictions, thumbnails, write_baseline,
 )
 from medvqa.data.images import build_image_cache
 from medvqa.evaluate.score import ScoreSpec, score_vqa
@@ -109,6 +109,14 @@ def test_scored_baseline_run_equals_the_summary_baseline(tmp_path, name, summary
         block = metrics["accuracy"]["exact_match"][kind]
         assert block["value"] == pytest.approx(expected[kind])
         assert block["ci_low"] <= block["value"] <= block["ci_high"]
+
+
+def test_command_line_writes_the_same_file(tmp_path):
+    train, test = split_files(tmp_path)
+    main(["--name", "baseline-question-only", "--train", str(train), "--split", str(test),
+          "--out", str(tmp_path / "cli.parquet")])
+    expected = write_baseline("baseline-question-only", train, test, tmp_path / "api.parquet")
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "cli.parquet"), expected.reset_index(drop=True))
 
 
 def test_unknown_baseline_is_named(tmp_path):

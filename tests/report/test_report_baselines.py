@@ -172,7 +172,8 @@ def test_comparison_bars_hold_baselines_markers_and_zero_bars(results_tree, tmp_
     fig = plot_model_comparison(runs_of(info), tmp_path / "b.png", tmp_path / "b.pdf", SPEC)
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels == ["cnn", "clip", *BASELINES, "best baseline", "value not above best baseline"]
+    assert labels == ["cnn", "clip", "Baseline: majority answer", "Baseline: question-only", "best baseline",
+                      "value not above best baseline"]
     expected = 0
     for kind in ("overall", "closed", "open"):
         best = max(em(info["metrics"][(b, 0)], kind) for b in BASELINES)
