@@ -8,6 +8,7 @@
 #   results/data/{dataset}/images_{size}.{split}.npy  uint8 image cache (+ .ids.json), memory-mapped
 #   results/data/{dataset}/tokens/{tokenizer}.{split}.parquet   pre-tokenised text
 #   results/data/{dataset}/summary.json               sizes, answer distribution, baselines
+#   results/{predictions,captions}/{dataset}/baseline-*/0/{split}.parquet   baselines, scored like models
 #   results/models/{dataset}/{model}/{seed}/          checkpoint dir + history.csv
 #   results/predictions/{dataset}/{model}/{seed}/{split}.parquet
 #   results/captions/{dataset}/{model}/{seed}/{split}.parquet
@@ -43,6 +44,7 @@ include: "rules/report_common.smk"
 include: "rules/model_common.smk"
 include: "rules/caption_common.smk"
 include: "rules/data.smk"
+include: "rules/baselines.smk"
 include: "rules/pretrained.smk"
 include: "rules/train.smk"
 include: "rules/infer.smk"

@@ -54,6 +54,8 @@ def check_config(config: Mapping[str, Any]) -> None:
         _check_names(f"pretrained.{name}.text_from", entry.get("text_from", []), config["datasets"], "dataset")
         tiny_spec(entry.get("kind", "clip"), entry.get("model"), f"pretrained.{name}")
     for name, model in config["models"].items():
+        if name.startswith("baseline-"):
+            raise ConfigError(f"models.{name}: names starting with 'baseline-' are reserved for the baselines")
         _check_model(config, name, model)
     for i, experiment in enumerate(config["experiments"]):
         where = f"experiments[{i}]"

@@ -9,6 +9,9 @@
 #   results/figures/{dataset}/comparison.{split}.{png,pdf}                  model comparison bars
 #   results/tables/{dataset}/results.{split}.{csv,md,tex,html}              models x metrics
 #   results/tables/{dataset}/published.{split}.{csv,md,tex,html}            beside published numbers
+#   results/tables/{dataset}/mcnemar.{split}.{md,tex,html}                  pairwise McNemar tests (VQA)
+#
+# The comparison bars and the results table hold the baselines (rules/baselines.smk) as rows too.
 #
 # Input functions: rules/report_common.smk.
 
@@ -76,7 +79,7 @@ rule reliability_diagram:
 
 rule comparison_bars:
     input:
-        dataset_metrics,
+        table_metrics,
     output:
         png=report(
             "results/figures/{dataset}/comparison.{split}.png",
@@ -89,7 +92,7 @@ rule comparison_bars:
     log:
         "logs/figures/{dataset}/comparison.{split}.log",
     params:
-        runs=dataset_runs,
+        runs=table_runs,
         spec=figure_params(),
         title="{dataset}/{split}: model comparison",
     threads: 1
@@ -171,7 +174,7 @@ rule attention_maps:
 
 rule results_table:
     input:
-        dataset_metrics,
+        table_metrics,
     output:
         csv="results/tables/{dataset}/results.{split}.csv",
         md="results/tables/{dataset}/results.{split}.md",
@@ -186,7 +189,7 @@ rule results_table:
     log:
         "logs/tables/{dataset}/results.{split}.log",
     params:
-        runs=dataset_runs,
+        runs=table_runs,
     threads: 1
     resources:
         mem_mb=1000,
@@ -224,3 +227,33 @@ rule published_table:
         "../envs/evaluate.yaml"
     script:
         "../workflow_scripts/table_published.py"
+
+
+rule mcnemar_table:
+    """The pairwise McNemar tests of one VQA split as a report table (and Markdown / LaTeX)."""
+    input:
+        "results/metrics/{dataset}/mcnemar.{split}.json",
+    output:
+        md="results/tables/{dataset}/mcnemar.{split}.md",
+        tex="results/tables/{dataset}/mcnemar.{split}.tex",
+        html=report(
+            "results/tables/{dataset}/mcnemar.{split}.html",
+            caption="../report/mcnemar.rst",
+            category="{dataset}",
+            subcategory="statistical tests",
+            labels={"table": "McNemar (table)", "split": "{split}"},
+        ),
+    log:
+        "logs/tables/{dataset}/mcnemar.{split}.log",
+    wildcard_constraints:
+        dataset=task_datasets("vqa"),
+    params:
+        title="{dataset}: pairwise McNemar tests on the {split} split",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../envs/evaluate.yaml"
+    script:
+        "../workflow_scripts/table_mcnemar.py"

@@ -1,6 +1,6 @@
-# Input functions and target lists of the evaluation and figure stages (rules/evaluate.smk,
-# rules/figures.smk), and image_cache(), which the model and caption stages use too. No rule
-# lives here. Uses canonical() and the dataset/split wildcard constraints of common.smk; the
+# Input functions and target lists of the baseline, evaluation and figure stages
+# (rules/baselines.smk, rules/evaluate.smk, rules/figures.smk), and image_cache(), which the model
+# and caption stages use too. No rule lives here. Uses canonical() and the dataset/split wildcard constraints of common.smk; the
 # experiment helpers may move there once other stages need them.
 #
 # Config read here: experiments (datasets x models x seeds), datasets.*.task and image_size,
@@ -8,6 +8,7 @@
 # report.published.
 
 
+from medvqa.data.baselines import BASELINE_SEED, BASELINES
 from medvqa.families import FAMILIES
 from medvqa.workflow_config import image_dataset
 
@@ -36,7 +37,24 @@ def task_datasets(task):
 
 
 def model_names():
-    return "|".join(config["models"]) or "(?!x)x"
+    """Wildcard regex of every run name: the configured models and the baselines."""
+    return "|".join([*config["models"], *BASELINES["vqa"], *BASELINES["caption"]])
+
+
+def baseline_names(task):
+    return "|".join(BASELINES[task])
+
+
+def baseline_runs_of(dataset):
+    """[baseline, seed] of the dataset's baselines (one deterministic run each)."""
+    return [[name, BASELINE_SEED] for name in BASELINES[dataset_task(dataset)]]
+
+
+def baseline_image_inputs(wildcards):
+    """The train and the scored split's image caches (nearest-neighbour caption baseline)."""
+    train = image_cache(wildcards.dataset, "train")
+    split = image_cache(wildcards.dataset, wildcards.split)
+    return {"train_images": train["images"], "train_image_ids": train["image_ids"], **split}
 
 
 def report_splits():
@@ -82,6 +100,16 @@ def dataset_metrics(wildcards):
     return [metrics_path(wildcards.dataset, m, s, wildcards.split) for m, s in dataset_runs_of(wildcards.dataset)]
 
 
+def table_runs(wildcards):
+    """Params of the results table and comparison figure: the model runs, then the baselines."""
+    return dataset_runs_of(wildcards.dataset) + baseline_runs_of(wildcards.dataset)
+
+
+def table_metrics(wildcards):
+    """Metrics JSONs aligned with table_runs."""
+    return [metrics_path(wildcards.dataset, m, s, wildcards.split) for m, s in table_runs(wildcards)]
+
+
 def dataset_predictions(wildcards):
     """Every run's predictions parquet of the dataset split, aligned with dataset_runs."""
     return [
@@ -97,6 +125,8 @@ def evaluate_targets():
         targets += [metrics_path(dataset, model, seed, split) for split in report_splits()]
         targets += [f"results/metrics/{dataset}/{model}/{split}.seeds.json" for split in report_splits()]
     for dataset in dict.fromkeys(d for d, _, _ in experiment_runs()):
+        for model, seed in baseline_runs_of(dataset):
+            targets += [metrics_path(dataset, model, seed, split) for split in report_splits()]
         if dataset_task(dataset) == "vqa":
             targets += [f"results/metrics/{dataset}/mcnemar.{split}.json" for split in report_splits()]
     return list(dict.fromkeys(targets))
@@ -170,6 +200,8 @@ def figure_targets():
                 f"results/figures/{dataset}/comparison.{split}.png",
                 f"results/tables/{dataset}/results.{split}.csv",
             ]
+            if dataset_task(dataset) == "vqa":
+                targets.append(f"results/tables/{dataset}/mcnemar.{split}.html")
             if any(e["dataset"] == dataset and e.get("split", "test") == split for e in published_config()):
                 targets.append(f"results/tables/{dataset}/published.{split}.csv")
     return list(dict.fromkeys(targets))

@@ -21,6 +21,8 @@ import textwrap
 
 import numpy as np
 import pandas as pd
+from matplotlib.cm import ScalarMappable
+from matplotlib.figure import Figure
 from PIL import Image
 
 from medvqa.evaluate.inputs import as_text, read_columns
@@ -30,6 +32,7 @@ from medvqa.report.figures import empty_panel, fixed_sample, new_figure, save_fi
 from medvqa.report.spec import FigureSpec
 
 COLUMNS = 4  # panels per figure row
+CMAP = "viridis"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,8 +101,12 @@ def plot_attention_maps(
     pdf: str | os.PathLike,
     spec: FigureSpec | None = None,
     title: str = "",
-) -> None:
-    """The sampled images with their attention map overlaid (jet, alpha 0.5) and Q / A / prediction."""
+) -> Figure:
+    """The sampled images with their attention map overlaid (viridis, alpha 0.5) and Q / A / prediction.
+
+    Viridis is perceptually uniform (jet shows false edges where its lightness jumps); one
+    colorbar states the scale: each map is min-max scaled to [0, 1] on its own.
+    """
     spec = spec or FigureSpec()
     rows, maps, images = attention_rows(inputs, spec.attention_size, spec.sample_seed)
     n_rows = max(1, -(-len(rows) // COLUMNS))
@@ -110,9 +117,14 @@ def plot_attention_maps(
         axes = fig.subplots(n_rows, COLUMNS, squeeze=False).ravel()
         for ax, row, attention, image in zip(axes, rows.itertuples(), maps, images):
             ax.imshow(image)
-            ax.imshow(upsample(attention, image.shape[0], image.shape[1]), cmap="jet", alpha=0.5, vmin=0, vmax=1)
+            shown = ax.imshow(upsample(attention, image.shape[0], image.shape[1]), cmap=CMAP, alpha=0.5,
+                              vmin=0, vmax=1)
             ax.set_title(_caption(row), fontsize="x-small", loc="left")
         for ax in axes:
             ax.axis("off")
+        # The bar shows the colormap without the overlay's transparency.
+        bar = fig.colorbar(ScalarMappable(norm=shown.norm, cmap=CMAP), ax=list(axes), shrink=0.6, pad=0.02)
+        bar.set_label("attention weight (each map scaled to [0, 1])")
     fig.suptitle(title or "question-guided attention")
     save_figure(fig, png, pdf, spec.dpi)
+    return fig

@@ -2,9 +2,10 @@
 
 history.csv has one row per finished epoch: epoch, train_loss, val_loss, train_accuracy,
 val_accuracy, lr, seconds (``train_acc`` / ``val_acc`` are accepted as the accuracy
-columns too). Families without an accuracy (a generative model trained on loss only) get
-the loss panel and an empty accuracy panel that says so. One figure per model overlays all
-of its seeds; each seed's best epoch (the one whose checkpoint was kept) is marked.
+columns too). The figure has one panel per quantity that some seed recorded: families
+without an accuracy (a generative model trained on loss only) get the loss panel alone, not
+an empty accuracy half. One figure per model overlays all of its seeds (each its own colour
+and marker); each seed's best epoch (the one whose checkpoint was kept) is marked.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from medvqa.report.figures import colour, empty_panel, new_figure, save_figure
+from medvqa.report.figures import colour, empty_panel, marker, new_figure, save_figure
 from medvqa.report.spec import FigureSpec
 
 COLUMN_ALIASES = {"train_acc": "train_accuracy", "val_acc": "val_accuracy"}
@@ -51,7 +53,8 @@ def _plot_panel(ax, histories: Mapping[str, pd.DataFrame], kind: str) -> None:
         for split, style in (("train", "-"), ("val", "--")):
             values = history[f"{split}_{kind}"].astype(float)
             if values.notna().any():
-                ax.plot(history["epoch"], values, style, color=colour(i), marker=".", label=f"{label} {split}")
+                ax.plot(history["epoch"], values, style, color=colour(i), marker=marker(i), markersize=4,
+                        label=f"{label} {split}")
                 drawn = True
         val = history[f"val_{kind}"].astype(float)
         if best is not None and val.notna().any():
@@ -75,18 +78,28 @@ def plot_training_curves(
     pdf: str | os.PathLike,
     spec: FigureSpec | None = None,
     title: str = "",
-) -> None:
-    """Loss (left) and accuracy (right) per epoch of each run in ``histories`` {label: history.csv}.
+) -> Figure:
+    """Loss (left) and accuracy (right) per epoch of each run in ``histories`` {label: history.csv};
+    a quantity no run recorded gets no panel.
 
     Train curves are solid, validation dashed; a star and a dotted line mark each run's best epoch.
     """
     spec = spec or FigureSpec()
     frames = {label: read_history(path) for label, path in histories.items()}
-    fig = new_figure(11, 4.2)
-    axes = fig.subplots(1, 2)
-    _plot_panel(axes[0], frames, "loss")
-    _plot_panel(axes[1], frames, "accuracy")
-    axes[0].set_title("loss")
-    axes[1].set_title("accuracy")
+    kinds = panel_kinds(frames)
+    fig = new_figure(5.5 * max(1, len(kinds)), 4.2)
+    if not kinds:
+        empty_panel(fig.subplots(), "no loss or accuracy in history.csv")
+    else:
+        for ax, kind in zip(fig.subplots(1, len(kinds), squeeze=False)[0], kinds):
+            _plot_panel(ax, frames, kind)
+            ax.set_title(kind)
     fig.suptitle(title or "training curves")
     save_figure(fig, png, pdf, spec.dpi)
+    return fig
+
+
+def panel_kinds(frames: Mapping[str, pd.DataFrame]) -> list[str]:
+    """'loss' and/or 'accuracy': the quantities that at least one history has a value of."""
+    return [kind for kind in ("loss", "accuracy")
+            if any(frame[f"{split}_{kind}"].notna().any() for frame in frames.values() for split in ("train", "val"))]

@@ -1,4 +1,4 @@
-"""Shared pieces of the figure stage: PNG + PDF saving, colours and fixed samples.
+"""Shared pieces of the figure stage: PNG + PDF saving, colours, hatches and markers, fixed samples.
 
 Figures are drawn on ``matplotlib.figure.Figure`` objects directly (the Agg canvas, no
 pyplot): pyplot keeps a global registry of open figures, which the house style forbids
@@ -9,16 +9,28 @@ twice by one call, as PNG (for the Snakemake report) and PDF (vector, for papers
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from medvqa.data.baselines import is_baseline
 from medvqa.io import atomic_path
 
-# Tableau colours, fixed so that one model keeps its colour in every figure of a dataset.
-PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f")
+# 20 colours, any two more than 55 apart in RGB (0-255 Euclidean): Tableau 10 without its grey, then the most
+# distinct of Trubetskoy's 20. Greys are kept for the baselines, so a model is never grey.
+PALETTE = (
+    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
+    "#000075", "#808000", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#800000", "#aaffc3", "#ffd8b1",
+    "#dcbeff", "#006d2c",
+)
+# Past 20 runs the colours repeat with a new hatch (bars) and marker (curves), so the
+# (colour, hatch) and (colour, marker) pairs stay unique however many runs a figure has.
+HATCHES = ("", "//", "..", "xx", "\\\\", "oo", "++", "--")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+# Baselines: grey, hatched, in the order of medvqa.data.baselines.BASELINES.
+BASELINE_STYLES = ({"color": "#4d4d4d", "hatch": "//"}, {"color": "#bdbdbd", "hatch": "\\\\"})
 
 
 def new_figure(width: float, height: float) -> Figure:
@@ -37,6 +49,24 @@ def save_figure(fig: Figure, png: str | os.PathLike, pdf: str | os.PathLike, dpi
 
 def colour(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
+
+
+def hatch(index: int) -> str:
+    return HATCHES[(index // len(PALETTE)) % len(HATCHES)]
+
+
+def marker(index: int) -> str:
+    return MARKERS[(index // len(PALETTE)) % len(MARKERS)]
+
+
+def run_styles(names: Sequence[str]) -> dict[str, dict[str, str]]:
+    """{name: {"color", "hatch"}}: models by their position among the models, baselines grey."""
+    styles, models = {}, [n for n in names if not is_baseline(n)]
+    for i, name in enumerate(models):
+        styles[name] = {"color": colour(i), "hatch": hatch(i)}
+    for i, name in enumerate(n for n in names if is_baseline(n)):
+        styles[name] = BASELINE_STYLES[i % len(BASELINE_STYLES)]
+    return styles
 
 
 def fixed_sample(ids: Iterable[str], k: int, seed: int) -> list[str]:

@@ -1,7 +1,8 @@
 """Rendering one table (header, text rows, notes) as Markdown, LaTeX and HTML.
 
 The table stages build text cells once and render them here, so the three formats always
-show the same numbers. Cells may contain "±" and "–"; LaTeX gets ``$\\pm$`` and ``--``.
+show the same numbers. Cells may contain "±", "–" and "†"; LaTeX gets ``$\\pm$``, ``--`` and
+``\\textsuperscript{\\dag}``. A LaTeX table wider than a text line is split (``latex_parts``).
 Notes are the table's footnote block (the protocol the numbers were computed under).
 """
 
@@ -15,6 +16,7 @@ _LATEX_SPECIAL = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
     "<": r"\textless{}", ">": r"\textgreater{}", "±": r"$\pm$", "–": "--", "—": "---",
+    "†": r"\textsuperscript{\dag}",
 }
 _LATEX_PATTERN = re.compile("|".join(re.escape(k) for k in _LATEX_SPECIAL))
 
@@ -52,6 +54,50 @@ def markdown_table(
     return "\n".join(lines) + "\n"
 
 
+# The LaTeX width rule: a 6.5-inch text line (469 pt) holds about 100 characters of \small
+# (9 pt) Computer Modern digits (0.5 em = 4.5 pt each), and \tabcolsep pads every column by
+# 2 x 6 pt, about 3 characters. A table wider than that is split into parts stacked in the
+# same float, each repeating the identifying (key) columns; no font is shrunk.
+LATEX_LINE_CHARS = 100
+LATEX_COLUMN_PADDING = 3
+
+
+def latex_widths(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[int]:
+    """Printed width of each column in characters (widest cell as displayed, plus padding)."""
+    return [max(len(str(r[i])) for r in [header, *rows]) + LATEX_COLUMN_PADDING for i in range(len(header))]
+
+
+def latex_parts(
+    header: Sequence[str], rows: Sequence[Sequence[str]], key_columns: int = 1, line_chars: int = LATEX_LINE_CHARS
+) -> list[list[int]]:
+    """Column indices of each part: the key columns, then as many further columns (in order) as
+    fit in ``line_chars``; a column wider than a line on its own still gets a part of its own."""
+    widths = latex_widths(header, rows)
+    keys, used = list(range(key_columns)), sum(widths[:key_columns])
+    parts: list[list[int]] = []
+    current: list[int] = []
+    for i in range(key_columns, len(header)):
+        if current and used + widths[i] > line_chars:
+            parts.append(keys + current)
+            current, used = [], sum(widths[:key_columns])
+        current.append(i)
+        used += widths[i]
+    parts.append(keys + current)
+    return parts
+
+
+def _latex_tabular(header, rows, columns: list[int], spec: str, separators: Sequence[int]) -> list[str]:
+    def line(cells: Sequence[str]) -> str:
+        return " & ".join(latex_escape(cells[i]) for i in columns) + r" \\"
+
+    lines = [rf"\begin{{tabular}}{{{''.join(spec[i] for i in columns)}}}", r"\toprule", line(header), r"\midrule"]
+    for n, row in enumerate(rows):
+        if n in separators and n > 0:
+            lines.append(r"\midrule")
+        lines.append(line(row))
+    return lines + [r"\bottomrule", r"\end{tabular}"]
+
+
 def latex_table(
     header: Sequence[str],
     rows: Sequence[Sequence[str]],
@@ -59,25 +105,22 @@ def latex_table(
     title: str,
     label: str,
     align: str | None = None,
+    separators: Sequence[int] = (),
+    key_columns: int = 1,
 ) -> str:
-    """A ``table`` float with a booktabs tabular and the notes in a footnotesize block below.
+    """A ``table`` float of booktabs tabulars and the notes in a footnotesize block below.
 
-    Needs ``\\usepackage{booktabs}`` in the paper's preamble.
+    Columns that do not fit one text line (``latex_parts``) go to further tabulars under the
+    first, each repeating the first ``key_columns`` columns. A ``\\midrule`` precedes each row
+    index in ``separators`` (e.g. where the baselines start). Needs ``\\usepackage{booktabs}``.
     """
     spec = alignment(header, align)
-    lines = [
-        r"\begin{table}[t]",
-        r"\centering",
-        rf"\caption{{{latex_escape(title)}}}",
-        rf"\label{{{label}}}",
-        r"\small",
-        rf"\begin{{tabular}}{{{spec}}}",
-        r"\toprule",
-        " & ".join(latex_escape(h) for h in header) + r" \\",
-        r"\midrule",
-    ]
-    lines += [" & ".join(latex_escape(c) for c in row) + r" \\" for row in rows]
-    lines += [r"\bottomrule", r"\end{tabular}"]
+    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{latex_escape(title)}}}", rf"\label{{{label}}}",
+             r"\small"]
+    for n, columns in enumerate(latex_parts(header, rows, key_columns)):
+        if n:
+            lines.append(r"\par\medskip")
+        lines += _latex_tabular(header, rows, columns, spec, separators)
     if notes:
         lines += [r"\par\smallskip", r"\begin{minipage}{\linewidth}", r"\footnotesize"]
         lines += [rf"\textsuperscript{{{i}}}{latex_escape(note)}\par" for i, note in enumerate(notes, 1)]
@@ -87,20 +130,23 @@ def latex_table(
 
 
 def html_table(
-    header: Sequence[str], rows: Sequence[Sequence[str]], notes: Sequence[str], title: str, align: str | None = None
+    header: Sequence[str], rows: Sequence[Sequence[str]], notes: Sequence[str], title: str, align: str | None = None,
+    separators: Sequence[int] = (),
 ) -> str:
     """A standalone HTML page: the table and an ordered list of notes (for the Snakemake report)."""
     esc = html.escape
     sides = ["left" if a == "l" else "right" for a in alignment(header, align)]
     head = "".join(f'<th style="text-align:{side}">{esc(h)}</th>' for h, side in zip(header, sides))
     body = "".join(
-        "<tr>" + "".join(f'<td style="text-align:{side}">{esc(str(c))}</td>' for c, side in zip(row, sides)) + "</tr>\n"
-        for row in rows
+        ('<tr class="group">' if n in separators and n > 0 else "<tr>")
+        + "".join(f'<td style="text-align:{side}">{esc(str(c))}</td>' for c, side in zip(row, sides)) + "</tr>\n"
+        for n, row in enumerate(rows)
     )
     items = "".join(f"<li>{esc(n)}</li>\n" for n in notes)
     style = (
         "body{font-family:sans-serif;font-size:14px}table{border-collapse:collapse}"
-        "th,td{border-bottom:1px solid #ccc;padding:3px 8px}ol{font-size:12px;max-width:60em}"
+        "th,td{border-bottom:1px solid #ccc;padding:3px 8px}tr.group td{border-top:2px solid #666}"
+        "ol{font-size:12px;max-width:60em}"
     )
     return (
         f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{esc(title)}</title>'

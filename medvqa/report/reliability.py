@@ -1,19 +1,23 @@
 """Reliability diagrams: ``results/metrics/{dataset}/{model}/{seed}/{split}.json`` → PNG + PDF.
 
-Draws one panel per confidence source that the metrics JSON holds a calibration report for
+Draws one panel per distinct calibration report in the metrics JSON
 (``calibration.{confidence,sampled_agreement,answer_prob}``, each with ``ece`` and ``bins``:
-a list of {lower, upper, count, mean_confidence, accuracy}). The bins come from the
+a list of {lower, upper, count, mean_confidence, accuracy}). Sources whose reports are
+identical (a generative model whose confidence column is its answer probability) share one
+panel titled with both names, instead of the same panel drawn twice. The bins come from the
 scoring stage (``medvqa.evaluate.calibration.reliability_bins``), so the picture and the
 ECE in its title are computed from the same numbers and no prediction is re-read here.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from medvqa.io import read_json
 from medvqa.report.figures import empty_panel, new_figure, save_figure
@@ -59,17 +63,29 @@ def draw_reliability(ax, count_ax, bins: Mapping[str, np.ndarray], ece: float | 
     count_ax.set_ylabel("questions")
 
 
+def distinct_reports(calibration: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """{panel label: report} of the non-empty reports; identical reports (same ECE and bins)
+    become one entry labelled "label A = label B"."""
+    merged: dict[str, tuple[list[str], Mapping[str, Any]]] = {}
+    for source, report in calibration.items():
+        if not (isinstance(report, Mapping) and report.get("n")):
+            continue
+        key = json.dumps({"ece": report.get("ece"), "bins": report.get("bins")}, sort_keys=True, default=str)
+        merged.setdefault(key, ([], report))[0].append(SOURCE_LABELS.get(source, source))
+    return {" = ".join(labels): report for labels, report in merged.values()}
+
+
 def plot_reliability(
     metrics_json: str | os.PathLike | Mapping[str, Any],
     png: str | os.PathLike,
     pdf: str | os.PathLike,
     spec: FigureSpec | None = None,
     title: str = "",
-) -> None:
+) -> Figure:
     """Reliability diagram of every calibration source in one VQA metrics JSON (path or dict)."""
     spec = spec or FigureSpec()
     metrics = read_json(metrics_json) if not isinstance(metrics_json, Mapping) else metrics_json
-    reports = {k: v for k, v in (metrics.get("calibration") or {}).items() if v and v.get("n")}
+    reports = distinct_reports(metrics.get("calibration") or {})
     fig = new_figure(4.6 * max(1, len(reports)), 5.6)
     if not reports:
         empty_panel(fig.subplots(), "no calibration data: the predictions have no confidence column")
@@ -78,7 +94,7 @@ def plot_reliability(
         for i, (source, report) in enumerate(reports.items()):
             ax = fig.add_subplot(grid[0, i])
             count_ax = fig.add_subplot(grid[1, i], sharex=ax)
-            draw_reliability(ax, count_ax, bins_as_arrays(report["bins"]), report.get("ece"),
-                             SOURCE_LABELS.get(source, source))
+            draw_reliability(ax, count_ax, bins_as_arrays(report["bins"]), report.get("ece"), source)
     fig.suptitle(title or "reliability diagram")
     save_figure(fig, png, pdf, spec.dpi)
+    return fig

@@ -1,8 +1,9 @@
 """Results tables: every model's metrics JSONs of one dataset split → CSV, Markdown, LaTeX, HTML.
 
 Reads ``results/metrics/{dataset}/{model}/{seed}/{split}.json`` of every (model, seed) and
-writes ``results/tables/{dataset}/results.{split}.{csv,md,tex,html}``: models as rows,
-metrics as columns. The CSV holds the exact JSON numbers as fractions (columns
+writes ``results/tables/{dataset}/results.{split}.{csv,md,tex,html}``: models and then the
+baselines (``medvqa.data.baselines``, scored like models) as rows, metrics as columns; a
+model that does not beat the best baseline under a metric is marked (``MARK``) with a note. The CSV holds the exact JSON numbers as fractions (columns
 ``<metric>``, ``<metric>_ci_low``, ``<metric>_ci_high``, ``<metric>_std``); the other formats
 show percent with one decimal (Brier: a fraction) as "value [95% CI]" for one seed or
 "mean ± std" for several, and end with a notes block stating the protocol, read from the
@@ -21,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from medvqa.data.baselines import BASELINE_RULES, is_baseline
 from medvqa.io import atomic_path, write_csv
 from medvqa.report.collect import Cell, Run, by_model, confidence_source, summarise_seeds
 from medvqa.report.formats import html_table, latex_table, markdown_table
@@ -34,6 +36,10 @@ class Column:
     label: str
     path: tuple[str, ...]  # into the metrics JSON; "*" = the run's calibration source
     percent: bool = True  # shown x100 with 1 decimal, else as a fraction with 3 decimals
+    higher_is_better: bool = True
+    # Whether a model not beating the best baseline here is marked. Not for ECE: a constant
+    # confidence equal to the base rate reaches near-zero ECE without any skill.
+    vs_baseline: bool = True
 
 
 VQA_COLUMNS = (
@@ -44,8 +50,8 @@ VQA_COLUMNS = (
     Column("llava_med_open", "Open recall", ("accuracy", "llava_med", "open")),
     Column("token_f1", "Token F1", ("accuracy", "token_f1", "overall")),
     Column("bleu_1", "BLEU-1", ("bleu", "sentence_mean", "bleu_1")),
-    Column("ece", "ECE", ("calibration", "*", "ece")),
-    Column("brier", "Brier", ("calibration", "*", "brier"), percent=False),
+    Column("ece", "ECE", ("calibration", "*", "ece"), higher_is_better=False, vs_baseline=False),
+    Column("brier", "Brier", ("calibration", "*", "brier"), percent=False, higher_is_better=False),
 )
 CAPTION_COLUMNS = (
     *(Column(f"bleu_{k}", f"BLEU-{k}", ("bleu", "corpus", f"bleu_{k}")) for k in range(1, 5)),
@@ -55,6 +61,13 @@ CAPTION_COLUMNS = (
 )
 COLUMNS = {"vqa": VQA_COLUMNS, "caption": CAPTION_COLUMNS}
 MISSING = "–"
+MARK = "†"  # a model that does not beat the best baseline under the column's metric
+BASELINE_LABELS = {
+    "baseline-majority": "Baseline: majority answer",
+    "baseline-question-only": "Baseline: question-only",
+    "baseline-frequent-caption": "Baseline: most frequent caption",
+    "baseline-nearest-caption": "Baseline: nearest-neighbour caption",
+}
 
 
 def columns_for(task: str) -> tuple[Column, ...]:
@@ -80,28 +93,63 @@ def _nan(value: float | None) -> float:
     return math.nan if value is None else value
 
 
+def ordered_groups(runs: Sequence[Run]) -> dict[str, list[Run]]:
+    """Runs by model: the models in run order, then the baselines in run order."""
+    groups = by_model(runs)
+    return {m: groups[m] for m in sorted(groups, key=lambda m: is_baseline(m))}
+
+
+def best_baselines(cells: Mapping[str, Mapping[str, Cell | None]], columns: Sequence[Column]) -> dict[str, float]:
+    """Per column key compared with baselines: the best baseline value (point estimate)."""
+    best = {}
+    for c in columns:
+        values = [cells[m][c.key].value for m in cells if is_baseline(m) and cells[m][c.key] is not None]
+        values = [v for v in values if not math.isnan(v)]
+        if c.vs_baseline and values:
+            best[c.key] = max(values) if c.higher_is_better else min(values)
+    return best
+
+
+def below_baseline(model: str, cell: Cell | None, column: Column, best: Mapping[str, float]) -> bool:
+    """A model's cell that does not beat the best baseline of its column (ties count as not beating)."""
+    if is_baseline(model) or cell is None or math.isnan(cell.value) or column.key not in best:
+        return False
+    return cell.value <= best[column.key] if column.higher_is_better else cell.value >= best[column.key]
+
+
+def _record(model: str, group: Sequence[Run], row_cells: Mapping[str, Cell | None], columns, best) -> dict:
+    task = group[0].metrics.get("task", "vqa")
+    record: dict[str, Any] = {
+        "model": model,
+        "kind": "baseline" if is_baseline(model) else "model",
+        "n_seeds": len(group),
+        "seeds": ";".join(str(r.seed) for r in group),
+        "n": (group[0].metrics.get("n") or {}).get("total"),
+    }
+    if task == "vqa":
+        record["confidence_source"] = confidence_source(group[0].metrics)
+    record["below_baseline"] = ";".join(c.key for c in columns if below_baseline(model, row_cells[c.key], c, best))
+    for c in columns:
+        cell = row_cells[c.key]
+        record[c.key] = math.nan if cell is None else cell.value
+        record[f"{c.key}_ci_low"] = math.nan if cell is None else cell.ci_low
+        record[f"{c.key}_ci_high"] = math.nan if cell is None else cell.ci_high
+        record[f"{c.key}_std"] = math.nan if cell is None else _nan(cell.std)
+    return record
+
+
 def table_frame(runs: Sequence[Run]) -> tuple[pd.DataFrame, dict[str, dict[str, Cell | None]]]:
-    """(the CSV frame: one row per model, the cells per model and column key)."""
-    task = runs[0].metrics.get("task", "vqa")
-    columns = columns_for(task)
-    records, cells = [], {}
-    for model, group in by_model(runs).items():
-        cells[model] = {c.key: summarise_seeds(group, c.path) for c in columns}
-        record: dict[str, Any] = {
-            "model": model,
-            "n_seeds": len(group),
-            "seeds": ";".join(str(r.seed) for r in group),
-            "n": (group[0].metrics.get("n") or {}).get("total"),
-        }
-        if task == "vqa":
-            record["confidence_source"] = confidence_source(group[0].metrics)
-        for c in columns:
-            cell = cells[model][c.key]
-            record[c.key] = math.nan if cell is None else cell.value
-            record[f"{c.key}_ci_low"] = math.nan if cell is None else cell.ci_low
-            record[f"{c.key}_ci_high"] = math.nan if cell is None else cell.ci_high
-            record[f"{c.key}_std"] = math.nan if cell is None else _nan(cell.std)
-        records.append(record)
+    """(the CSV frame: one row per model, then per baseline; the cells per row and column key).
+
+    CSV columns: model, kind (model | baseline), n_seeds, seeds, n, [confidence_source],
+    below_baseline (';'-joined keys of the columns where the model does not beat the best
+    baseline), then per metric the value, CI bounds and std.
+    """
+    columns = columns_for(runs[0].metrics.get("task", "vqa"))
+    groups = ordered_groups(runs)
+    cells = {m: {c.key: summarise_seeds(group, c.path) for c in columns} for m, group in groups.items()}
+    best = best_baselines(cells, columns)
+    records = [_record(m, group, cells[m], columns, best) for m, group in groups.items()]
     return pd.DataFrame(records), cells
 
 
@@ -180,15 +228,31 @@ def source_note(runs: Sequence[Run]) -> str | None:
     if runs[0].metrics.get("task", "vqa") != "vqa":
         return None
     parts = []
-    for model, group in by_model(runs).items():
+    for model, group in ordered_groups(runs).items():
         source = confidence_source(group[0].metrics)
         described = group[0].metrics.get("protocol", {}).get("calibration", {}).get("sources", {}).get(source)
+        if is_baseline(model) and source:
+            described = "the train share of the predicted answer, see the baselines note"
         parts.append(f"{model}: {source} ({described})" if source else f"{model}: none (no confidence column)")
     return "ECE and Brier confidence source per model: " + "; ".join(parts) + "."
 
 
+def baseline_notes(runs: Sequence[Run]) -> list[str]:
+    """What each baseline row is, and what the marker means (only when the table has baselines)."""
+    baselines = [m for m in ordered_groups(runs) if is_baseline(m)]
+    if not baselines:
+        return []
+    rules = "; ".join(f"{BASELINE_LABELS[m].removeprefix('Baseline: ')} ({m}): {BASELINE_RULES[m]}" for m in baselines)
+    return [
+        f"Baselines (no training, scored by the same stage as the models, with the same intervals): {rules}.",
+        f"{MARK} marks a model value that does not beat the best baseline of its column (point estimates; "
+        "ties count as not beating; higher is better except Brier). ECE is not compared: a constant "
+        "confidence equal to the base rate reaches near-zero ECE without any skill.",
+    ]
+
+
 def table_notes(runs: Sequence[Run], split: str) -> list[str]:
-    notes = [value_note(runs, split), *shared_notes(runs), source_note(runs)]
+    notes = [value_note(runs, split), *shared_notes(runs), source_note(runs), *baseline_notes(runs)]
     return [tidy(n) for n in notes if n]
 
 
@@ -198,30 +262,48 @@ def write_text(text: str, path: str | os.PathLike) -> None:
 
 
 def write_formats(
-    header, rows, notes, title: str, label: str, outputs: Mapping[str, str | os.PathLike], align: str | None = None
+    header, rows, notes, title: str, label: str, outputs: Mapping[str, str | os.PathLike], align: str | None = None,
+    separators: Sequence[int] = (), key_columns: int = 1,
 ) -> None:
-    """Write the md / tex / html renderings named in ``outputs``."""
+    """Write the md / tex / html renderings named in ``outputs`` (a rule above each row index in
+    ``separators``; ``key_columns`` repeated in each part of a split LaTeX table)."""
     write_text(markdown_table(header, rows, notes, title, align), outputs["md"])
-    write_text(latex_table(header, rows, notes, title, label, align), outputs["tex"])
-    write_text(html_table(header, rows, notes, title, align), outputs["html"])
+    write_text(latex_table(header, rows, notes, title, label, align, separators, key_columns), outputs["tex"])
+    write_text(html_table(header, rows, notes, title, align, separators), outputs["html"])
+
+
+def row_label(model: str) -> str:
+    return BASELINE_LABELS.get(model, model)
+
+
+def marked_cell(model: str, cell: Cell | None, column: Column, best: Mapping[str, float]) -> str:
+    text = format_cell(cell, column)
+    return f"{text} {MARK}" if below_baseline(model, cell, column, best) else text
 
 
 def results_table(
     runs: Sequence[Run], dataset: str, split: str, outputs: Mapping[str, str | os.PathLike]
 ) -> pd.DataFrame:
-    """Write the results table of one dataset split to ``outputs`` {csv, md, tex, html}; return the CSV frame."""
+    """Write the results table of one dataset split to ``outputs`` {csv, md, tex, html}; return the CSV frame.
+
+    Models come first, then the baselines (labelled "Baseline: ..."); a model cell that does not
+    beat the best baseline of its column carries ``MARK``, explained in the notes.
+    """
     if not runs:
         raise ValueError(f"no metrics to tabulate for {dataset}/{split}")
     frame, cells = table_frame(runs)
     columns = columns_for(runs[0].metrics.get("task", "vqa"))
+    best = best_baselines(cells, columns)
     header = ["Model", "Seeds", "n", *(c.label + (" (%)" if c.percent else "") for c in columns)]
     rows = [
-        [model, str(record["n_seeds"]), "" if record["n"] is None else str(record["n"]),
-         *(format_cell(cells[model][c.key], c) for c in columns)]
+        [row_label(model), str(record["n_seeds"]), "" if record["n"] is None else str(record["n"]),
+         *(marked_cell(model, cells[model][c.key], c, best) for c in columns)]
         for model, record in zip(cells, frame.to_dict("records"))
     ]
+    first_baseline = [i for i, model in enumerate(cells) if is_baseline(model)][:1]
     write_csv(frame, outputs["csv"])
     title = f"{dataset}: results on the {split} split"
-    write_formats(header, rows, table_notes(runs, split), title, f"tab:{dataset}-{split}", outputs)
-    log.info("wrote results table of %d models for %s/%s", len(rows), dataset, split)
+    write_formats(header, rows, table_notes(runs, split), title, f"tab:{dataset}-{split}", outputs,
+                  separators=first_baseline)
+    log.info("wrote results table of %d rows for %s/%s", len(rows), dataset, split)
     return frame

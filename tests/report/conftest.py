@@ -1,7 +1,8 @@
 """Fake results trees for the report tests, in the real file formats of the earlier stages.
 
 Predictions, histories, captions and attention maps are written here by hand (the model
-stages are tested elsewhere); metrics JSONs come from the real scoring stage.
+stages are tested elsewhere); the baselines' files come from the real baseline stage and the
+metrics JSONs from the real scoring stage.
 """
 
 import json
@@ -12,6 +13,8 @@ import pandas as pd
 import pytest
 
 from builders import png_bytes, vqa_rows
+from medvqa.data.baselines import BASELINES, write_baseline
+from medvqa.data.images import build_image_cache
 from medvqa.evaluate.score import ScoreSpec, score_captions, score_vqa
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds")
@@ -91,6 +94,34 @@ def write_attention(pred_dir: Path, data: pd.DataFrame, image_root: Path, seed: 
     Path(f"{image_root}.test.ids.json").write_text(json.dumps(image_ids))
 
 
+def write_train_splits(res: Path) -> None:
+    """Train splits of both datasets (the baselines learn from them) and the caption image caches."""
+    train = vqa_rows(n_images=6, questions_per_image=3, split="train", prefix="r")
+    train.to_parquet(res / "data/vqa/train.parquet", index=False)
+    captions = ["chest x-ray without findings", "chest x-ray without findings", "ct of the head showing a bleed",
+                "axial ct of the abdomen showing the liver"]
+    cap_train = pd.DataFrame({
+        "image_id": [f"t{k}" for k in range(len(captions))],
+        "image": [png_bytes((60 * k, 200 - 40 * k, 30)) for k in range(len(captions))],
+        "caption": captions, "split": "train",
+    })
+    cap_train.to_parquet(res / "data/cap/train.parquet", index=False)
+    for split in ("train", "test"):
+        root = res / f"data/cap/images_{IMAGE_SIZE}.{split}"
+        build_image_cache(res / f"data/cap/{split}.parquet", IMAGE_SIZE, f"{root}.npy", f"{root}.ids.json")
+
+
+def write_baselines(res: Path) -> None:
+    """Every baseline's predictions / captions of the test split, as the baseline rules write them."""
+    for task, dataset, stage in (("vqa", "vqa", "predictions"), ("caption", "cap", "captions")):
+        data = res / f"data/{dataset}"
+        caches = [(f"{data}/images_{IMAGE_SIZE}.{s}.npy", f"{data}/images_{IMAGE_SIZE}.{s}.ids.json")
+                  for s in ("train", "test")]
+        for name in BASELINES[task]:
+            write_baseline(name, data / "train.parquet", data / "test.parquet",
+                           res / f"{stage}/{dataset}/{name}/0/test.parquet", *caches)
+
+
 def correct_vector(n: int, seed: int, p: float) -> np.ndarray:
     return np.random.default_rng(seed).random(n) < p
 
@@ -110,6 +141,7 @@ def write_results_tree(root: Path) -> dict:
             write_attention(pred_dir, data, res / f"data/vqa/images_{IMAGE_SIZE}", seed)
     write_caption_data(res / "data/cap/test.parquet", res / "captions/cap/capm/0/test.parquet")
     write_history(res / "models/cap/capm/0/history.csv", best=2)
+    write_train_splits(res)
     return {"data": data, "vectors": vectors}
 
 
@@ -126,6 +158,14 @@ def results_tree(tmp_path):
     out = res / "metrics/cap/capm/0/test.json"
     info["metrics"][("capm", 0)] = score_captions(res / "data/cap/test.parquet",
                                                   res / "captions/cap/capm/0/test.parquet", out, spec)
+    write_baselines(res)
+    for name in BASELINES["vqa"]:
+        info["metrics"][(name, 0)] = score_vqa(res / "data/vqa/test.parquet", res / f"predictions/vqa/{name}/0/test.parquet",
+                                               res / f"metrics/vqa/{name}/0/test.json", spec)
+    for name in BASELINES["caption"]:
+        info["metrics"][(name, 0)] = score_captions(res / "data/cap/test.parquet",
+                                                    res / f"captions/cap/{name}/0/test.parquet",
+                                                    res / f"metrics/cap/{name}/0/test.json", spec)
     return tmp_path, info
 
 

@@ -37,18 +37,22 @@ def check_markdown(text, n_columns):
     assert "Notes:" in text
 
 
-def check_latex(text, n_columns):
+def check_latex(text, n_columns, key_columns=1):
+    """One table float; its tabulars (a wide table is split, the key columns repeated in each
+    part) together hold every column once, and every row has its part's column count."""
     unescaped = re.sub(r"\\[{}&%$#_]", "", text)
     assert unescaped.count("{") == unescaped.count("}")
-    for env in ("table", "tabular", "minipage"):
+    for env in ("table", "minipage"):
         assert text.count(rf"\begin{{{env}}}") == text.count(rf"\end{{{env}}}") == 1
-    body = text.split(r"\toprule")[1].split(r"\bottomrule")[0]
-    rows = [line for line in body.splitlines() if line.endswith(r"\\")]
-    assert len(rows) >= 2
-    for row in rows:
-        assert len(re.findall(r"(?<!\\)&", row)) == n_columns - 1, row
-    spec = re.search(r"\\begin\{tabular\}\{([lr]+)\}", text).group(1)
-    assert len(spec) == n_columns
+    assert text.count(r"\begin{tabular}") == text.count(r"\end{tabular}") >= 1
+    parts = re.findall(r"\\begin\{tabular\}\{([lr]+)\}(.*?)\\end\{tabular\}", text, re.S)
+    assert sum(len(spec) - key_columns for spec, _ in parts) == n_columns - key_columns
+    for spec, body in parts:
+        rows = [line for line in body.split(r"\toprule")[1].split(r"\bottomrule")[0].splitlines()
+                if line.endswith(r"\\")]
+        assert len(rows) >= 2
+        for row in rows:
+            assert len(re.findall(r"(?<!\\)&", row)) == len(spec) - 1, row
 
 
 def test_single_seed_numbers_are_exact(results_tree, tmp_path):

@@ -1,8 +1,9 @@
 """rules/evaluate.smk and rules/figures.smk under real Snakemake on a fake results tree.
 
 A minimal Snakefile in a temporary directory provides what common.smk provides (canonical,
-the dataset/split wildcard constraints), includes the report input functions and the two rule files and asks for every
-evaluation, figure and table target; then `snakemake --report` must embed each of them.
+the dataset/split wildcard constraints), includes the report input functions and the baseline, evaluation and figure rule files, asks for every
+evaluation, figure and table target (the baselines' predictions come from rules/baselines.smk);
+then `snakemake --report` must embed each of them.
 """
 
 import json
@@ -33,6 +34,7 @@ wildcard_constraints:
 
 
 include: "{REPO}/rules/report_common.smk"
+include: "{REPO}/rules/baselines.smk"
 include: "{REPO}/rules/evaluate.smk"
 include: "{REPO}/rules/figures.smk"
 
@@ -95,14 +97,21 @@ def test_every_target_is_built(workdir):
                  "metrics/cap/capm/0/test.json", "figures/vqa/cnn/curves.pdf", "figures/vqa/cnn/0/attention.test.pdf",
                  "figures/vqa/clip/0/reliability.test.pdf", "figures/cap/capm/0/gallery.test.pdf",
                  "figures/vqa/comparison.test.pdf", "figures/cap/comparison.test.pdf",
-                 "tables/vqa/results.test.tex", "tables/cap/results.test.md", "tables/vqa/published.test.csv"):
+                 "tables/vqa/results.test.tex", "tables/cap/results.test.md", "tables/vqa/published.test.csv",
+                 "predictions/vqa/baseline-question-only/0/test.parquet", "metrics/vqa/baseline-majority/0/test.json",
+                 "captions/cap/baseline-nearest-caption/0/test.parquet",
+                 "metrics/cap/baseline-frequent-caption/0/test.json", "tables/vqa/mcnemar.test.html"):
         assert (res / path).stat().st_size > 0, path
     assert not (res / "figures/vqa/clip/0/attention.test.png").exists()  # not a cnn_lstm model
     metrics = json.loads((res / "metrics/vqa/cnn/0/test.json").read_text())
     assert metrics["spec"]["n_bins"] == 10  # config["evaluate"] reached the scoring spec
     assert (workdir / "logs/metrics/vqa/cnn/0/test.log").exists()
     table = pd.read_csv(res / "tables/vqa/results.test.csv")
-    assert list(table["model"]) == ["cnn", "clip"] and list(table["n_seeds"]) == [2, 1]
+    # The baselines (rules/baselines.smk) are rows of every results table, after the models.
+    assert list(table["model"]) == ["cnn", "clip", "baseline-majority", "baseline-question-only"]
+    assert list(table["n_seeds"]) == [2, 1, 1, 1]
+    captions = pd.read_csv(res / "tables/cap/results.test.csv")
+    assert list(captions["model"]) == ["capm", "baseline-frequent-caption", "baseline-nearest-caption"]
 
 
 def test_figures_target_is_up_to_date_and_needs_no_model(workdir):
@@ -120,7 +129,8 @@ def test_report_contains_every_figure_and_table(workdir):
     with zipfile.ZipFile(workdir / "report.zip") as archive:
         names = "\n".join(archive.namelist())
     for name in ("curves.png", "reliability.test.png", "attention.test.png", "gallery.test.png",
-                 "comparison.test.png", "results.test.html", "published.test.html", "mcnemar.test.csv"):
+                 "comparison.test.png", "results.test.html", "published.test.html", "mcnemar.test.csv",
+                 "mcnemar.test.html"):
         assert name in names, name
     snakemake(workdir, "all", "--report", "report.html")
     html = (workdir / "report.html").read_text()
@@ -131,6 +141,6 @@ def test_rule_files_lint_clean(workdir):
     result = subprocess.run(["snakemake", "--lint"], cwd=workdir, capture_output=True, text=True, timeout=300)
     out = result.stdout + result.stderr
     # The test Snakefile itself (absolute include paths) is not the product; the rule files are.
-    for name in ("report_common.smk", "evaluate.smk", "figures.smk"):
+    for name in ("report_common.smk", "baselines.smk", "evaluate.smk", "figures.smk"):
         assert f"Lints for snakefile {REPO}/rules/{name}" not in out, out[-3000:]
     assert "Lints for rule" not in out, out[-3000:]

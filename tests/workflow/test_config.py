@@ -58,6 +58,14 @@ def test_unknown_tokenizer_reference_is_named(tmp_path):
     assert result.returncode != 0 and "unknown tokenizer 'bert'" in result.stdout + result.stderr
 
 
+def test_baseline_names_are_reserved():
+    """A configured model named like a baseline would share its predictions path."""
+    config = copy.deepcopy(default_config())
+    config["models"]["baseline-majority"] = next(iter(config["models"].values()))
+    with pytest.raises(ConfigError, match=r"models\.baseline-majority: names starting with 'baseline-' are reserved"):
+        check_config(config)
+
+
 def test_unknown_source_option_is_named():
     config = copy.deepcopy(default_config())
     config["datasets"]["demo"]["options"]["n_imgs"] = 10

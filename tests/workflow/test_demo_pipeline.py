@@ -84,4 +84,7 @@ def test_report_contains_every_model_figure_and_table(demo_run):
     for _, model in all_runs:
         assert model in html, model
     table = pd.read_csv(work / "results/tables/demo/results.test.csv")
-    assert sorted(table["model"]) == sorted(m for d, m in all_runs if d == "demo")
+    models = table.loc[table["kind"] == "model", "model"]
+    assert sorted(models) == sorted(m for d, m in all_runs if d == "demo")
+    # The baselines are rows of every results table too (rules/baselines.smk).
+    assert list(table.loc[table["kind"] == "baseline", "model"]) == ["baseline-majority", "baseline-question-only"]

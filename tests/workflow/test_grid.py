@@ -52,7 +52,9 @@ def test_grid_example_expands_to_the_expected_jobs(tmp_path):
     runs = 1 * 1 * 3 * 2 * 2  # datasets x models x seeds x question types x subsamples
     views = 4  # demo, demo-n500, demo-closed, demo-closed-n500
     assert counts["train"] == runs
-    assert counts["predict_with_attention"] == runs and counts["score_vqa"] == runs
+    # Each view also scores its two baselines (built from the view's own train split).
+    assert counts["predict_with_attention"] == runs and counts["score_vqa"] == runs + 2 * views
+    assert counts["vqa_baseline"] == 2 * views
     assert counts["filter_split"] == 3 * (views + 1)  # + demo_captions
     assert counts["import_dataset"] == 2  # demo and demo_captions only: the views share demo's
     assert counts["image_cache"] == 3 * 2  # and its image caches

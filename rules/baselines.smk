@@ -1,0 +1,81 @@
+# Baselines (data stage, CPU only, no training): each is written as an ordinary run under
+# seed 0, so score_vqa / score_captions score it like a model and the tables and comparison
+# figures list it as a row with the same metrics and intervals.
+#
+#   results/predictions/{dataset}/baseline-{majority,question-only}/0/{split}.parquet
+#   results/captions/{dataset}/baseline-{frequent,nearest}-caption/0/{split}.parquet
+#
+# Input functions: rules/report_common.smk (baseline_names, baseline_image_inputs).
+
+
+rule vqa_baseline:
+    """Majority-answer or question-only predictions of one VQA split, from the train split."""
+    input:
+        train="results/data/{dataset}/train.parquet",
+        split="results/data/{dataset}/{split}.parquet",
+    output:
+        "results/predictions/{dataset}/{model}/0/{split}.parquet",
+    log:
+        "logs/predictions/{dataset}/{model}/0/{split}.log",
+    wildcard_constraints:
+        dataset=task_datasets("vqa"),
+        model=baseline_names("vqa"),
+    params:
+        name="{model}",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../workflow_scripts/baseline.py"
+
+
+rule caption_baseline:
+    """The most frequent train caption for every image of one caption split."""
+    input:
+        train="results/data/{dataset}/train.parquet",
+        split="results/data/{dataset}/{split}.parquet",
+    output:
+        "results/captions/{dataset}/{model}/0/{split}.parquet",
+    log:
+        "logs/captions/{dataset}/{model}/0/{split}.log",
+    wildcard_constraints:
+        dataset=task_datasets("caption"),
+        model="baseline-frequent-caption",
+    params:
+        name="{model}",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../workflow_scripts/baseline.py"
+
+
+rule nearest_caption_baseline:
+    """The caption of the most similar train image (grey 16x16 thumbnails) for every image of a split."""
+    input:
+        unpack(baseline_image_inputs),
+        train="results/data/{dataset}/train.parquet",
+        split="results/data/{dataset}/{split}.parquet",
+    output:
+        "results/captions/{dataset}/{model}/0/{split}.parquet",
+    log:
+        "logs/captions/{dataset}/{model}/0/{split}.log",
+    wildcard_constraints:
+        dataset=task_datasets("caption"),
+        model="baseline-nearest-caption",
+    params:
+        name="{model}",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../workflow_scripts/baseline.py"
