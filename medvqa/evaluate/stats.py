@@ -250,19 +250,20 @@ def t_interval(mean: float, std: float, n: int, level: float = 0.95) -> tuple[fl
     return (mean - half, mean + half)
 
 
-def aggregate_seeds(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Mean/std across seeds of every numeric leaf shared by all metric dicts.
+def aggregate_seeds(results: Sequence[Mapping[str, Any]], level: float = 0.95) -> dict[str, Any]:
+    """Mean/std/t interval across seeds of every numeric leaf shared by all metric dicts.
 
     ``results`` are parsed metrics JSONs of one (dataset, model, split), one per seed; the
     output mirrors their nesting with each numeric leaf replaced by ``mean_std`` of its
-    per-seed values. Leaves missing from some seed, strings and lists are left out.
+    per-seed values (SEED_INTERVAL at ``level``). Leaves missing from some seed, strings and
+    lists are left out.
     """
     if not results:
         return {}
-    return _aggregate(list(results))
+    return _aggregate(list(results), level)
 
 
-def _aggregate(nodes: list[Any]) -> Any:
+def _aggregate(nodes: list[Any], level: float = 0.95) -> Any:
     first = nodes[0]
     if isinstance(first, Mapping):
         if not all(isinstance(node, Mapping) for node in nodes):
@@ -270,12 +271,12 @@ def _aggregate(nodes: list[Any]) -> Any:
         out = {}
         for key in first:
             if all(key in node for node in nodes):
-                value = _aggregate([node[key] for node in nodes])
+                value = _aggregate([node[key] for node in nodes], level)
                 if value is not None and value != {}:
                     out[key] = value
         return out
     if all(_is_number(node) for node in nodes):
-        return mean_std([math.nan if node is None else node for node in nodes])
+        return mean_std([math.nan if node is None else node for node in nodes], level)
     return None
 
 

@@ -3,8 +3,9 @@
 VQA datasets: one group of bars per question type (all, closed, open) under the accuracy
 protocol chosen in the FigureSpec, one bar per model. Caption datasets: corpus BLEU-4,
 ROUGE-L and (if scored) embedding similarity. Bar height = value (mean over seeds); error
-bar = 95% bootstrap CI over questions or images (with several seeds: the mean of the seeds' CI
-bounds); dots = individual seeds when there are several. Values are percent.
+bar = 95% bootstrap CI over images (or questions; ``evaluate.bootstrap_unit``), and with several
+seeds the Student t interval of the per-seed values; dots = individual seeds when there are
+several. Values are percent.
 """
 
 from __future__ import annotations
