@@ -143,8 +143,10 @@ def wilson_interval(successes: float, n: int, level: float = 0.95) -> tuple[floa
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    # Clip float noise: at p = 0 the lower bound is 0 exactly, at p = 1 the upper bound is 1.
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # At p = 0 the lower bound is 0 exactly and at p = 1 the upper bound 1; float rounding leaves ~1e-19.
+    low = 0.0 if successes <= 0 else max(0.0, centre - half)
+    high = 1.0 if successes >= n else min(1.0, centre + half)
+    return (low, high)
 
 
 def with_point(interval: tuple[float, float], point: float) -> tuple[float, float]:
