@@ -61,11 +61,11 @@ def library_versions(names: Sequence[str] = LIBRARIES) -> dict[str, str | None]:
     return versions
 
 
-def project_version() -> str | None:
-    try:
-        return metadata.version("medvqa")
-    except metadata.PackageNotFoundError:
-        return None
+def project_version() -> str:
+    """The version of the medvqa code that is running (the package's own, not an installed copy's)."""
+    from medvqa import __version__
+
+    return __version__
 
 
 def _git(root: Path, *args: str) -> str | None:
