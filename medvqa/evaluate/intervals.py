@@ -1,9 +1,11 @@
-"""Bootstrap intervals of the scoring stage's non-mean numbers: corpus BLEU, sacreBLEU, calibration.
+"""Bootstrap intervals of the scoring stage: units, the CI rules text, and the intervals of its
+non-mean numbers (corpus BLEU, sacreBLEU, calibration).
 
-Used by ``medvqa.evaluate.score``. Each number is written as a statistic of column sums of
-a per-item table, so ``stats.statistic_interval`` resamples the same units (images or
-questions) as the accuracies, and the point estimate is the same statistic of the whole
-split's sums (or agrees with it to float rounding, which the hull rule absorbs).
+Used by ``medvqa.evaluate.score``; ``spec`` arguments are its ScoreSpec. Each number is a
+statistic of column sums of a per-item table, so ``stats.statistic_interval`` resamples the
+same units (images or questions) as the accuracies, and the point estimate is the same
+statistic of the whole split's sums (or agrees with it to float rounding, which the hull
+rule absorbs).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from medvqa.evaluate import calibration, stats
 
@@ -22,6 +25,36 @@ CALIBRATION_RULE = (
     "bootstrap over the same units as the accuracies: each resample recomputes the bins and every "
     "number from the resampled items (mean_confidence_wrong: resamples without a wrong answer left out)"
 )
+
+
+def bootstrap_units(frame: pd.DataFrame, spec: Any) -> np.ndarray | None:
+    """(n,) image id of each row when the spec resamples images and the split has them, else None."""
+    if spec.bootstrap_unit == "image" and "image_id" in frame:
+        return frame["image_id"].astype(str).to_numpy()
+    return None
+
+
+def subset(units: np.ndarray | None, mask: np.ndarray) -> np.ndarray | None:
+    return None if units is None else units[mask]
+
+
+def ci_protocol(spec: Any, items: str, clustered: bool = False) -> str:
+    """How the confidence intervals were drawn; ``items``: what was resampled (questions, images);
+    ``clustered``: images resampled with all of their questions."""
+    bootstrap = stats.BOOTSTRAP_DESCRIPTION.format(
+        items=items, seed=spec.bootstrap_seed, resamples=spec.bootstrap_resamples, level=spec.ci_level,
+        cluster=stats.CLUSTER_NOTE if clustered else "",
+    )
+    return f"{bootstrap}; {stats.WILSON_RULE}; {stats.HULL_RULE}"
+
+
+def vqa_ci_protocol(frame: pd.DataFrame, spec: Any) -> str:
+    """ci_protocol of a VQA split, saying when images were asked for but the split has no image_id."""
+    if bootstrap_units(frame, spec) is not None:
+        return ci_protocol(spec, "images", clustered=True)
+    if spec.bootstrap_unit == "image":
+        return ci_protocol(spec, "questions") + " (bootstrap_unit image, but the split has no image_id column)"
+    return ci_protocol(spec, "questions")
 
 
 def nltk_bleu_from_sums(sums: np.ndarray, order: int, max_order: int = 4) -> np.ndarray:

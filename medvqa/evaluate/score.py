@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from medvqa.evaluate import calibration, intervals, metrics, stats
+from medvqa.evaluate.intervals import bootstrap_units, ci_protocol, vqa_ci_protocol
 from medvqa.evaluate.embedding import POOLING, SentenceEncoder, embedding_similarity
 from medvqa.evaluate.inputs import columns_of, read_captions, read_vqa
 from medvqa.evaluate.normalise import CAPTION_TOKENISATION, NORMALISATION, answer_tokens, caption_tokens
@@ -109,17 +110,6 @@ def summarise(values: np.ndarray, spec: ScoreSpec, units: np.ndarray | None = No
     return {"value": value, "ci_low": low, "ci_high": high, "n": int(values.size), "ci_method": method}
 
 
-def bootstrap_units(frame: pd.DataFrame, spec: ScoreSpec) -> np.ndarray | None:
-    """(n,) image id of each row when the spec resamples images and the split has them, else None."""
-    if spec.bootstrap_unit == "image" and "image_id" in frame:
-        return frame["image_id"].astype(str).to_numpy()
-    return None
-
-
-def _subset(units: np.ndarray | None, mask: np.ndarray) -> np.ndarray | None:
-    return None if units is None else units[mask]
-
-
 def accuracy_block(
     scores: np.ndarray, frame: pd.DataFrame, spec: ScoreSpec, units: np.ndarray | None = None
 ) -> dict[str, Any]:
@@ -127,12 +117,12 @@ def accuracy_block(
     block = {"overall": summarise(scores, spec, units)}
     for kind in ("closed", "open"):
         mask = (frame["answer_type"] == kind).to_numpy()
-        block[kind] = summarise(scores[mask], spec, _subset(units, mask))
+        block[kind] = summarise(scores[mask], spec, intervals.subset(units, mask))
     for col in spec.group_columns:
         if col in frame:
             labels = frame[col].astype("string").fillna("(missing)").to_numpy()
             block[f"by_{col}"] = {
-                str(label): summarise(scores[labels == label], spec, _subset(units, labels == label))
+                str(label): summarise(scores[labels == label], spec, intervals.subset(units, labels == label))
                 for label in sorted(set(labels))
             }
     return block
@@ -229,25 +219,6 @@ def calibration_section(
         "sources": described,
     }
     return reports, protocol
-
-
-def ci_protocol(spec: ScoreSpec, items: str, clustered: bool = False) -> str:
-    """How the confidence intervals were drawn; ``items``: what was resampled (questions, images);
-    ``clustered``: images resampled with all of their questions."""
-    bootstrap = stats.BOOTSTRAP_DESCRIPTION.format(
-        items=items, seed=spec.bootstrap_seed, resamples=spec.bootstrap_resamples, level=spec.ci_level,
-        cluster=stats.CLUSTER_NOTE if clustered else "",
-    )
-    return f"{bootstrap}; {stats.WILSON_RULE}; {stats.HULL_RULE}"
-
-
-def vqa_ci_protocol(frame: pd.DataFrame, spec: ScoreSpec) -> str:
-    """ci_protocol of a VQA split, saying when images were asked for but the split has no image_id."""
-    if bootstrap_units(frame, spec) is not None:
-        return ci_protocol(spec, "images", clustered=True)
-    if spec.bootstrap_unit == "image":
-        return ci_protocol(spec, "questions") + " (bootstrap_unit image, but the split has no image_id column)"
-    return ci_protocol(spec, "questions")
 
 
 def vqa_counts(frame: pd.DataFrame) -> dict[str, int]:

@@ -82,7 +82,8 @@ def test_score_vqa_json_layout_states_every_protocol(tmp_path):
     returned = score_vqa(data, pred, out_json, ScoreSpec())
     assert json.loads(out_json.read_text(), parse_constant=_reject) == returned  # strict JSON: no NaN
     sections = {
-        "task", "n", "accuracy", "bleu", "embedding_similarity", "calibration", "protocol", "inputs", "spec", "provenance",
+        "task", "n", "accuracy", "bleu", "embedding_similarity", "calibration", "protocol", "inputs", "spec",
+        "provenance",
     }
     assert set(returned) == sections
     assert set(returned["accuracy"]) == {"exact_match", "llava_med", "token_f1"}
@@ -134,7 +135,8 @@ def test_all_correct(tmp_path):
     wilson_low = 8 / (8 + 1.959963984540054**2)
     for protocol in ("exact_match", "llava_med", "token_f1"):
         overall = out["accuracy"][protocol]["overall"]
-        assert overall == {"value": 1.0, "ci_low": pytest.approx(wilson_low), "ci_high": 1.0, "n": 8, "ci_method": "wilson"}
+        expected = {"value": 1.0, "ci_low": pytest.approx(wilson_low), "ci_high": 1.0, "n": 8, "ci_method": "wilson"}
+        assert overall == expected
     assert out["calibration"]["confidence"]["ece"] == 0.0
 
 
