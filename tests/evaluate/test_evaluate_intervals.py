@@ -2,6 +2,7 @@
 every interval the scoring stage writes contains its own point estimate."""
 
 import math
+import time
 import warnings
 
 import numpy as np
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 from nltk.translate.bleu_score import corpus_bleu as nltk_corpus_bleu
 
-from medvqa.evaluate import calibration, intervals, metrics
+from medvqa.evaluate import calibration, intervals, metrics, stats
 from medvqa.evaluate.score import ScoreSpec, score_captions, score_vqa
 
 WORDS = ["the", "left", "lung", "shows", "a", "mass", "no", "effusion", "heart", "is", "enlarged", "ct"]
@@ -140,3 +141,33 @@ def test_every_caption_interval_contains_its_point(tmp_path, seed):
     out = score_captions(tmp_path / "d.parquet", tmp_path / "g.parquet", tmp_path / "m.json", ScoreSpec())
     pairs = _check_contains(out)
     assert ("sacrebleu", "bleu_4") in {p for p, *_ in pairs}
+
+
+def test_score_vqa_resamples_images_by_default_and_says_so(tmp_path):
+    rng = np.random.default_rng(3)
+    data, predictions = _random_vqa(rng, 60, "random")
+    data.to_parquet(tmp_path / "d.parquet")
+    predictions.to_parquet(tmp_path / "p.parquet")
+    paths = (tmp_path / "d.parquet", tmp_path / "p.parquet", tmp_path / "m.json")
+    by_image = score_vqa(*paths, ScoreSpec())
+    by_question = score_vqa(*paths, ScoreSpec(bootstrap_unit="question"))
+    assert "over images" in by_image["protocol"]["ci"] and "cluster bootstrap" in by_image["protocol"]["ci"]
+    assert "over questions" in by_question["protocol"]["ci"] and "Wilson" in by_question["protocol"]["ci"]
+    image_block = by_image["accuracy"]["exact_match"]["overall"]
+    question_block = by_question["accuracy"]["exact_match"]["overall"]
+    assert image_block["value"] == question_block["value"]
+    assert (image_block["ci_low"], image_block["ci_high"]) != (question_block["ci_low"], question_block["ci_high"])
+    # A split without image_id cannot be resampled by image: questions, and the JSON says why.
+    data.drop(columns="image_id").to_parquet(tmp_path / "d.parquet")
+    fallback = score_vqa(*paths, ScoreSpec())
+    assert "the split has no image_id column" in fallback["protocol"]["ci"]
+    assert fallback["accuracy"]["exact_match"]["overall"] == question_block
+
+
+def test_image_bootstrap_is_fast_at_pathvqa_size():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 1000, size=6719)  # PathVQA test: 6,719 questions
+    values = (rng.random(6719) < 0.6).astype(float)
+    start = time.perf_counter()
+    stats.mean_interval(values, 1000, 0, 0.95, images)
+    assert time.perf_counter() - start < 5.0  # one count matrix: ~0.03 s here
