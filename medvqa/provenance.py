@@ -124,15 +124,34 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def hub_cache_commit(repo_id: str, revision: str | None) -> str | None:
+    """The commit a Hugging Face cache holds for ``repo_id`` at ``revision`` (default "main"), read
+    from the cache's refs file (huggingface_hub's cache layout), or None when not cached here."""
+    home = os.environ.get("HF_HOME", os.path.join(os.path.expanduser("~"), ".cache", "huggingface"))
+    cache = Path(os.environ.get("HF_HUB_CACHE", os.path.join(home, "hub")))
+    ref = cache / f"models--{repo_id.replace('/', '--')}" / "refs" / (revision or "main")
+    try:
+        return ref.read_text().strip() or None
+    except OSError:
+        return None
+
+
 def checkpoint_identity(checkpoint: str, revision: str | None) -> dict[str, Any]:
     """A checkpoint named in the config: a local directory's weight files hashed, or a hub id
-    with its configured revision ("not pinned" when none is configured)."""
+    with its configured revision ("not pinned" when none is configured) and the commit the
+    local Hugging Face cache holds for it."""
     path = Path(checkpoint)
     if path.is_dir():
         weights = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
         hashes = {p.relative_to(path).as_posix(): file_sha256(p) for p in weights}
         return {"id": checkpoint, "kind": "directory", "weights_sha256": hashes}
-    return {"id": checkpoint, "kind": "hub id", "revision": revision or "not pinned (the hub's default branch)"}
+    # Hub ids are "name" or "org/name"; anything else names a local path that is not there now.
+    if checkpoint.count("/") > 1 or checkpoint.startswith((".", "/", "~")):
+        return {"id": checkpoint, "kind": "local path, absent when scored (not hashed)"}
+    return {
+        "id": checkpoint, "kind": "hub id", "revision": revision or "not pinned (the hub's default branch)",
+        "cached_commit": hub_cache_commit(checkpoint, revision),
+    }
 
 
 def model_provenance(run: Mapping[str, Any]) -> dict[str, Any]:

@@ -61,6 +61,21 @@ def test_calibration_statistics_of_the_whole_split_equal_the_report(seed):
             assert values[key][0] == pytest.approx(expected, abs=1e-12), key
 
 
+def test_sacrebleu_statistic_of_the_whole_corpus_equals_corpus_score():
+    from sacrebleu.metrics import BLEU
+
+    rng = np.random.default_rng(4)
+    hyps = [" ".join(rng.choice(WORDS, rng.integers(1, 12))).capitalize() + "." for _ in range(15)]
+    refs = [[" ".join(rng.choice(WORDS, rng.integers(3, 12))) for _ in range(15)], [None] * 14 + ["The heart."]]
+    bleu = BLEU(lowercase=True)
+    point = bleu.corpus_score(hyps, refs).score / 100.0
+    table = np.array(bleu._extract_corpus_statistics(hyps, refs))
+    assert bleu._compute_score_from_stats(table.sum(axis=0).tolist()).score / 100.0 == pytest.approx(point, rel=1e-12)
+    spec = ScoreSpec()
+    low, high = intervals.sacrebleu_interval(bleu, hyps, refs, point, spec)
+    assert low < point < high
+
+
 # --- property: every interval contains its point ---------------------------------------------
 
 

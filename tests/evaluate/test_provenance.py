@@ -108,8 +108,21 @@ def test_model_provenance_hashes_run_files_and_local_checkpoints(tmp_path):
     out = provenance.model_provenance({"run_dir": str(run_dir), "entry": hub})
     assert out["weights_sha256"].startswith("none (zero-shot")
     assert out["checkpoints"]["checkpoint"] == {
-        "id": "Qwen/Qwen2-VL-2B-Instruct", "kind": "hub id", "revision": "not pinned (the hub's default branch)"
+        "id": "Qwen/Qwen2-VL-2B-Instruct", "kind": "hub id", "revision": "not pinned (the hub's default branch)",
+        "cached_commit": None,
     }
+    missing = provenance.checkpoint_identity("results/pretrained/gone", None)
+    assert missing["kind"].startswith("local path, absent")
+
+
+def test_hub_checkpoint_records_the_commit_of_the_local_cache(tmp_path, monkeypatch):
+    # huggingface_hub's cache layout: models--{org}--{name}/refs/{revision} holds the commit hash.
+    refs = tmp_path / "hub/models--org--model/refs"
+    refs.mkdir(parents=True)
+    (refs / "main").write_text("a" * 40)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert provenance.checkpoint_identity("org/model", None)["cached_commit"] == "a" * 40
+    assert provenance.checkpoint_identity("org/model", "v2")["cached_commit"] is None
 
 
 def test_metrics_json_records_provenance_and_is_deterministic(tmp_path):
