@@ -1,12 +1,14 @@
 """Scoring stage: predictions → ``results/metrics/{dataset}/{model}/{seed}/{split}.json``.
 
-``score_vqa`` reads a data split (question_id, answer, answer_type [+ modality, organ,
-content_type]) and a predictions parquet (question_id, prediction [+ confidence, samples,
-answer_prob]); ``score_captions`` reads a caption split (image_id, caption) and a captions
-parquet (image_id, generated). Both write one nested JSON in which every number sits next
-to its sample size and bootstrap CI, and a "protocol" block states how it was computed
-(normalisation, closed-question rule, BLEU weights and smoothing, ECE bins, confidence
-source). NaN is written as null. An empty split is not an error: it gives n = 0 and null
+``score_vqa`` reads a data split (question_id, answer, answer_type [+ image_id, modality,
+organ, content_type]) and a predictions parquet (question_id, prediction [+ confidence,
+samples, answer_prob]); ``score_captions`` reads a caption split (image_id, caption) and a
+captions parquet (image_id, generated). Both write one nested JSON in which every number
+sits next to its sample size and CI (bootstrap over images by default; bare numbers such as
+ECE have theirs under their section's "intervals"), a "protocol" block states how it was
+computed (normalisation, closed-question rule, BLEU weights and smoothing, ECE bins,
+confidence source, CI rules), and a "provenance" block (``medvqa.provenance``) what it was
+computed from. NaN is written as null. An empty split is not an error: it gives n = 0 and null
 values, so a dataset without a validation split does not stop the workflow.
 
 Command line: ``python -m medvqa.evaluate.score --data D --predictions P --out O``.
@@ -27,9 +29,9 @@ import numpy as np
 import pandas as pd
 
 from medvqa.evaluate import calibration, intervals, metrics, stats
-from medvqa.evaluate.intervals import bootstrap_units, ci_protocol, vqa_ci_protocol
 from medvqa.evaluate.embedding import POOLING, SentenceEncoder, embedding_similarity
 from medvqa.evaluate.inputs import columns_of, read_captions, read_vqa
+from medvqa.evaluate.intervals import bootstrap_units, ci_protocol, vqa_ci_protocol
 from medvqa.evaluate.normalise import CAPTION_TOKENISATION, NORMALISATION, answer_tokens, caption_tokens
 from medvqa.io import setup_logging, write_json
 from medvqa.provenance import provenance
@@ -271,7 +273,9 @@ def vqa_metrics(frame: pd.DataFrame, spec: ScoreSpec) -> dict[str, Any]:
     }
 
 
-def sacrebleu_block(hypotheses: list[str], references: list[list[str]], spec: ScoreSpec) -> dict[str, Any] | None:
+def sacrebleu_block(
+    hypotheses: list[str], references: list[list[str]], spec: ScoreSpec
+) -> dict[str, Any] | None:
     """Standard sacreBLEU (13a tokeniser, lower-cased) for comparison with published numbers,
     with a bootstrap interval over images under "intervals"."""
     if not hypotheses:
