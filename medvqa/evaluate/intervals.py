@@ -45,7 +45,10 @@ def ci_protocol(spec: Any, items: str, clustered: bool = False) -> str:
         items=items, seed=spec.bootstrap_seed, resamples=spec.bootstrap_resamples, level=spec.ci_level,
         cluster=stats.CLUSTER_NOTE if clustered else "",
     )
-    return f"{bootstrap}; {stats.WILSON_RULE}; {stats.HULL_RULE}"
+    rules = [stats.WILSON_RULE, stats.HULL_RULE]
+    if clustered:
+        rules.insert(0, stats.SINGLE_UNIT_RULE)
+    return "; ".join([bootstrap, *rules])
 
 
 def vqa_ci_protocol(frame: pd.DataFrame, spec: Any) -> str:

@@ -29,6 +29,10 @@ WILSON_RULE = (
     "interval is the Wilson score interval of that proportion with n = the number of scored items "
     "(clustering cannot be estimated from a sample without variation)"
 )
+SINGLE_UNIT_RULE = (
+    "a subset (e.g. one modality) whose questions all belong to one image is resampled by question, "
+    "since resampling its single image gives no spread"
+)
 HULL_RULE = (
     "an interval that leaves out its own point estimate (a skewed statistic, or float rounding) is "
     "widened to reach it: [min(low, value), max(high, value)]"
@@ -85,10 +89,13 @@ def bootstrap_statistic(
 
     ``table`` (n_items, k) holds additive per-item quantities (a 0/1 correctness column,
     BLEU n-gram counts, ...). Each resample draws as many units as there are, with
-    replacement (``units`` (n_items,) labels, e.g. image ids; None: each item is a unit);
+    replacement (``units`` (n_items,) labels, e.g. image ids; None, or a single label
+    (SINGLE_UNIT_RULE): each item is a unit);
     ``statistic`` maps the (rows, k) resampled column sums to (rows,) values. Returns
     (n_resamples,).
     """
+    if units is not None and len(set(np.asarray(units).tolist())) < 2:
+        units = None  # SINGLE_UNIT_RULE: one image alone gives every resample the same value
     table = unit_sums(table, units)
     n = table.shape[0]
     if n == 0:

@@ -155,3 +155,11 @@ def test_seed_interval_is_the_t_interval_of_the_per_seed_values():
     agg = stats.aggregate_seeds(runs)["a"]["value"]
     half = t_dist.ppf(0.975, 1) * np.std([0.5, 0.7], ddof=1) / math.sqrt(2)
     assert (agg["ci_low"], agg["ci_high"]) == pytest.approx((0.6 - half, 0.6 + half))
+
+
+def test_a_single_image_is_resampled_by_question():
+    # Three questions of one image, 2 right: resampling the one image would give [2/3, 2/3].
+    values = np.array([1.0, 1.0, 0.0])
+    assert stats.bootstrap_ci(values, seed=4, units=["img"] * 3) == stats.bootstrap_ci(values, seed=4)
+    low, high, _ = stats.mean_interval(values, units=["img"] * 3)
+    assert low < 2 / 3 < high
