@@ -41,7 +41,8 @@ PREDICTION_FIELDS = {
     "caption": ("image_id", "generated"),
 }
 FINGERPRINT_RULE = (
-    "sha256 of the JSON list of rows [field values] sorted by (id, row), over the fields named; "
+    "sha256 of the UTF-8 text of Python json.dumps(rows, ensure_ascii=False), rows = one list per row "
+    "of the values of the fields named (null for missing), sorted by each row's own json.dumps text; "
     "short = its first 12 hex digits"
 )
 # Keys of a model entry's model: block that name a checkpoint (hub id or directory), per the config schema.
