@@ -22,6 +22,7 @@ rule score_vqa:
         seed=SEED_PATTERN,
     params:
         spec=score_params(),
+        model_run=score_run,
     threads: 1
     resources:
         mem_mb=4000,
@@ -46,6 +47,7 @@ rule score_captions:
         seed=SEED_PATTERN,
     params:
         spec=score_params(),
+        model_run=score_run,
     threads: 1
     resources:
         mem_mb=4000,

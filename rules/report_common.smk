@@ -79,6 +79,14 @@ def score_params():
     return canonical(config.get("evaluate", {}))
 
 
+def score_run(wildcards):
+    """Params of the scoring rules: the model behind the predictions (its config entry and run
+    directory), recorded in the metrics JSON's provenance (medvqa.provenance.model_provenance)."""
+    run_dir = f"results/models/{wildcards.dataset}/{wildcards.model}/{wildcards.seed}"
+    entry = config["models"][wildcards.model]
+    return canonical({"model": wildcards.model, "seed": int(wildcards.seed), "run_dir": run_dir, "entry": entry})
+
+
 def run_seeds(wildcards):
     """Params of aggregate_seeds: the seeds, in the order of seed_metrics."""
     return model_seeds_of(wildcards.dataset, wildcards.model)

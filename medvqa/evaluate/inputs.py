@@ -16,6 +16,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 VQA_DATA_COLUMNS = ("question_id", "answer", "answer_type")
+# image_id (when the split has it) is the unit of the image-level bootstrap.
+OPTIONAL_VQA_DATA_COLUMNS = ("image_id",)
 CAPTION_DATA_COLUMNS = ("image_id", "caption")
 PREDICTION_COLUMNS = ("question_id", "prediction")
 OPTIONAL_PREDICTION_COLUMNS = ("confidence", "samples", "answer_prob")
@@ -81,10 +83,12 @@ def read_vqa(
 ) -> pd.DataFrame:
     """Aligned VQA rows: data columns (answer, answer_type, present group columns) + predictions.
 
-    Output columns: question_id, answer, answer_type, *groups, prediction (str, '' for
-    null), and whichever of confidence (float, NaN allowed), samples, answer_prob exist.
+    Output columns: question_id, answer, answer_type, image_id (if the split has it), *groups,
+    prediction (str, '' for null), and whichever of confidence (float, NaN allowed), samples,
+    answer_prob exist.
     """
-    data = read_columns(data_path, VQA_DATA_COLUMNS, group_columns, what="data split")
+    optional = [*OPTIONAL_VQA_DATA_COLUMNS, *(c for c in group_columns if c not in OPTIONAL_VQA_DATA_COLUMNS)]
+    data = read_columns(data_path, VQA_DATA_COLUMNS, optional, what="data split")
     bad = sorted(set(data["answer_type"]) - {"closed", "open"})
     if bad:
         raise ValueError(

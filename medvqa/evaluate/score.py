@@ -1,12 +1,14 @@
 """Scoring stage: predictions → ``results/metrics/{dataset}/{model}/{seed}/{split}.json``.
 
-``score_vqa`` reads a data split (question_id, answer, answer_type [+ modality, organ,
-content_type]) and a predictions parquet (question_id, prediction [+ confidence, samples,
-answer_prob]); ``score_captions`` reads a caption split (image_id, caption) and a captions
-parquet (image_id, generated). Both write one nested JSON in which every number sits next
-to its sample size and bootstrap CI, and a "protocol" block states how it was computed
-(normalisation, closed-question rule, BLEU weights and smoothing, ECE bins, confidence
-source). NaN is written as null. An empty split is not an error: it gives n = 0 and null
+``score_vqa`` reads a data split (question_id, answer, answer_type [+ image_id, modality,
+organ, content_type]) and a predictions parquet (question_id, prediction [+ confidence,
+samples, answer_prob]); ``score_captions`` reads a caption split (image_id, caption) and a
+captions parquet (image_id, generated). Both write one nested JSON in which every number
+sits next to its sample size and CI (bootstrap over images by default; bare numbers such as
+ECE have theirs under their section's "intervals"), a "protocol" block states how it was
+computed (normalisation, closed-question rule, BLEU weights and smoothing, ECE bins,
+confidence source, CI rules), and a "provenance" block (``medvqa.provenance``) what it was
+computed from. NaN is written as null. An empty split is not an error: it gives n = 0 and null
 values, so a dataset without a validation split does not stop the workflow.
 
 Command line: ``python -m medvqa.evaluate.score --data D --predictions P --out O``.
@@ -26,11 +28,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medvqa.evaluate import calibration, metrics, stats
+from medvqa.evaluate import calibration, intervals, metrics, stats
 from medvqa.evaluate.embedding import POOLING, SentenceEncoder, embedding_similarity
 from medvqa.evaluate.inputs import columns_of, read_captions, read_vqa
+from medvqa.evaluate.intervals import bootstrap_units, ci_protocol, vqa_ci_protocol
 from medvqa.evaluate.normalise import CAPTION_TOKENISATION, NORMALISATION, answer_tokens, caption_tokens
 from medvqa.io import setup_logging, write_json
+from medvqa.provenance import provenance
 from medvqa.spec import ConfigError, Spec, check_choice, check_range
 
 log = logging.getLogger(__name__)
@@ -52,6 +56,7 @@ ROUGE_NOTE = (
     "rouge-score rougeL F-measure per image, best over its references; default tokeniser "
     "(lower case, non-alphanumerics dropped, so English only)"
 )
+BOOTSTRAP_UNITS = ("image", "question")
 CONFIDENCE_SOURCES = {
     "confidence": "the predictions' confidence column: probability of the chosen answer (softmax)",
     "sampled_agreement": "share of the sampled answers (samples column) equal to the normalised prediction",
@@ -66,6 +71,7 @@ class ScoreSpec(Spec):
     n_bins: int = 15  # equal-width calibration bins on [0, 1]
     bootstrap_resamples: int = 1000  # resamples per confidence interval (>= 1000)
     bootstrap_seed: int = 0  # numpy default_rng seed of every bootstrap
+    bootstrap_unit: str = "image"  # what a bootstrap resamples: "image" (with all its questions) or "question"
     ci_level: float = 0.95  # coverage of the percentile bootstrap intervals
     bleu_smoothing: str = "method1"  # nltk SmoothingFunction method of sentence BLEU ("none" = method0)
     bleu_max_order: int = 4  # BLEU-1..bleu_max_order are reported
@@ -83,6 +89,7 @@ class ScoreSpec(Spec):
         check_range(where, "n_bins", self.n_bins, 1, 1000)
         check_range(where, "bootstrap_resamples", self.bootstrap_resamples, 1000)
         check_range(where, "ci_level", self.ci_level, 0.5, 0.999)
+        check_choice(where, "bootstrap_unit", self.bootstrap_unit, BOOTSTRAP_UNITS)
         check_choice(where, "bleu_smoothing", self.bleu_smoothing, metrics.SMOOTHING_NAMES)
         check_range(where, "bleu_max_order", self.bleu_max_order, 1, 4)
         check_range(where, "embedding_batch_size", self.embedding_batch_size, 1)
@@ -91,40 +98,58 @@ class ScoreSpec(Spec):
             raise ConfigError(f"{where}: embedding_encoder must be null or a model path, not ''")
 
 
-def summarise(values: np.ndarray, spec: ScoreSpec) -> dict[str, Any]:
-    """{"value": mean, "ci_low", "ci_high", "n"} of per-item scores (n,)."""
+def summarise(values: np.ndarray, spec: ScoreSpec, units: np.ndarray | None = None) -> dict[str, Any]:
+    """{"value": mean, "ci_low", "ci_high", "n", "ci_method"} of per-item scores (n,).
+
+    ``units`` (n,): the bootstrap unit of each item (image ids), None = each item its own.
+    The interval follows ``stats.mean_interval`` (bootstrap, Wilson for all-0 / all-1 scores).
+    """
     values = np.asarray(values, dtype=np.float64)
-    low, high = stats.bootstrap_ci(values, spec.bootstrap_resamples, spec.bootstrap_seed, spec.ci_level)
+    low, high, method = stats.mean_interval(
+        values, spec.bootstrap_resamples, spec.bootstrap_seed, spec.ci_level, units
+    )
     value = float(values.mean()) if values.size else math.nan
-    return {"value": value, "ci_low": low, "ci_high": high, "n": int(values.size)}
+    return {"value": value, "ci_low": low, "ci_high": high, "n": int(values.size), "ci_method": method}
 
 
-def accuracy_block(scores: np.ndarray, frame: pd.DataFrame, spec: ScoreSpec) -> dict[str, Any]:
+def accuracy_block(
+    scores: np.ndarray, frame: pd.DataFrame, spec: ScoreSpec, units: np.ndarray | None = None
+) -> dict[str, Any]:
     """Overall, closed, open and per-group summaries of per-question scores (n,)."""
-    block = {"overall": summarise(scores, spec)}
+    block = {"overall": summarise(scores, spec, units)}
     for kind in ("closed", "open"):
-        block[kind] = summarise(scores[(frame["answer_type"] == kind).to_numpy()], spec)
+        mask = (frame["answer_type"] == kind).to_numpy()
+        block[kind] = summarise(scores[mask], spec, intervals.subset(units, mask))
     for col in spec.group_columns:
         if col in frame:
             labels = frame[col].astype("string").fillna("(missing)").to_numpy()
             block[f"by_{col}"] = {
-                str(label): summarise(scores[labels == label], spec) for label in sorted(set(labels))
+                str(label): summarise(scores[labels == label], spec, intervals.subset(units, labels == label))
+                for label in sorted(set(labels))
             }
     return block
 
 
-def bleu_block(hyps: list[list[str]], refs: list[list[list[str]]], spec: ScoreSpec) -> dict[str, Any]:
-    """Corpus BLEU-1..N (nltk, unsmoothed) with CIs from bootstrapped n-gram counts."""
+def bleu_block(
+    hyps: list[list[str]], refs: list[list[list[str]]], spec: ScoreSpec, units: np.ndarray | None = None
+) -> dict[str, Any]:
+    """Corpus BLEU-1..N (nltk, unsmoothed) with CIs from bootstrapped n-gram counts.
+
+    The bootstrap statistic reproduces nltk's zero rules (``intervals.nltk_bleu_from_sums``),
+    so a value of ~1e-104 (no matching 4-gram) gets an interval that contains it.
+    """
     order = spec.bleu_max_order
     point = metrics.corpus_bleu(hyps, refs, order, smoothing="none")
     table = metrics.bleu_statistics(hyps, refs, order)
     out = {}
     for k in range(1, order + 1):
         def statistic(sums: np.ndarray, k: int = k) -> np.ndarray:
-            return metrics.bleu_from_statistics(sums, k, order)
+            return intervals.nltk_bleu_from_sums(sums, k, order)
 
-        dist = stats.bootstrap_statistic(table, statistic, spec.bootstrap_resamples, spec.bootstrap_seed)
-        low, high = stats.percentile_interval(dist, spec.ci_level)
+        low, high = stats.statistic_interval(
+            table, statistic, point[f"bleu_{k}"], spec.bootstrap_resamples, spec.bootstrap_seed,
+            spec.ci_level, units,
+        )
         out[f"bleu_{k}"] = {"value": point[f"bleu_{k}"], "ci_low": low, "ci_high": high, "n": len(hyps)}
     return out
 
@@ -143,14 +168,17 @@ def bleu_protocol(spec: ScoreSpec, tokenisation: str) -> dict[str, Any]:
     }
 
 
-def embedding_block(predictions: Sequence[str], references: Sequence[Sequence[str]], spec: ScoreSpec):
+def embedding_block(
+    predictions: Sequence[str], references: Sequence[Sequence[str]], spec: ScoreSpec,
+    units: np.ndarray | None = None,
+):
     """(summary or None, protocol dict) of embedding cosine similarity."""
     if spec.embedding_encoder is None:
         return None, {"encoder": None, "reason": "no embedding_encoder configured in the scoring spec"}
     encoder = SentenceEncoder(spec.embedding_encoder, spec.embedding_batch_size, spec.embedding_max_length)
     sims = embedding_similarity(encoder, predictions, references)
     protocol = {"encoder": spec.embedding_encoder, "pooling": POOLING, "references": "max over references"}
-    return summarise(sims, spec), protocol
+    return summarise(sims, spec, units), protocol
 
 
 def confidence_sources(frame: pd.DataFrame) -> dict[str, np.ndarray | str]:
@@ -170,30 +198,29 @@ def confidence_sources(frame: pd.DataFrame) -> dict[str, np.ndarray | str]:
     return sources
 
 
-def calibration_section(frame: pd.DataFrame, correct: np.ndarray, spec: ScoreSpec):
-    """(per-source calibration reports or None, protocol dict)."""
+def calibration_section(
+    frame: pd.DataFrame, correct: np.ndarray, spec: ScoreSpec, units: np.ndarray | None = None
+):
+    """(per-source calibration reports or None, protocol dict); each report holds "intervals"."""
     reports, described = {}, {}
     for name, values in confidence_sources(frame).items():
         if isinstance(values, str):
             reports[name], described[name] = None, f"absent: {values}"
         else:
             reports[name] = calibration.calibration_report(values, correct, spec.n_bins)
+            reports[name]["intervals"] = intervals.calibration_intervals(
+                reports[name], values, correct, units, spec
+            )
             described[name] = CONFIDENCE_SOURCES[name]
     protocol = {
         "correctness": "exact_match",
         "n_bins": spec.n_bins,
         "binning": calibration.BINNING.format(n_bins=spec.n_bins),
         "metrics": calibration.METRICS,
+        "intervals": intervals.CALIBRATION_RULE,
         "sources": described,
     }
     return reports, protocol
-
-
-def ci_protocol(spec: ScoreSpec, items: str) -> str:
-    """How the confidence intervals were drawn; ``items``: what was resampled (questions, images)."""
-    return stats.BOOTSTRAP_DESCRIPTION.format(
-        items=items, seed=spec.bootstrap_seed, resamples=spec.bootstrap_resamples, level=spec.ci_level
-    )
 
 
 def vqa_counts(frame: pd.DataFrame) -> dict[str, int]:
@@ -209,6 +236,7 @@ def vqa_metrics(frame: pd.DataFrame, spec: ScoreSpec) -> dict[str, Any]:
     """The full metrics dict of aligned VQA rows (see ``read_vqa`` for the columns)."""
     preds, refs, kinds = frame["prediction"].tolist(), frame["answer"].tolist(), frame["answer_type"].tolist()
     correct = metrics.exact_match(preds, refs)
+    units = bootstrap_units(frame, spec)
     per_protocol = {
         "exact_match": correct,
         "llava_med": metrics.llava_med_scores(preds, refs, kinds),
@@ -218,16 +246,16 @@ def vqa_metrics(frame: pd.DataFrame, spec: ScoreSpec) -> dict[str, Any]:
     ref_tok = [[answer_tokens(r)] for r in refs]
     sentence = metrics.sentence_bleu_scores(hyp_tok, ref_tok, spec.bleu_max_order, spec.bleu_smoothing)
     orders = range(1, spec.bleu_max_order + 1)
-    embedding, embedding_protocol = embedding_block(preds, [[r] for r in refs], spec)
-    calib, calib_protocol = calibration_section(frame, correct, spec)
+    embedding, embedding_protocol = embedding_block(preds, [[r] for r in refs], spec, units)
+    calib, calib_protocol = calibration_section(frame, correct, spec, units)
     bleu_note = {"note": "answers are mostly 1-3 words, so BLEU-1 is the meaningful order for VQA"}
     return {
         "task": "vqa",
         "n": vqa_counts(frame),
-        "accuracy": {name: accuracy_block(scores, frame, spec) for name, scores in per_protocol.items()},
+        "accuracy": {name: accuracy_block(scores, frame, spec, units) for name, scores in per_protocol.items()},
         "bleu": {
-            "sentence_mean": {f"bleu_{k}": summarise(sentence[:, k - 1], spec) for k in orders},
-            "corpus": bleu_block(hyp_tok, ref_tok, spec),
+            "sentence_mean": {f"bleu_{k}": summarise(sentence[:, k - 1], spec, units) for k in orders},
+            "corpus": bleu_block(hyp_tok, ref_tok, spec, units),
         },
         "embedding_similarity": embedding,
         "calibration": calib,
@@ -239,14 +267,17 @@ def vqa_metrics(frame: pd.DataFrame, spec: ScoreSpec) -> dict[str, Any]:
             "bleu": bleu_protocol(spec, "words of the normalised answer") | bleu_note,
             "embedding_similarity": embedding_protocol,
             "calibration": calib_protocol,
-            "ci": ci_protocol(spec, "questions"),
+            "ci": vqa_ci_protocol(frame, spec),
             "empty_split": EMPTY_SPLIT,
         },
     }
 
 
-def sacrebleu_block(hypotheses: list[str], references: list[list[str]]) -> dict[str, Any] | None:
-    """Standard sacreBLEU (13a tokeniser, lower-cased) for comparison with published numbers."""
+def sacrebleu_block(
+    hypotheses: list[str], references: list[list[str]], spec: ScoreSpec
+) -> dict[str, Any] | None:
+    """Standard sacreBLEU (13a tokeniser, lower-cased) for comparison with published numbers,
+    with a bootstrap interval over images under "intervals"."""
     if not hypotheses:
         return None
     from sacrebleu.metrics import BLEU  # imported here: only the caption stage needs it
@@ -256,7 +287,13 @@ def sacrebleu_block(hypotheses: list[str], references: list[list[str]]) -> dict[
     streams = [[refs[i] if i < len(refs) else None for refs in references] for i in range(width)]
     bleu = BLEU(lowercase=True)
     result = bleu.corpus_score(hypotheses, streams)
-    return {"bleu_4": result.score / 100.0, "signature": str(bleu.get_signature())}
+    point = result.score / 100.0
+    low, high = intervals.sacrebleu_interval(bleu, hypotheses, streams, point, spec)
+    return {
+        "bleu_4": point,
+        "intervals": {"bleu_4": {"ci_low": low, "ci_high": high}},
+        "signature": str(bleu.get_signature()),
+    }
 
 
 def caption_protocol(spec: ScoreSpec, embedding_protocol: dict) -> dict[str, Any]:
@@ -286,7 +323,7 @@ def caption_metrics(frame: pd.DataFrame, spec: ScoreSpec) -> dict[str, Any]:
         "task": "caption",
         "n": counts,
         "bleu": {"corpus": bleu_block(hyp_tok, ref_tok, spec)},
-        "sacrebleu": sacrebleu_block(hyps, refs),
+        "sacrebleu": sacrebleu_block(hyps, refs, spec),
         "rouge_l": summarise(metrics.rouge_l_scores(hyps, refs, spec.rouge_stemmer), spec),
         "embedding_similarity": embedding,
         "protocol": caption_protocol(spec, embedding_protocol),
@@ -306,27 +343,35 @@ def jsonable(obj: Any) -> Any:
     return obj
 
 
-def _finish(result: dict, inputs: dict, spec: ScoreSpec, out_json: str | os.PathLike) -> dict:
-    result = jsonable({**result, "inputs": inputs, "spec": spec.to_dict()})
+def _finish(
+    result: dict, inputs: dict, spec: ScoreSpec, out_json: str | os.PathLike, run: dict | None = None
+) -> dict:
+    """Add inputs, spec and provenance (``medvqa.provenance``) to ``result``; write the JSON."""
+    scored = inputs.get("predictions", inputs.get("captions"))
+    origin = provenance(result["task"], inputs["data"], scored, run)
+    result = jsonable({**result, "inputs": inputs, "spec": spec.to_dict(), "provenance": origin})
     write_json(result, out_json)
     log.info("wrote %s (n=%d)", os.fspath(out_json), result["n"]["total"])
     return result
 
 
-def score_vqa(data_path, predictions_path, out_json, spec: ScoreSpec | None = None) -> dict:
-    """Score one VQA predictions parquet against its data split; write and return the JSON dict."""
+def score_vqa(data_path, predictions_path, out_json, spec: ScoreSpec | None = None, run: dict | None = None) -> dict:
+    """Score one VQA predictions parquet against its data split; write and return the JSON dict.
+
+    ``run``: what identifies the model, for the provenance block (``provenance.model_provenance``).
+    """
     spec = spec or ScoreSpec()
     frame = read_vqa(data_path, predictions_path, spec.group_columns)
     inputs = {"data": os.fspath(data_path), "predictions": os.fspath(predictions_path)}
-    return _finish(vqa_metrics(frame, spec), inputs, spec, out_json)
+    return _finish(vqa_metrics(frame, spec), inputs, spec, out_json, run)
 
 
-def score_captions(data_path, captions_path, out_json, spec: ScoreSpec | None = None) -> dict:
+def score_captions(data_path, captions_path, out_json, spec: ScoreSpec | None = None, run: dict | None = None) -> dict:
     """Score one generated-captions parquet against its caption split; write and return the JSON dict."""
     spec = spec or ScoreSpec()
     frame = read_captions(data_path, captions_path)
     inputs = {"data": os.fspath(data_path), "captions": os.fspath(captions_path)}
-    return _finish(caption_metrics(frame, spec), inputs, spec, out_json)
+    return _finish(caption_metrics(frame, spec), inputs, spec, out_json, run)
 
 
 def correctness(data_path, predictions_path) -> pd.Series:

@@ -1,21 +1,45 @@
 """Statistics for honest tables: bootstrap confidence intervals, exact McNemar, seed spread.
 
 Used by the scoring stage (``medvqa.evaluate.score``), which writes a CI beside every
-accuracy, and by the table / figure stages, which compare models on the same question ids
+number, and by the table / figure stages, which compare models on the same question ids
 (``mcnemar``) and summarise repeated training runs (``mean_std``, ``aggregate_seeds``).
+
+The bootstrap resamples *units*: by default images, each with all of its questions (a
+cluster bootstrap, since questions about one image are not independent), or single
+questions. Every statistic is a function of column sums of a per-item table, so one
+(resamples x units) count matrix times the per-unit table gives all resamples at once.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 
 BOOTSTRAP_DESCRIPTION = (
-    "percentile bootstrap over {items} (items resampled with replacement, same size as "
-    "the split); numpy default_rng({seed}), {resamples} resamples, {level:.0%} interval"
+    "percentile bootstrap over {items} ({items} resampled with replacement, as many as the split "
+    "holds{cluster}); numpy default_rng({seed}), {resamples} resamples, {level:.0%} interval"
+)
+CLUSTER_NOTE = ", each with all of its questions: a cluster bootstrap, so a value is a ratio of resampled sums"
+WILSON_RULE = (
+    "where every scored item is 0 or every item is 1 (0/1 scores, so the bootstrap has no spread) the "
+    "interval is the Wilson score interval of that proportion with n = the number of scored items "
+    "(clustering cannot be estimated from a sample without variation)"
+)
+SINGLE_UNIT_RULE = (
+    "a subset (e.g. one modality) whose questions all belong to one image is resampled by question, "
+    "since resampling its single image gives no spread"
+)
+HULL_RULE = (
+    "an interval that leaves out its own point estimate (a skewed statistic, or float rounding) is "
+    "widened to reach it: [min(low, value), max(high, value)]"
+)
+SEED_INTERVAL = (
+    "mean over seeds ± sample std (ddof 1); interval: two-sided Student t interval of the mean of "
+    "the per-seed values, mean ± t(level, n_seeds - 1) * std / sqrt(n_seeds); null for one seed"
 )
 # Upper bound on resample-count matrix cells built at once (4M int64 = 32 MiB).
 _CHUNK_CELLS = 1 << 22
@@ -34,21 +58,45 @@ def _count_chunks(n: int, n_resamples: int, rng: np.random.Generator):
         done += rows
 
 
+def unit_sums(table: np.ndarray, units: Sequence[Any] | np.ndarray | None) -> np.ndarray:
+    """(n_units, k) sums of the rows of ``table`` (n_items, k) sharing a unit label (units: (n_items,)).
+
+    ``units`` None keeps one unit per item. Units keep the order of their first appearance.
+    """
+    table = np.asarray(table, dtype=np.float64)
+    if table.ndim == 1:
+        table = table[:, None]
+    if units is None:
+        return table
+    units = np.asarray(units)
+    if units.shape != (table.shape[0],):
+        raise ValueError(f"need one unit label per item: {units.shape[0]} labels for {table.shape[0]} items")
+    _, first, inverse = np.unique(units, return_index=True, return_inverse=True)
+    order = np.argsort(np.argsort(first))  # unit index -> rank of its first appearance
+    out = np.zeros((len(first), table.shape[1]))
+    np.add.at(out, order[inverse.ravel()], table)
+    return out
+
+
 def bootstrap_statistic(
     table: np.ndarray,
     statistic: Callable[[np.ndarray], np.ndarray],
     n_resamples: int = 1000,
     seed: int = 0,
+    units: Sequence[Any] | np.ndarray | None = None,
 ) -> np.ndarray:
     """Bootstrap distribution of a statistic of column sums.
 
     ``table`` (n_items, k) holds additive per-item quantities (a 0/1 correctness column,
-    BLEU n-gram counts, ...). Each resample draws n items with replacement; ``statistic``
-    maps the (rows, k) resampled column sums to (rows,) values. Returns (n_resamples,).
+    BLEU n-gram counts, ...). Each resample draws as many units as there are, with
+    replacement (``units`` (n_items,) labels, e.g. image ids; None, or a single label
+    (SINGLE_UNIT_RULE): each item is a unit);
+    ``statistic`` maps the (rows, k) resampled column sums to (rows,) values. Returns
+    (n_resamples,).
     """
-    table = np.asarray(table, dtype=np.float64)
-    if table.ndim == 1:
-        table = table[:, None]
+    if units is not None and len(set(np.asarray(units).tolist())) < 2:
+        units = None  # SINGLE_UNIT_RULE: one image alone gives every resample the same value
+    table = unit_sums(table, units)
     n = table.shape[0]
     if n == 0:
         return np.full(n_resamples, np.nan)
@@ -57,26 +105,100 @@ def bootstrap_statistic(
     return np.concatenate(parts)
 
 
+def _ratio(sums: np.ndarray) -> np.ndarray:
+    # Column 0: summed scores, column 1: summed item counts of the resampled units.
+    return sums[:, 0] / sums[:, 1]
+
+
 def bootstrap_ci(
     values: Sequence[float] | np.ndarray,
     n_resamples: int = 1000,
     seed: int = 0,
     level: float = 0.95,
+    units: Sequence[Any] | np.ndarray | None = None,
 ) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean of ``values`` (n,); (nan, nan) when n == 0."""
+    """Percentile bootstrap CI of the mean of ``values`` (n,); (nan, nan) when n == 0.
+
+    With ``units`` (n,) the units are resampled and each resample's mean is its summed
+    score over its summed item count (a cluster bootstrap).
+    """
     values = np.asarray(values, dtype=np.float64)
-    n = len(values)
-    means = bootstrap_statistic(values, lambda sums: sums[:, 0] / n, n_resamples, seed)
+    table = np.column_stack([values, np.ones_like(values)])
+    means = bootstrap_statistic(table, _ratio, n_resamples, seed, units)
     return percentile_interval(means, level)
 
 
 def percentile_interval(distribution: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """(low, high) quantiles enclosing ``level`` of a bootstrap distribution."""
+    """(low, high) quantiles enclosing ``level`` of a bootstrap distribution.
+
+    NaN resamples (a statistic undefined on that resample, e.g. a mean over wrong answers
+    when a resample holds none) are left out; all NaN gives (nan, nan).
+    """
+    distribution = np.asarray(distribution, dtype=np.float64)
     if len(distribution) == 0 or np.isnan(distribution).all():
         return (math.nan, math.nan)
     alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(distribution, [alpha, 1.0 - alpha])
+    low, high = np.nanquantile(distribution, [alpha, 1.0 - alpha])
     return (float(low), float(high))
+
+
+def wilson_interval(successes: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion successes / n; (nan, nan) for n == 0."""
+    if n <= 0:
+        return (math.nan, math.nan)
+    z = NormalDist().inv_cdf(0.5 + level / 2.0)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    # At p = 0 the lower bound is 0 exactly and at p = 1 the upper bound 1; float rounding leaves ~1e-19.
+    low = 0.0 if successes <= 0 else max(0.0, centre - half)
+    high = 1.0 if successes >= n else min(1.0, centre + half)
+    return (low, high)
+
+
+def with_point(interval: tuple[float, float], point: float) -> tuple[float, float]:
+    """``interval`` widened to contain ``point`` (HULL_RULE); NaN bounds or point pass through."""
+    low, high = interval
+    if math.isnan(point) or math.isnan(low) or math.isnan(high):
+        return (low, high)
+    return (min(low, point), max(high, point))
+
+
+def mean_interval(
+    values: Sequence[float] | np.ndarray,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    units: Sequence[Any] | np.ndarray | None = None,
+) -> tuple[float, float, str]:
+    """(low, high, method) of the mean of ``values`` (n,): the bootstrap of ``bootstrap_ci``,
+    Wilson (WILSON_RULE) for all-0 or all-1 scores, then widened to the mean (HULL_RULE).
+
+    ``method`` is "bootstrap", "wilson" or "none" (no items).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return (math.nan, math.nan, "none")
+    point = float(values.mean())
+    if np.all(values == values[0]) and values[0] in (0.0, 1.0):
+        low, high = wilson_interval(float(values.sum()), int(values.size), level)
+        return (low, high, "wilson")
+    low, high = with_point(bootstrap_ci(values, n_resamples, seed, level, units), point)
+    return (low, high, "bootstrap")
+
+
+def statistic_interval(
+    table: np.ndarray,
+    statistic: Callable[[np.ndarray], np.ndarray],
+    point: float,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    units: Sequence[Any] | np.ndarray | None = None,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of a statistic of column sums, widened to ``point`` (HULL_RULE)."""
+    dist = bootstrap_statistic(table, statistic, n_resamples, seed, units)
+    return with_point(percentile_interval(dist, level), point)
 
 
 def mcnemar(correct_a: Sequence[bool] | np.ndarray, correct_b: Sequence[bool] | np.ndarray) -> dict[str, Any]:
@@ -112,32 +234,45 @@ def exact_binomial_two_sided(b: int, c: int) -> float:
     return min(1.0, 2 * tail / (1 << n))
 
 
-def mean_std(values: Sequence[float] | np.ndarray) -> dict[str, float | int]:
-    """{"mean", "std", "n"} of per-seed values; std is the sample std (ddof=1), nan for n < 2.
+def mean_std(values: Sequence[float] | np.ndarray, level: float = 0.95) -> dict[str, float | int]:
+    """{"mean", "std", "ci_low", "ci_high", "n"} of per-seed values (SEED_INTERVAL).
 
-    NaN values (a seed whose metric was undefined) are dropped and not counted in n.
+    std is the sample std (ddof=1); std and the t interval are nan for n < 2. NaN values
+    (a seed whose metric was undefined) are dropped and not counted in n.
     """
     arr = np.asarray(values, dtype=np.float64)
     arr = arr[~np.isnan(arr)]
     n = int(arr.size)
     mean = float(arr.mean()) if n else math.nan
     std = float(arr.std(ddof=1)) if n > 1 else math.nan
-    return {"mean": mean, "std": std, "n": n}
+    low, high = t_interval(mean, std, n, level)
+    return {"mean": mean, "std": std, "ci_low": low, "ci_high": high, "n": n}
 
 
-def aggregate_seeds(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Mean/std across seeds of every numeric leaf shared by all metric dicts.
+def t_interval(mean: float, std: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Student t interval of a mean of n values with sample std ``std``; (nan, nan) for n < 2."""
+    if n < 2 or math.isnan(std):
+        return (math.nan, math.nan)
+    from scipy.stats import t  # imported here: only the seed summaries need it
+
+    half = float(t.ppf(0.5 + level / 2.0, n - 1)) * std / math.sqrt(n)
+    return (mean - half, mean + half)
+
+
+def aggregate_seeds(results: Sequence[Mapping[str, Any]], level: float = 0.95) -> dict[str, Any]:
+    """Mean/std/t interval across seeds of every numeric leaf shared by all metric dicts.
 
     ``results`` are parsed metrics JSONs of one (dataset, model, split), one per seed; the
     output mirrors their nesting with each numeric leaf replaced by ``mean_std`` of its
-    per-seed values. Leaves missing from some seed, strings and lists are left out.
+    per-seed values (SEED_INTERVAL at ``level``). Leaves missing from some seed, strings and
+    lists are left out.
     """
     if not results:
         return {}
-    return _aggregate(list(results))
+    return _aggregate(list(results), level)
 
 
-def _aggregate(nodes: list[Any]) -> Any:
+def _aggregate(nodes: list[Any], level: float = 0.95) -> Any:
     first = nodes[0]
     if isinstance(first, Mapping):
         if not all(isinstance(node, Mapping) for node in nodes):
@@ -145,12 +280,12 @@ def _aggregate(nodes: list[Any]) -> Any:
         out = {}
         for key in first:
             if all(key in node for node in nodes):
-                value = _aggregate([node[key] for node in nodes])
+                value = _aggregate([node[key] for node in nodes], level)
                 if value is not None and value != {}:
                     out[key] = value
         return out
     if all(_is_number(node) for node in nodes):
-        return mean_std([math.nan if node is None else node for node in nodes])
+        return mean_std([math.nan if node is None else node for node in nodes], level)
     return None
 
 

@@ -3,11 +3,12 @@
 VQA datasets: one group of bars per question type (all, closed, open) under the accuracy
 protocol chosen in the FigureSpec, one bar per model. Caption datasets: corpus BLEU-4,
 ROUGE-L and (if scored) embedding similarity. Bar height = value (mean over seeds); error
-bar = 95% bootstrap CI over questions or images (with several seeds: the mean of the seeds' CI
-bounds); dots = individual seeds when there are several; the value is written above each bar
-(so a zero bar is visible). Values are percent. Baselines (``medvqa.data.baselines``) are bars
-too, grey and hatched, after the models; a dashed line marks the best baseline of each group
-and a dagger each model bar that does not beat it (the tables' marker rule).
+bar = 95% bootstrap CI over images (or questions; ``evaluate.bootstrap_unit``), and with several
+seeds the Student t interval of the per-seed values; dots = individual seeds when there are
+several; the value is written above each bar (so a zero bar is visible). Values are percent.
+Baselines (``medvqa.data.baselines``) are bars too, grey and hatched, after the models; a dashed
+line marks the best baseline of each group and a dagger each model bar that does not beat it
+(the tables' marker rule).
 """
 
 from __future__ import annotations

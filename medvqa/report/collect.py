@@ -14,7 +14,6 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 
 from medvqa.evaluate import stats
 from medvqa.io import read_json
@@ -33,8 +32,9 @@ class Run:
 
 @dataclasses.dataclass(frozen=True)
 class Cell:
-    """One metric of one model: mean over seeds, sample std (NaN for one seed), the mean of the
-    seeds' bootstrap CI bounds (the seed's own CI for one seed), and the per-seed values."""
+    """One metric of one model: mean over seeds, sample std (NaN for one seed), an interval (one
+    seed: its own bootstrap CI; several: the Student t interval of the per-seed values,
+    ``stats.SEED_INTERVAL``), and the per-seed values."""
 
     value: float
     ci_low: float
@@ -68,46 +68,47 @@ def confidence_source(metrics: Mapping[str, Any]) -> str | None:
 
 def leaf(metrics: Mapping[str, Any], path: Sequence[str]) -> dict[str, Any] | None:
     """The {value, ci_low, ci_high, n} block at ``path`` ("*" = the run's confidence source);
-    a bare number becomes a block without CI; None when the path or its value is absent."""
+    a bare number takes its CI from its section's "intervals" (calibration, sacreBLEU), else
+    none; None when the path or its value is absent."""
     node: Any = metrics
+    parent: Any = None
     for key in path:
         if key == "*":
             key = confidence_source(metrics)
         if not isinstance(node, Mapping) or key not in node:
             return None
-        node = node[key]
+        parent, node = node, node[key]
     if isinstance(node, Mapping):
         return node if node.get("value") is not None else None
     if node is None or isinstance(node, bool):
         return None
-    return {"value": float(node), "ci_low": None, "ci_high": None, "n": None}
+    interval = (parent.get("intervals") or {}).get(path[-1]) or {}
+    n = parent.get("n") if isinstance(parent.get("n"), int) else None
+    return {"value": float(node), "ci_low": interval.get("ci_low"), "ci_high": interval.get("ci_high"), "n": n}
 
 
 def _nan(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
-def _mean(values: list[float]) -> float:
-    arr = np.asarray(values, dtype=np.float64)
-    return float(arr.mean()) if arr.size and not np.isnan(arr).any() else math.nan
-
-
 def summarise_seeds(runs: Sequence[Run], path: Sequence[str]) -> Cell | None:
     """One metric of one model over its seeds; None when no seed has it.
 
-    A single seed keeps its exact JSON numbers. Several seeds give the mean (``stats.mean_std``
-    over the seeds that have the value) and the mean of their CI bounds.
+    A single seed keeps its exact JSON numbers. Several seeds give the mean, sample std and
+    Student t interval of the per-seed values (``stats.mean_std`` over the seeds that have
+    the value, at the runs' ci_level), not an average of the seeds' bootstrap bounds.
     """
     blocks = [b for b in (leaf(run.metrics, path) for run in runs) if b is not None]
     if not blocks:
         return None
     values = [float(b["value"]) for b in blocks]
-    spread = stats.mean_std(values)
+    level = float((runs[0].metrics.get("spec") or {}).get("ci_level", 0.95))
+    spread = stats.mean_std(values, level)
     single = len(blocks) == 1
     return Cell(
         value=values[0] if single else spread["mean"],
-        ci_low=_mean([_nan(b["ci_low"]) for b in blocks]),
-        ci_high=_mean([_nan(b["ci_high"]) for b in blocks]),
+        ci_low=_nan(blocks[0]["ci_low"]) if single else spread["ci_low"],
+        ci_high=_nan(blocks[0]["ci_high"]) if single else spread["ci_high"],
         std=spread["std"],
         n_seeds=len(blocks),
         n=blocks[0].get("n"),

@@ -2,9 +2,10 @@
 
 Reads ``results/metrics/{dataset}/{model}/{seed}/{split}.json`` for every seed and writes
 ``results/metrics/{dataset}/{model}/{split}.seeds.json``: {"task", "seeds", "n_seeds",
-"metrics": the metric sections with every numeric leaf replaced by {"mean", "std", "n"}
-(``medvqa.evaluate.stats.aggregate_seeds``; std is the sample std, null for one seed),
-"protocol" (of the first seed; the seeds must share it), "inputs"}.
+"metrics": the metric sections with every numeric leaf replaced by {"mean", "std", "ci_low",
+"ci_high", "n"} (``medvqa.evaluate.stats.aggregate_seeds``: std is the sample std, the interval
+a Student t interval of the per-seed values, both null for one seed), "seed_interval" (that
+rule in words), "protocol" (of the first seed; the seeds must share it), "inputs"}.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from medvqa.io import read_json, write_json
 log = logging.getLogger(__name__)
 
 # Not metrics: describing the run, not measuring it (spec numbers would get a meaningless mean).
-NON_METRIC_KEYS = ("task", "protocol", "inputs", "spec")
+NON_METRIC_KEYS = ("task", "protocol", "inputs", "spec", "provenance")
 
 
 def aggregate_metrics(
@@ -35,13 +36,16 @@ def aggregate_metrics(
     if any(p != protocols[0] for p in protocols):
         raise ValueError(f"the seeds' metrics were computed under different protocols: {list(map(os.fspath, paths))}")
     metric_parts = [{k: v for k, v in r.items() if k not in NON_METRIC_KEYS} for r in results]
+    level = float((results[0].get("spec") or {}).get("ci_level", 0.95))  # the seeds' own CI level
     out = {
         "task": results[0].get("task"),
         "seeds": [int(s) for s in seeds],
         "n_seeds": len(seeds),
-        "metrics": stats.aggregate_seeds(metric_parts),
+        "metrics": stats.aggregate_seeds(metric_parts, level),
+        "seed_interval": f"{stats.SEED_INTERVAL}; level {level}",
         "protocol": protocols[0],
         "inputs": [os.fspath(p) for p in paths],
+        "provenance": [r.get("provenance") for r in results],
     }
     out = jsonable(out)
     write_json(out, out_json)

@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from medvqa.data.baselines import BASELINE_RULES, is_baseline
+from medvqa.evaluate.stats import SEED_INTERVAL
 from medvqa.io import atomic_path, write_csv
 from medvqa.report.collect import Cell, Run, by_model, confidence_source, summarise_seeds
 from medvqa.report.formats import html_table, latex_table, markdown_table
@@ -214,7 +215,25 @@ def value_note(runs: Sequence[Run], split: str) -> str:
     return (
         f"Values are percent{' (Brier: a fraction)' if vqa else ''} on the {split} split; n = "
         f"{'questions' if vqa else 'images'} scored. One seed: value [95% CI], CI by {ci}. Several "
-        "seeds: mean ± sample standard deviation over seeds (CSV: also the mean of the seeds' CI bounds)."
+        f"seeds: mean ± sample standard deviation over seeds (CSV: also the interval {SEED_INTERVAL})."
+    )
+
+
+def split_note(runs: Sequence[Run], split: str) -> str | None:
+    """The scored split's fingerprint (short sha256), so tables over different versions of a
+    dataset cannot pass for one; runs scored on different contents of the split are an error."""
+    prints = {(r.metrics.get("provenance") or {}).get("split", {}).get("sha256") for r in runs}
+    if len(prints) > 1:
+        raise ValueError(
+            f"the runs of this table were scored on different contents of the {split} split: "
+            f"split fingerprints {sorted(map(str, prints))}"
+        )
+    fingerprint = (runs[0].metrics.get("provenance") or {}).get("split")
+    if not fingerprint:
+        return None
+    return (
+        f"Split fingerprint: {fingerprint['short']} ({fingerprint['rows']} rows; sha256 of "
+        f"{', '.join(fingerprint['fields'])})."
     )
 
 
@@ -252,7 +271,7 @@ def baseline_notes(runs: Sequence[Run]) -> list[str]:
 
 
 def table_notes(runs: Sequence[Run], split: str) -> list[str]:
-    notes = [value_note(runs, split), *shared_notes(runs), source_note(runs), *baseline_notes(runs)]
+    notes = [value_note(runs, split), split_note(runs, split), *shared_notes(runs), source_note(runs), *baseline_notes(runs)]
     return [tidy(n) for n in notes if n]
 
 

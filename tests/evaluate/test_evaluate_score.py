@@ -81,7 +81,10 @@ def test_score_vqa_json_layout_states_every_protocol(tmp_path):
     data, pred, out_json = _write(tmp_path)
     returned = score_vqa(data, pred, out_json, ScoreSpec())
     assert json.loads(out_json.read_text(), parse_constant=_reject) == returned  # strict JSON: no NaN
-    sections = {"task", "n", "accuracy", "bleu", "embedding_similarity", "calibration", "protocol", "inputs", "spec"}
+    sections = {
+        "task", "n", "accuracy", "bleu", "embedding_similarity", "calibration", "protocol", "inputs", "spec",
+        "provenance",
+    }
     assert set(returned) == sections
     assert set(returned["accuracy"]) == {"exact_match", "llava_med", "token_f1"}
     protocol = returned["protocol"]
@@ -127,15 +130,22 @@ def test_correctness_feeds_mcnemar_between_two_models(tmp_path):
 def test_all_correct(tmp_path):
     pred = pd.DataFrame({"question_id": DATA["question_id"], "prediction": DATA["answer"], "confidence": 1.0})
     out = score_vqa(*_write(tmp_path, predictions=pred), ScoreSpec())
+    # 8/8 right: no bootstrap spread, so the Wilson score interval, whose lower bound at p = 1 is
+    # n / (n + z^2) (z = 1.95996 for 95 %), instead of the collapsed [1, 1].
+    wilson_low = 8 / (8 + 1.959963984540054**2)
     for protocol in ("exact_match", "llava_med", "token_f1"):
-        assert out["accuracy"][protocol]["overall"] == {"value": 1.0, "ci_low": 1.0, "ci_high": 1.0, "n": 8}
+        overall = out["accuracy"][protocol]["overall"]
+        expected = {"value": 1.0, "ci_low": pytest.approx(wilson_low), "ci_high": 1.0, "n": 8, "ci_method": "wilson"}
+        assert overall == expected
     assert out["calibration"]["confidence"]["ece"] == 0.0
 
 
 def test_empty_split_gives_null_values_and_zero_counts(tmp_path):
     out = score_vqa(*_write(tmp_path, data=DATA.iloc[:0], predictions=PREDICTIONS.iloc[:0]), ScoreSpec())
     assert out["n"]["total"] == 0
-    assert out["accuracy"]["exact_match"]["overall"] == {"value": None, "ci_low": None, "ci_high": None, "n": 0}
+    assert out["accuracy"]["exact_match"]["overall"] == {
+        "value": None, "ci_low": None, "ci_high": None, "n": 0, "ci_method": "none",
+    }
     assert out["bleu"]["corpus"]["bleu_1"]["value"] is None
     assert out["calibration"]["confidence"]["ece"] is None
 

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 from scipy.stats import binomtest
+from scipy.stats import t as t_dist
 
 from medvqa.evaluate import stats
 
@@ -66,3 +67,99 @@ def test_aggregate_seeds_walks_shared_numeric_leaves():
     assert out["accuracy"]["overall"]["value"]["mean"] == pytest.approx(0.6)
     assert out["accuracy"]["overall"]["n"]["std"] == 0.0
     assert "protocol" not in out and "only_here" not in out
+
+
+# --- image-level (cluster) bootstrap ---------------------------------------------------------
+
+
+def test_unit_sums_groups_rows_in_order_of_first_appearance():
+    table = np.array([[1.0, 1], [0, 1], [1, 1], [1, 1]])
+    sums = stats.unit_sums(table, np.array(["b", "a", "b", "c"]))
+    np.testing.assert_array_equal(sums, [[2, 2], [0, 1], [1, 1]])
+    with pytest.raises(ValueError, match="one unit label per item"):
+        stats.unit_sums(table, ["a", "b"])
+
+
+def test_cluster_bootstrap_matches_a_plain_loop_over_images():
+    rng = np.random.default_rng(1)
+    images = np.repeat([f"img{i}" for i in range(40)], rng.integers(1, 9, size=40))
+    values = (rng.random(images.size) < 0.6).astype(float)
+    ours = stats.bootstrap_ci(values, 1000, seed=7, units=images)
+    # By hand: draw 40 images with replacement; a resample's accuracy pools all their questions.
+    names = list(dict.fromkeys(images))
+    right = np.array([values[images == name].sum() for name in names])
+    asked = np.array([(images == name).sum() for name in names])
+    draws = np.random.default_rng(7).integers(0, 40, size=(1000, 40))
+    means = right[draws].sum(axis=1) / asked[draws].sum(axis=1)
+    assert ours == pytest.approx(tuple(np.quantile(means, [0.025, 0.975])))
+
+
+def test_image_bootstrap_is_wider_when_an_images_questions_agree():
+    # 60 images x 5 questions, each image answered all right or all wrong: the 300 answers
+    # carry the information of 60, and only the image-level interval shows it.
+    right = np.random.default_rng(2).random(60) < 0.5
+    values = np.repeat(right, 5).astype(float)
+    images = np.repeat(np.arange(60), 5)
+    q_low, q_high = stats.bootstrap_ci(values, 1000, seed=0)
+    i_low, i_high = stats.bootstrap_ci(values, 1000, seed=0, units=images)
+    assert (i_high - i_low) > 1.8 * (q_high - q_low)
+
+
+# --- Wilson fallback and the hull rule ------------------------------------------------------
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 291), (291, 291), (1, 1), (0, 1), (5, 10), (37, 120)])
+def test_wilson_interval_equals_scipy(k, n):
+    expected = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    assert stats.wilson_interval(k, n) == pytest.approx((expected.low, expected.high), abs=1e-12)
+
+
+def test_zero_of_291_does_not_collapse_to_a_point():
+    low, high, method = stats.mean_interval(np.zeros(291), units=np.repeat(np.arange(45), 7)[:291])
+    # Wilson upper bound at p = 0 is z^2 / (n + z^2) = 3.8415 / 294.84 = 1.30 %.
+    assert (low, method) == (0.0, "wilson") and high == pytest.approx(0.013029, abs=1e-6)
+    low, high, method = stats.mean_interval(np.ones(1))
+    assert method == "wilson" and high == 1.0 and low == pytest.approx(1 / (1 + 1.959963984540054**2))
+
+
+def test_constant_non_binary_scores_keep_a_point_interval():
+    assert stats.mean_interval(np.full(20, 0.5)) == (0.5, 0.5, "bootstrap")
+    assert stats.mean_interval(np.array([]))[2] == "none"
+
+
+def test_with_point_widens_only_when_needed():
+    assert stats.with_point((0.2, 0.4), 0.1) == (0.1, 0.4)
+    assert stats.with_point((0.2, 0.4), 0.3) == (0.2, 0.4)
+    assert stats.with_point((0.0, 0.0), 1e-104) == (0.0, 1e-104)
+    low, high = stats.with_point((math.nan, math.nan), 0.5)
+    assert math.isnan(low) and math.isnan(high)
+
+
+def test_percentile_interval_leaves_out_undefined_resamples():
+    assert stats.percentile_interval(np.array([np.nan, 1.0, 1.0, 1.0])) == (1.0, 1.0)
+
+
+# --- several seeds --------------------------------------------------------------------------
+
+
+def test_seed_interval_is_the_t_interval_of_the_per_seed_values():
+    values = [0.61, 0.64, 0.58, 0.66]
+    out = stats.mean_std(values)
+    sem = np.std(values, ddof=1) / math.sqrt(4)
+    # scipy's own t interval of the mean (independent of our formula).
+    low, high = t_dist.interval(0.95, 3, loc=np.mean(values), scale=sem)
+    assert (out["ci_low"], out["ci_high"]) == pytest.approx((low, high))
+    assert math.isnan(stats.mean_std([0.5])["ci_low"])
+    # Not the mean of per-seed bounds: the aggregate of two seeds' blocks interval-izes each leaf.
+    runs = [{"a": {"value": 0.5, "ci_low": 0.4, "ci_high": 0.6}}, {"a": {"value": 0.7, "ci_low": 0.6, "ci_high": 0.8}}]
+    agg = stats.aggregate_seeds(runs)["a"]["value"]
+    half = t_dist.ppf(0.975, 1) * np.std([0.5, 0.7], ddof=1) / math.sqrt(2)
+    assert (agg["ci_low"], agg["ci_high"]) == pytest.approx((0.6 - half, 0.6 + half))
+
+
+def test_a_single_image_is_resampled_by_question():
+    # Three questions of one image, 2 right: resampling the one image would give [2/3, 2/3].
+    values = np.array([1.0, 1.0, 0.0])
+    assert stats.bootstrap_ci(values, seed=4, units=["img"] * 3) == stats.bootstrap_ci(values, seed=4)
+    low, high, _ = stats.mean_interval(values, units=["img"] * 3)
+    assert low < 2 / 3 < high

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import t as student_t
 
 from medvqa.evaluate.stats import aggregate_seeds, mcnemar
 from medvqa.report.compare import compare_correctness, compare_models, holm
@@ -65,7 +66,11 @@ def test_seed_aggregate_equals_the_library(results_tree, tmp_path):
     assert out == json.loads((tmp_path / "s.json").read_text())
     em = out["metrics"]["accuracy"]["exact_match"]["overall"]["value"]
     values = [info["metrics"][("cnn", s)]["accuracy"]["exact_match"]["overall"]["value"] for s in (0, 1)]
-    assert em == {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)), "n": 2}
+    mean, std = float(np.mean(values)), float(np.std(values, ddof=1))
+    # The interval over seeds is the Student t interval of the two per-seed values (scipy's t quantile).
+    half = student_t.ppf(0.975, 1) * std / np.sqrt(2)
+    assert em == {"mean": mean, "std": std, "n": 2, "ci_low": pytest.approx(mean - half), "ci_high": pytest.approx(mean + half)}
+    assert "Student t" in out["seed_interval"]
     parts = [{k: v for k, v in info["metrics"][("cnn", s)].items() if k not in ("task", "protocol", "inputs", "spec")}
              for s in (0, 1)]
     expected = aggregate_seeds(parts)["calibration"]["confidence"]["ece"]

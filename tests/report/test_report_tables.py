@@ -6,6 +6,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import t as student_t
 
 from medvqa.evaluate.calibration import BINNING
 from medvqa.evaluate.metrics import PROTOCOLS
@@ -122,6 +123,40 @@ def test_caption_table(results_tree, tmp_path):
     check_markdown(md, 3 + 7)
     check_latex((tmp_path / "c.tex").read_text(), 3 + 7)
     assert "BLEU-4 weights (0.25, 0.25, 0.25, 0.25)" in md and "no smoothing" in md and "ROUGE-L" in md
+
+
+def test_every_column_has_an_interval_and_several_seeds_a_t_interval(results_tree, tmp_path):
+    _, info = results_tree
+    results_table(vqa_runs(info), "vqa", "test", outputs(tmp_path, "t"))
+    csv = pd.read_csv(tmp_path / "t.csv").set_index("model")
+    calib = info["metrics"][("clip", 0)]["calibration"]["confidence"]
+    for key in ("ece", "brier"):  # bare numbers take their CI from the section's "intervals"
+        assert csv.loc["clip", f"{key}_ci_low"] == calib["intervals"][key]["ci_low"]
+        assert csv.loc["clip", f"{key}_ci_low"] <= csv.loc["clip", key] <= csv.loc["clip", f"{key}_ci_high"]
+    # Two seeds: the Student t interval of the two per-seed values, not the mean of their CI bounds.
+    values = [info["metrics"][("cnn", s)]["accuracy"]["exact_match"]["closed"]["value"] for s in (0, 1)]
+    half = student_t.ppf(0.975, 1) * np.std(values, ddof=1) / np.sqrt(2)
+    assert csv.loc["cnn", "em_closed_ci_low"] == pytest.approx(np.mean(values) - half)
+    assert csv.loc["cnn", "em_closed_ci_high"] == pytest.approx(np.mean(values) + half)
+    assert "Student t interval" in (tmp_path / "t.md").read_text()
+    cap = info["metrics"][("capm", 0)]
+    results_table([Run("capm", 0, cap)], "cap", "test", outputs(tmp_path, "c"))
+    csv = pd.read_csv(tmp_path / "c.csv").set_index("model")
+    assert csv.loc["capm", "sacrebleu_ci_high"] == cap["sacrebleu"]["intervals"]["bleu_4"]["ci_high"]
+
+
+def test_footnote_carries_the_split_fingerprint(results_tree, tmp_path):
+    _, info = results_tree
+    results_table(vqa_runs(info), "vqa", "test", outputs(tmp_path, "t"))
+    short = info["metrics"][("cnn", 0)]["provenance"]["split"]["short"]
+    assert len(short) == 12
+    for fmt in ("md", "tex", "html"):
+        assert f"Split fingerprint: {short}" in (tmp_path / f"t.{fmt}").read_text()
+    other = copy.deepcopy(info["metrics"][("clip", 0)])
+    other["provenance"]["split"]["sha256"] = "0" * 64  # the same split name, other contents
+    runs = [Run("cnn", 0, info["metrics"][("cnn", 0)]), Run("clip", 0, other)]
+    with pytest.raises(ValueError, match="different contents of the test split"):
+        results_table(runs, "vqa", "test", outputs(tmp_path, "x"))
 
 
 def test_different_protocols_in_one_table_fail(results_tree, tmp_path):

@@ -105,6 +105,8 @@ def test_every_target_is_built(workdir):
     assert not (res / "figures/vqa/clip/0/attention.test.png").exists()  # not a cnn_lstm model
     metrics = json.loads((res / "metrics/vqa/cnn/0/test.json").read_text())
     assert metrics["spec"]["n_bins"] == 10  # config["evaluate"] reached the scoring spec
+    model = metrics["provenance"]["model"]  # the rule's model_run params reached the provenance
+    assert (model["name"], model["seed"], model["family"]) == ("cnn", 0, "cnn_lstm")
     assert (workdir / "logs/metrics/vqa/cnn/0/test.log").exists()
     table = pd.read_csv(res / "tables/vqa/results.test.csv")
     # The baselines (rules/baselines.smk) are rows of every results table, after the models.
