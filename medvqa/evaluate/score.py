@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medvqa.evaluate import calibration, metrics, stats
+from medvqa.evaluate import calibration, metrics, protocols, stats
 from medvqa.evaluate.embedding import POOLING, SentenceEncoder, embedding_similarity
 from medvqa.evaluate.inputs import columns_of, read_captions, read_vqa
 from medvqa.evaluate.normalise import CAPTION_TOKENISATION, NORMALISATION, answer_tokens, caption_tokens
@@ -52,11 +52,6 @@ ROUGE_NOTE = (
     "rouge-score rougeL F-measure per image, best over its references; default tokeniser "
     "(lower case, non-alphanumerics dropped, so English only)"
 )
-CONFIDENCE_SOURCES = {
-    "confidence": "the predictions' confidence column: probability of the chosen answer (softmax)",
-    "sampled_agreement": "share of the sampled answers (samples column) equal to the normalised prediction",
-    "answer_prob": "the predictions' answer_prob column: the model's probability of its own answer",
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +69,7 @@ class ScoreSpec(Spec):
     embedding_batch_size: int = 32
     embedding_max_length: int = 128
     rouge_stemmer: bool = False  # Porter stemming in ROUGE-L
+    calibration_protocol: str = protocols.DEFAULT_PROTOCOL  # correct = this protocol's score is 1
 
     def __post_init__(self) -> None:
         # YAML gives lists; a frozen spec keeps a tuple.
@@ -87,6 +83,7 @@ class ScoreSpec(Spec):
         check_range(where, "bleu_max_order", self.bleu_max_order, 1, 4)
         check_range(where, "embedding_batch_size", self.embedding_batch_size, 1)
         check_range(where, "embedding_max_length", self.embedding_max_length, 1)
+        check_choice(where, "calibration_protocol", self.calibration_protocol, tuple(protocols.PROTOCOLS))
         if self.embedding_encoder is not None and not str(self.embedding_encoder).strip():
             raise ConfigError(f"{where}: embedding_encoder must be null or a model path, not ''")
 
@@ -153,34 +150,18 @@ def embedding_block(predictions: Sequence[str], references: Sequence[Sequence[st
     return summarise(sims, spec), protocol
 
 
-def confidence_sources(frame: pd.DataFrame) -> dict[str, np.ndarray | str]:
-    """Per-item confidence (n,) of each source present, or the reason it is absent."""
-    sources: dict[str, np.ndarray | str] = {}
-    columns = {"confidence": "confidence", "sampled_agreement": "samples", "answer_prob": "answer_prob"}
-    for name, column in columns.items():
-        if column not in frame:
-            sources[name] = f"no {column} column in the predictions"
-            continue
-        if name == "sampled_agreement":
-            values = calibration.sampled_agreement(frame["prediction"].tolist(), frame[column].tolist())
-        else:
-            values = frame[column].to_numpy(dtype=np.float64)
-        usable = len(values) == 0 or (~np.isnan(values)).any()
-        sources[name] = values if usable else f"{column} is null for every row"
-    return sources
-
-
 def calibration_section(frame: pd.DataFrame, correct: np.ndarray, spec: ScoreSpec):
     """(per-source calibration reports or None, protocol dict)."""
     reports, described = {}, {}
-    for name, values in confidence_sources(frame).items():
+    for name, (values, what) in calibration.confidence_sources(frame).items():
         if isinstance(values, str):
             reports[name], described[name] = None, f"absent: {values}"
         else:
             reports[name] = calibration.calibration_report(values, correct, spec.n_bins)
-            described[name] = CONFIDENCE_SOURCES[name]
+            described[name] = what
     protocol = {
-        "correctness": "exact_match",
+        "correctness": calibration.CORRECTNESS.format(protocol=spec.calibration_protocol),
+        "correctness_protocol": spec.calibration_protocol,
         "n_bins": spec.n_bins,
         "binning": calibration.BINNING.format(n_bins=spec.n_bins),
         "metrics": calibration.METRICS,
@@ -205,15 +186,20 @@ def vqa_counts(frame: pd.DataFrame) -> dict[str, int]:
     }
 
 
+def protocol_block(scored: protocols.Scored, frame: pd.DataFrame, spec: ScoreSpec) -> dict[str, Any]:
+    """overall/closed/open/by-group of the per-question scores, plus each extra over its questions."""
+    block = accuracy_block(scored.per_question, frame, spec)
+    for name, values in scored.extras.items():
+        block[name] = summarise(values[~np.isnan(values)], spec)
+    return block
+
+
 def vqa_metrics(frame: pd.DataFrame, spec: ScoreSpec) -> dict[str, Any]:
     """The full metrics dict of aligned VQA rows (see ``read_vqa`` for the columns)."""
     preds, refs, kinds = frame["prediction"].tolist(), frame["answer"].tolist(), frame["answer_type"].tolist()
-    correct = metrics.exact_match(preds, refs)
-    per_protocol = {
-        "exact_match": correct,
-        "llava_med": metrics.llava_med_scores(preds, refs, kinds),
-        "token_f1": metrics.token_f1_scores(preds, refs),
-    }
+    scored = {name: p.score(preds, refs, kinds) for name, p in protocols.PROTOCOLS.items()}
+    # A question is correct for calibration when the chosen protocol gives it full marks.
+    correct = (scored[spec.calibration_protocol].per_question == 1.0).astype(np.float64)
     hyp_tok = [answer_tokens(p) for p in preds]
     ref_tok = [[answer_tokens(r)] for r in refs]
     sentence = metrics.sentence_bleu_scores(hyp_tok, ref_tok, spec.bleu_max_order, spec.bleu_smoothing)
@@ -224,7 +210,7 @@ def vqa_metrics(frame: pd.DataFrame, spec: ScoreSpec) -> dict[str, Any]:
     return {
         "task": "vqa",
         "n": vqa_counts(frame),
-        "accuracy": {name: accuracy_block(scores, frame, spec) for name, scores in per_protocol.items()},
+        "accuracy": {name: protocol_block(result, frame, spec) for name, result in scored.items()},
         "bleu": {
             "sentence_mean": {f"bleu_{k}": summarise(sentence[:, k - 1], spec) for k in orders},
             "corpus": bleu_block(hyp_tok, ref_tok, spec),
@@ -234,7 +220,7 @@ def vqa_metrics(frame: pd.DataFrame, spec: ScoreSpec) -> dict[str, Any]:
         "protocol": {
             "normalisation": NORMALISATION,
             "closed_rule": CLOSED_RULE,
-            "accuracy": metrics.PROTOCOLS,
+            "accuracy": protocols.describe_all(),
             "groups": [c for c in spec.group_columns if c in frame],
             "bleu": bleu_protocol(spec, "words of the normalised answer") | bleu_note,
             "embedding_similarity": embedding_protocol,
@@ -329,10 +315,12 @@ def score_captions(data_path, captions_path, out_json, spec: ScoreSpec | None = 
     return _finish(caption_metrics(frame, spec), inputs, spec, out_json)
 
 
-def correctness(data_path, predictions_path) -> pd.Series:
-    """Exact-match correctness (bool) per question_id, for ``stats.mcnemar`` between two models."""
+def correctness(data_path, predictions_path, protocol: str = protocols.DEFAULT_PROTOCOL) -> pd.Series:
+    """Correctness (bool: the protocol's score is 1) per question_id, for ``stats.mcnemar``."""
     frame = read_vqa(data_path, predictions_path, ())
-    correct = metrics.exact_match(frame["prediction"], frame["answer"]) == 1
+    scored = protocols.get(protocol).score(frame["prediction"].tolist(), frame["answer"].tolist(),
+                                           frame["answer_type"].tolist())
+    correct = scored.per_question == 1.0
     return pd.Series(correct, index=frame["question_id"], name="correct")
 
 

@@ -14,11 +14,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from medvqa.evaluate.protocols import PROTOCOLS
 from medvqa.report.collect import Cell, Run, by_model, summarise_seeds
 from medvqa.report.figures import colour, empty_panel, new_figure, percent, save_figure
 from medvqa.report.spec import FigureSpec
 
-PROTOCOL_LABELS = {"exact_match": "exact match", "llava_med": "LLaVA-Med score", "token_f1": "token F1"}
 CAPTION_GROUPS = (
     ("BLEU-4", ("bleu", "corpus", "bleu_4")),
     ("ROUGE-L", ("rouge_l",)),
@@ -79,7 +79,7 @@ def plot_model_comparison(
                     labelled.add(model)
         ax.set_xticks(range(len(groups_drawn)))
         ax.set_xticklabels([_group_label(groups[g][0], [cells[m][g] for m in models]) for g in groups_drawn])
-        ylabel = "score (%)" if task == "caption" else f"{PROTOCOL_LABELS[spec.metric]} (%)"
+        ylabel = "score (%)" if task == "caption" else f"{PROTOCOLS[spec.metric].label} (%)"
         ax.set_ylabel(ylabel)
         ax.set_ylim(0, 105)
         ax.grid(axis="y", alpha=0.3)
