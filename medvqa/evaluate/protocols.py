@@ -97,13 +97,18 @@ def exact_match_scores(preds, refs, kinds) -> Scored:
 def llava_med_scores(preds, refs, kinds) -> Scored:
     """LLaVA-Med run_eval.py: closed yes/no-and-substring hit, open recall; extras on open only."""
     names = ("exact", "f1", "precision", "recall", "bleu", "bleu_1", "bleu_2", "bleu_3")
-    main, extras = [], {name: [] for name in names}
+    main, extras = [], {name: [] for name in (*names, "closed_as_script")}
     for pred, answer, kind in zip(_text(preds), _text(refs), kinds, strict=True):
         if kind == "closed":
-            main.append(ref.llava_med_closed_hit(pred, answer))
+            hit = ref.llava_med_closed_hit(pred, answer)
+            main.append(hit)
             for name in names:
                 extras[name].append(np.nan)
+            # The script appends nothing for a yes/no prediction that misses the reference.
+            dropped = hit == 0.0 and ref.llava_med_says_yes_or_no(pred)
+            extras["closed_as_script"].append(np.nan if dropped else hit)
             continue
+        extras["closed_as_script"].append(np.nan)
         f1, precision, recall = ref.llava_med_f1(pred, answer)
         main.append(recall)
         row = {"exact": ref.llava_med_exact(pred, answer), "f1": f1, "precision": precision,
@@ -181,7 +186,8 @@ PROTOCOLS: dict[str, Protocol] = {
         f"({VQA_EVAL_RULES}). Closed: 1 if the prediction contains 'yes' or 'no' and contains the "
         "reference, both as raw substrings ('no' inside 'normal' counts), else 0; at this commit the "
         "script appends nothing for a yes/no prediction that misses the reference (dropping it from "
-        "the denominator), which its authors later fixed: such a question counts 0 here. Open: "
+        "the denominator), which its authors later fixed: such a question counts 0 here, and the extra "
+        "closed_as_script gives the yes/no accuracy exactly as that script prints it. Open: "
         "calculate_f1score's recall, where a shared word counts as often as it occurs in the "
         "prediction (repeated prediction words raise it) and number words are digits. Extras, on "
         "open questions only as in the script: its 'exact match' (distinct reference words found / "

@@ -27,6 +27,12 @@ def llava_med_closed_hit(prediction: str, reference: str) -> float:
     return float(("yes" in pred or "no" in pred) and ref in pred)
 
 
+def llava_med_says_yes_or_no(prediction: str) -> bool:
+    """run_eval.py's first closed test: 'yes' or 'no' occurs (as a substring) in the prediction."""
+    pred = vqa_eval_normalise(prediction.lower())
+    return "yes" in pred or "no" in pred
+
+
 def llava_med_f1(prediction: str, reference: str) -> tuple[float, float, float]:
     """(f1, precision, recall) of evaluate_metrics.calculate_f1score on run_eval's inputs.
 

@@ -82,7 +82,20 @@ def test_llava_med_closed_rule(pred, ref, hit):
     scored = _scores("llava_med", [pred], [ref], ["closed"])
     assert scored.per_question.tolist() == [hit]
     # The script computes F1/BLEU/exact on open questions only.
-    assert all(math.isnan(v[0]) for v in scored.extras.values())
+    assert all(math.isnan(v[0]) for k, v in scored.extras.items() if k != "closed_as_script")
+
+
+def test_llava_med_closed_as_the_script_prints_it_drops_wrong_yes_no_answers():
+    # run_eval.py @ ad758b6: `if 'yes' in pred_value or 'no' in pred_value: if gt_value in pred_value:
+    # closed_scores['hit'].append(1)` / `else: closed_scores['hit'].append(0)` -- a yes/no prediction
+    # that misses the reference appends nothing.
+    preds = ["yes", "no", "maybe", "normal", "left"]
+    refs = ["yes", "yes", "no", "yes", "left"]
+    scored = _scores("llava_med", preds, refs, ["closed"] * 5)
+    assert scored.per_question.tolist() == [1.0, 0.0, 0.0, 0.0, 0.0]
+    as_script = scored.extras["closed_as_script"]
+    assert np.isnan(as_script).tolist() == [False, True, False, True, False]
+    assert np.nanmean(as_script) == pytest.approx(1 / 3)  # 1 hit over 3 appended entries
 
 
 @pytest.mark.parametrize(
