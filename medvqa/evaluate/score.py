@@ -39,6 +39,23 @@ CLOSED_RULE = (
     "closed/open is the data split's answer_type column as written by the data stage (SLAKE: the "
     "source's answer_type; sources without one, e.g. VQA-RAD and PathVQA, mark yes/no answers closed)"
 )
+INFERRED_MARK = "no answer-type column in the source"  # start of medvqa.data.unify.CLOSED_RULE
+
+
+def closed_open_rule(data_path) -> tuple[str, bool | None]:
+    """(closed/open rule text, whether the type was inferred from the answer; None = not recorded).
+
+    The data stage stores the rule a source applied in the split parquet's pandas attrs
+    (``answer_type_rule``); a split written without it gets the generic CLOSED_RULE."""
+    attrs = pd.read_parquet(data_path, columns=[]).attrs if os.path.exists(data_path) else {}
+    rule = attrs.get("answer_type_rule")
+    if not rule:
+        return CLOSED_RULE, None
+    inferred = str(rule).startswith(INFERRED_MARK)
+    kind = "inferred from the answer by the data stage" if inferred else "taken from the source"
+    return f"closed/open {kind}: {rule}", inferred
+
+
 EMPTY_SPLIT = "an empty split is not an error: n = 0 and every value null"
 CAPTION_BLEU_NOTE = (
     "equals sacrebleu with tokenize='none' on the same tokens, except that nltk counts a caption "
@@ -304,7 +321,10 @@ def score_vqa(data_path, predictions_path, out_json, spec: ScoreSpec | None = No
     spec = spec or ScoreSpec()
     frame = read_vqa(data_path, predictions_path, spec.group_columns)
     inputs = {"data": os.fspath(data_path), "predictions": os.fspath(predictions_path)}
-    return _finish(vqa_metrics(frame, spec), inputs, spec, out_json)
+    result = vqa_metrics(frame, spec)
+    rule, inferred = closed_open_rule(data_path)
+    result["protocol"].update(closed_rule=rule, answer_type_inferred=inferred)
+    return _finish(result, inputs, spec, out_json)
 
 
 def score_captions(data_path, captions_path, out_json, spec: ScoreSpec | None = None) -> dict:

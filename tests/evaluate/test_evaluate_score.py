@@ -290,3 +290,20 @@ def test_cli_main_and_module_entry_point(tmp_path):
     )
     result = json.loads(cap_json.read_text())
     assert result["task"] == "caption" and not math.isnan(result["rouge_l"]["value"])
+
+
+@pytest.mark.parametrize("source_typed", [True, False])
+def test_closed_open_rule_of_the_data_stage_is_stated(tmp_path, source_typed):
+    from medvqa.data.unify import CLOSED_RULE as INFERRED_RULE
+    from medvqa.evaluate.score import INFERRED_MARK
+
+    assert INFERRED_RULE.startswith(INFERRED_MARK)
+    data = DATA.copy()
+    data.attrs = {"answer_type_rule": "answer_type column of the source, lower-cased" if source_typed
+                  else INFERRED_RULE}
+    out = score_vqa(*_write(tmp_path, data=data), ScoreSpec())
+    protocol = out["protocol"]
+    assert protocol["answer_type_inferred"] is (not source_typed)
+    expected = "taken from the source" if source_typed else "inferred from the answer by the data stage"
+    assert protocol["closed_rule"].startswith(f"closed/open {expected}: ")
+    assert protocol["closed_rule"].endswith(data.attrs["answer_type_rule"])
