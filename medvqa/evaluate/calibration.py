@@ -138,6 +138,7 @@ def sampled_agreement(
 SOFTMAX = "classifier softmax: the predictions' confidence column, probability of the chosen answer"
 TOKEN_PRODUCT = "product of the generated answer's token probabilities (the answer_prob column)"
 TOKEN_MEAN = "arithmetic mean of the generated answer's token probabilities (answer_prob_mean column)"
+UNMATCHED = "the predictions' confidence column (equal to neither token-probability column)"
 AGREEMENT = "sampled-answer agreement: share of the sampled answers (samples column) equal to the normalised prediction"
 CORRECTNESS = "a question counts as correct when protocol {protocol!r} gives it full marks (score 1)"
 
@@ -174,11 +175,13 @@ def confidence_sources(frame) -> dict[str, tuple[np.ndarray | str, str]]:
         sources["confidence"] = (confidence, TOKEN_MEAN)
         sources["answer_prob"] = (product, TOKEN_PRODUCT)
     else:
-        sources["confidence"] = (confidence, "the predictions' confidence column (matches neither token-probability column)")
+        sources["confidence"] = (confidence, UNMATCHED)
         sources["answer_prob"] = (product, TOKEN_PRODUCT)
         sources["answer_prob_mean"] = (mean, TOKEN_MEAN)
+    agreement: np.ndarray | str = "no samples column in the predictions"
     if "samples" in frame:
-        sources["sampled_agreement"] = (sampled_agreement(frame["prediction"].tolist(), frame["samples"].tolist()), AGREEMENT)
-    else:
-        sources["sampled_agreement"] = ("no samples column in the predictions", AGREEMENT)
+        agreement = sampled_agreement(frame["prediction"].tolist(), frame["samples"].tolist())
+        if len(agreement) and np.isnan(agreement).all():
+            agreement = "samples is null or empty for every row"
+    sources["sampled_agreement"] = (agreement, AGREEMENT)
     return sources

@@ -76,7 +76,8 @@ def footnote(name: str, described: Mapping[str, object]) -> str:
     if not reference:
         source = "this project's rule"
     else:
-        source = "reproduces " + Reference(reference["repository"], tuple(reference["files"]), reference["commit"]).text()
+        read = Reference(reference["repository"], tuple(reference["files"]), reference["commit"])
+        source = "reproduces " + read.text()
     return f"{described.get('label')} ({name}; {source}): {described.get('rules')}"
 
 
