@@ -189,8 +189,10 @@ PROTOCOLS: dict[str, Protocol] = {
         "script appends nothing for a yes/no prediction that misses the reference (dropping it from "
         "the denominator), which its authors later fixed: such a question counts 0 here, and the extra "
         "closed_as_script gives the yes/no accuracy exactly as that script prints it. Open: "
-        "calculate_f1score's recall, where a shared word counts as often as it occurs in the "
-        "prediction (repeated prediction words raise it) and number words are digits. Extras, on "
+        "calculate_f1score's recall (the script's 'recall' row, the paper's open-set number), where a "
+        "shared word counts as often as it occurs in the prediction (repeated prediction words raise "
+        "it) and number words are digits; the script's 'open accuracy' row needs a candidate-answer "
+        "file that was never released and is not reproduced. Extras, on "
         "open questions only as in the script: its 'exact match' (distinct reference words found / "
         "prediction words), F1, precision, recall and nltk sentence BLEU (no smoothing) with default "
         "weights and single-order weights 1, 2, 3",
