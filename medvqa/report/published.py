@@ -96,10 +96,25 @@ def _ours(column: Column, runs: Sequence[Run], split: str) -> list[dict[str, Any
             "metric": column.key, "metric_label": column.label, "kind": "ours", "source": f"medvqa: {model}",
             "value": numbers[0], "ci_low": numbers[1], "ci_high": numbers[2], "std": numbers[3],
             "n_seeds": len(group),
-            "note": f"this project, protocol {protocol_of(column)}, {len(group)} seed(s), {split} split",
+            "note": f"this project, protocol {protocol_of(column)}, {len(group)} seed(s), {split} split"
+                    + _subset_note(column, group),
             "text": format_cell(cell, column),
         })
     return rows
+
+
+INFERRED_SUBSET = (
+    "; closed/open inferred from the answers (yes/no), not the source's answer type, so this subset "
+    "may differ from the publication's (the vqa_rad source reads the official types)"
+)
+
+
+def _subset_note(column: Column, runs: Sequence[Run]) -> str:
+    """A warning when a closed/open number rests on answer types the data stage inferred."""
+    if column.path[0] != "accuracy" or column.path[-1] not in ("closed", "open"):
+        return ""
+    inferred = any(r.metrics.get("protocol", {}).get("answer_type_inferred") for r in runs)
+    return INFERRED_SUBSET if inferred else ""
 
 
 def check_scored_under(runs: Sequence[Run], column: Column) -> None:

@@ -160,6 +160,23 @@ def test_published_table_places_our_numbers_beside_theirs(results_tree, tmp_path
     assert "Paper D" not in md
 
 
+def test_published_closed_number_beside_inferred_answer_types_is_flagged(results_tree, tmp_path):
+    _, info = results_tree
+    runs = []
+    for run in vqa_runs(info):
+        metrics = copy.deepcopy(run.metrics)
+        metrics["protocol"]["answer_type_inferred"] = True
+        runs.append(Run(run.model, run.seed, metrics))
+    entries = [{"dataset": "vqa", "source": "P", "protocol": "llava_med", "metric": m, "value": 1.0}
+               for m in ("llava_med_closed", "token_f1")]
+    entries[1]["protocol"] = "token_f1"
+    published_table(entries, runs, "vqa", "test", outputs(tmp_path, "p"))
+    csv = pd.read_csv(tmp_path / "p.csv")
+    ours = csv[csv["kind"] == "ours"].set_index("metric")["note"]
+    assert ours["llava_med_closed"].str.contains("inferred from the answers").all()
+    assert not ours["token_f1"].str.contains("inferred").any()  # overall numbers do not depend on it
+
+
 def test_published_number_needs_the_protocol_of_its_metric(results_tree, tmp_path):
     _, info = results_tree
     entry = {"dataset": "vqa", "source": "X", "protocol": "exact_match", "metric": "llava_med_closed", "value": 1}
