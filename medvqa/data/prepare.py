@@ -74,6 +74,9 @@ def import_dataset(
         good, bad = schema.check_rows(rows[rows["split"] == split], dataset, split, spec.on_bad_sample)
         if good.empty:
             raise schema.BadSampleError(f"dataset {dataset!r} split {split!r}: no usable rows")
+        # The rules the source applied (e.g. answer_type_rule) travel with the split file, so the
+        # scoring stage can state whether closed/open came from the source or was inferred.
+        good.attrs = dict(rows.attrs)
         write_parquet(good, path)
         rejected.append(bad)
         counts[split] = len(good)

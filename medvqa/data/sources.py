@@ -1,6 +1,7 @@
 """Dataset sources: one entry, ``load_source``, for every way a dataset reaches the workflow.
 
-Reads the source's own files (hub / local parquet, the SLAKE folder, local tables, or the
+Reads the source's own files (hub / local parquet, the SLAKE folder, the official VQA-RAD
+release, local tables, or the
 generated demo) and returns unified rows of ALL splits (``medvqa.data.schema``):
 
 VQA rows:     question_id, image_id, image (encoded bytes), question, answer,
@@ -26,6 +27,7 @@ from medvqa.data.hf import HFSourceSpec, load_hf
 from medvqa.data.local import LocalSourceSpec, load_local
 from medvqa.data.slake import SlakeSourceSpec, load_slake
 from medvqa.data.unify import SourceNotFoundError
+from medvqa.data.vqa_rad import VqaRadSourceSpec, load_vqa_rad
 from medvqa.spec import ConfigError, Spec, check_choice, check_range
 
 __all__ = ["SOURCES", "Source", "SourceNotFoundError", "DemoSourceSpec", "load_source"]
@@ -67,6 +69,7 @@ class Source:
 SOURCES = {
     "hf": Source(HFSourceSpec, load_hf),
     "slake": Source(SlakeSourceSpec, load_slake),
+    "vqa_rad": Source(VqaRadSourceSpec, load_vqa_rad),
     "local": Source(LocalSourceSpec, load_local),
     "demo": Source(DemoSourceSpec, load_demo, task_is_option=True),
 }

@@ -1,9 +1,10 @@
 """Top-label calibration: reliability bins, ECE, MCE, Brier score and overconfidence.
 
 Used by the scoring stage (``medvqa.evaluate.score``) once per confidence source present
-in a predictions parquet: ``confidence`` (classifier softmax of the chosen answer),
+in a predictions parquet: ``confidence`` (classifier softmax, or a copy of one token-probability column),
 ``sampled_agreement`` (share of sampled answers equal to the prediction) and
-``answer_prob`` (a generative model's probability of its own answer). The reliability bins
+``answer_prob`` / ``answer_prob_mean`` (product / mean of a generative answer's token probabilities;
+``confidence_sources`` names each and drops duplicates). The reliability bins
 are written to the metrics JSON too, so the figures stage can draw diagrams without
 re-reading predictions.
 """
@@ -132,3 +133,55 @@ def sampled_agreement(
         target = normalise(pred)
         out[i] = sum(normalise(s) == target for s in row) / len(row)
     return out
+
+
+SOFTMAX = "classifier softmax: the predictions' confidence column, probability of the chosen answer"
+TOKEN_PRODUCT = "product of the generated answer's token probabilities (the answer_prob column)"
+TOKEN_MEAN = "arithmetic mean of the generated answer's token probabilities (answer_prob_mean column)"
+UNMATCHED = "the predictions' confidence column (equal to neither token-probability column)"
+AGREEMENT = "sampled-answer agreement: share of the sampled answers (samples column) equal to the normalised prediction"
+CORRECTNESS = "a question counts as correct when protocol {protocol!r} gives it full marks (score 1)"
+
+
+def _column(frame, column: str) -> np.ndarray | str:
+    if column not in frame:
+        return f"no {column} column in the predictions"
+    values = frame[column].to_numpy(dtype=np.float64)
+    return values if len(values) == 0 or (~np.isnan(values)).any() else f"{column} is null for every row"
+
+
+def _same(a: np.ndarray | str, b: np.ndarray | str) -> bool:
+    return not isinstance(a, str) and not isinstance(b, str) and np.allclose(a, b, equal_nan=True)
+
+
+def confidence_sources(frame) -> dict[str, tuple[np.ndarray | str, str]]:
+    """{source: (confidence (n,) or the reason it is absent, what the source is)}, no duplicates.
+
+    A classifier's predictions have ``confidence`` only (softmax). A generative model's
+    have ``answer_prob`` (token-probability product), ``answer_prob_mean`` and a
+    ``confidence`` column that copies one of them (``generate.confidence``): ``confidence``
+    is then named after the one it equals and that one is not reported a second time.
+    """
+    confidence = _column(frame, "confidence")
+    product, mean = _column(frame, "answer_prob"), _column(frame, "answer_prob_mean")
+    generative = "answer_prob" in frame or "answer_prob_mean" in frame
+    sources: dict[str, tuple[np.ndarray | str, str]] = {}
+    if not generative:
+        sources["confidence"] = (confidence, SOFTMAX)
+    elif _same(confidence, product):
+        sources["confidence"] = (confidence, TOKEN_PRODUCT)
+        sources["answer_prob_mean"] = (mean, TOKEN_MEAN)
+    elif _same(confidence, mean):
+        sources["confidence"] = (confidence, TOKEN_MEAN)
+        sources["answer_prob"] = (product, TOKEN_PRODUCT)
+    else:
+        sources["confidence"] = (confidence, UNMATCHED)
+        sources["answer_prob"] = (product, TOKEN_PRODUCT)
+        sources["answer_prob_mean"] = (mean, TOKEN_MEAN)
+    agreement: np.ndarray | str = "no samples column in the predictions"
+    if "samples" in frame:
+        agreement = sampled_agreement(frame["prediction"].tolist(), frame["samples"].tolist())
+        if len(agreement) and np.isnan(agreement).all():
+            agreement = "samples is null or empty for every row"
+    sources["sampled_agreement"] = (agreement, AGREEMENT)
+    return sources

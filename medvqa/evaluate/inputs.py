@@ -20,7 +20,7 @@ VQA_DATA_COLUMNS = ("question_id", "answer", "answer_type")
 OPTIONAL_VQA_DATA_COLUMNS = ("image_id",)
 CAPTION_DATA_COLUMNS = ("image_id", "caption")
 PREDICTION_COLUMNS = ("question_id", "prediction")
-OPTIONAL_PREDICTION_COLUMNS = ("confidence", "samples", "answer_prob")
+OPTIONAL_PREDICTION_COLUMNS = ("confidence", "samples", "answer_prob", "answer_prob_mean")
 GENERATED_COLUMNS = ("image_id", "generated")
 _SHOW = 5  # ids quoted in an error message
 
@@ -84,8 +84,8 @@ def read_vqa(
     """Aligned VQA rows: data columns (answer, answer_type, present group columns) + predictions.
 
     Output columns: question_id, answer, answer_type, image_id (if the split has it), *groups,
-    prediction (str, '' for null), and whichever of confidence (float, NaN allowed), samples,
-    answer_prob exist.
+    prediction (str, '' for null), and whichever of confidence, answer_prob, answer_prob_mean
+    (float, NaN allowed) and samples exist.
     """
     optional = [*OPTIONAL_VQA_DATA_COLUMNS, *(c for c in group_columns if c not in OPTIONAL_VQA_DATA_COLUMNS)]
     data = read_columns(data_path, VQA_DATA_COLUMNS, optional, what="data split")
@@ -99,7 +99,7 @@ def read_vqa(
     )
     merged = align(data, preds, "question_id")
     merged["prediction"] = merged["prediction"].map(as_text)
-    for col in ("confidence", "answer_prob"):
+    for col in ("confidence", "answer_prob", "answer_prob_mean"):
         if col in merged:
             merged[col] = merged[col].astype(np.float64)
     return merged.reset_index(drop=True)

@@ -4,10 +4,9 @@ Used by the scoring stage (``medvqa.evaluate.score``). Every function takes raw 
 (or token lists) and returns plain numpy arrays, so the stage can bootstrap them:
 
 - ``exact_match``     1 if normalised prediction == normalised reference.
-- ``llava_med``       LLaVA-Med (Li et al. 2023): closed questions 1 if the reference
-                      appears in the prediction, open questions the recall of reference
-                      tokens in the prediction.
-- ``token_f1``        SQuAD-style token F1, as reported for Med-PaLM M and MedGemma.
+- ``contains_tokens`` / ``token_recall`` / ``token_f1``: token-level building blocks of the
+                      protocols in ``medvqa.evaluate.protocols`` (the registry of named
+                      VQA protocols, their rules text and references).
 - BLEU-1..4           nltk; ``sentence_bleu_scores`` per item, ``corpus_bleu`` per split,
                       ``bleu_statistics`` / ``bleu_from_statistics`` for bootstrap CIs.
 - ROUGE-L             rouge-score, F-measure per caption.
@@ -22,7 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from medvqa.evaluate.normalise import answer_tokens, normalise
+from medvqa.evaluate.normalise import normalise
 
 
 def _nltk_bleu():
@@ -31,21 +30,6 @@ def _nltk_bleu():
 
     return bleu_score
 
-PROTOCOLS = {
-    "exact_match": "1 if the normalised prediction equals the normalised reference, else 0",
-    "llava_med": (
-        "LLaVA-Med protocol. Closed questions: 1 if the normalised reference occurs in the "
-        "normalised prediction as a whole-word token sequence, else 0 (the LLaVA-Med script "
-        "tests raw substrings, which would count 'no' inside 'normal'). Open questions: recall "
-        "of the reference tokens (multiset) in the prediction tokens. The overall value is the "
-        "mean per-question score over both types"
-    ),
-    "token_f1": (
-        "SQuAD-style token F1 between normalised prediction and reference tokens (multiset "
-        "overlap; 1 when both are empty, 0 when only one is), as reported for Med-PaLM M and "
-        "MedGemma"
-    ),
-}
 BLEU_WEIGHTS = {1: (1.0,), 2: (0.5, 0.5), 3: (1 / 3, 1 / 3, 1 / 3), 4: (0.25, 0.25, 0.25, 0.25)}
 SMOOTHING_NAMES = ("none", *(f"method{i}" for i in range(1, 8)))
 
@@ -82,25 +66,6 @@ def token_f1(prediction: Sequence[str], reference: Sequence[str]) -> float:
     precision = overlap / len(prediction)
     recall = overlap / len(reference)
     return 2 * precision * recall / (precision + recall)
-
-
-def llava_med_scores(
-    predictions: Sequence[object], references: Sequence[object], answer_types: Sequence[str]
-) -> np.ndarray:
-    """(n,) LLaVA-Med per-question scores (see PROTOCOLS['llava_med'])."""
-    scores = []
-    for pred, ref, kind in zip(predictions, references, answer_types, strict=True):
-        p, r = answer_tokens(pred), answer_tokens(ref)
-        scores.append(float(contains_tokens(p, r)) if kind == "closed" else token_recall(p, r))
-    return np.array(scores, dtype=float)
-
-
-def token_f1_scores(predictions: Sequence[object], references: Sequence[object]) -> np.ndarray:
-    """(n,) token F1 per question (see PROTOCOLS['token_f1'])."""
-    return np.array(
-        [token_f1(answer_tokens(p), answer_tokens(r)) for p, r in zip(predictions, references, strict=True)],
-        dtype=float,
-    )
 
 
 def smoothing_function(name: str):

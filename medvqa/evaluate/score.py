@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medvqa.evaluate import calibration, intervals, metrics, stats
+from medvqa.evaluate import calibration, intervals, metrics, protocols, stats
 from medvqa.evaluate.embedding import POOLING, SentenceEncoder, embedding_similarity
 from medvqa.evaluate.inputs import columns_of, read_captions, read_vqa
 from medvqa.evaluate.intervals import bootstrap_units, ci_protocol, vqa_ci_protocol
@@ -43,6 +43,23 @@ CLOSED_RULE = (
     "closed/open is the data split's answer_type column as written by the data stage (SLAKE: the "
     "source's answer_type; sources without one, e.g. VQA-RAD and PathVQA, mark yes/no answers closed)"
 )
+INFERRED_MARK = "no answer-type column in the source"  # start of medvqa.data.unify.CLOSED_RULE
+
+
+def closed_open_rule(data_path) -> tuple[str, bool | None]:
+    """(closed/open rule text, whether the type was inferred from the answer; None = not recorded).
+
+    The data stage stores the rule a source applied in the split parquet's pandas attrs
+    (``answer_type_rule``); a split written without it gets the generic CLOSED_RULE."""
+    attrs = pd.read_parquet(data_path, columns=[]).attrs if os.path.exists(data_path) else {}
+    rule = attrs.get("answer_type_rule")
+    if not rule:
+        return CLOSED_RULE, None
+    inferred = str(rule).startswith(INFERRED_MARK)
+    kind = "inferred from the answer by the data stage" if inferred else "taken from the source"
+    return f"closed/open {kind}: {rule}", inferred
+
+
 EMPTY_SPLIT = "an empty split is not an error: n = 0 and every value null"
 CAPTION_BLEU_NOTE = (
     "equals sacrebleu with tokenize='none' on the same tokens, except that nltk counts a caption "
@@ -57,11 +74,6 @@ ROUGE_NOTE = (
     "(lower case, non-alphanumerics dropped, so English only)"
 )
 BOOTSTRAP_UNITS = ("image", "question")
-CONFIDENCE_SOURCES = {
-    "confidence": "the predictions' confidence column: probability of the chosen answer (softmax)",
-    "sampled_agreement": "share of the sampled answers (samples column) equal to the normalised prediction",
-    "answer_prob": "the predictions' answer_prob column: the model's probability of its own answer",
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +92,7 @@ class ScoreSpec(Spec):
     embedding_batch_size: int = 32
     embedding_max_length: int = 128
     rouge_stemmer: bool = False  # Porter stemming in ROUGE-L
+    calibration_protocol: str = protocols.DEFAULT_PROTOCOL  # correct = this protocol's score is 1
 
     def __post_init__(self) -> None:
         # YAML gives lists; a frozen spec keeps a tuple.
@@ -94,6 +107,7 @@ class ScoreSpec(Spec):
         check_range(where, "bleu_max_order", self.bleu_max_order, 1, 4)
         check_range(where, "embedding_batch_size", self.embedding_batch_size, 1)
         check_range(where, "embedding_max_length", self.embedding_max_length, 1)
+        check_choice(where, "calibration_protocol", self.calibration_protocol, tuple(protocols.PROTOCOLS))
         if self.embedding_encoder is not None and not str(self.embedding_encoder).strip():
             raise ConfigError(f"{where}: embedding_encoder must be null or a model path, not ''")
 
@@ -181,29 +195,12 @@ def embedding_block(
     return summarise(sims, spec, units), protocol
 
 
-def confidence_sources(frame: pd.DataFrame) -> dict[str, np.ndarray | str]:
-    """Per-item confidence (n,) of each source present, or the reason it is absent."""
-    sources: dict[str, np.ndarray | str] = {}
-    columns = {"confidence": "confidence", "sampled_agreement": "samples", "answer_prob": "answer_prob"}
-    for name, column in columns.items():
-        if column not in frame:
-            sources[name] = f"no {column} column in the predictions"
-            continue
-        if name == "sampled_agreement":
-            values = calibration.sampled_agreement(frame["prediction"].tolist(), frame[column].tolist())
-        else:
-            values = frame[column].to_numpy(dtype=np.float64)
-        usable = len(values) == 0 or (~np.isnan(values)).any()
-        sources[name] = values if usable else f"{column} is null for every row"
-    return sources
-
-
 def calibration_section(
     frame: pd.DataFrame, correct: np.ndarray, spec: ScoreSpec, units: np.ndarray | None = None
 ):
     """(per-source calibration reports or None, protocol dict); each report holds "intervals"."""
     reports, described = {}, {}
-    for name, values in confidence_sources(frame).items():
+    for name, (values, what) in calibration.confidence_sources(frame).items():
         if isinstance(values, str):
             reports[name], described[name] = None, f"absent: {values}"
         else:
@@ -211,9 +208,10 @@ def calibration_section(
             reports[name]["intervals"] = intervals.calibration_intervals(
                 reports[name], values, correct, units, spec
             )
-            described[name] = CONFIDENCE_SOURCES[name]
+            described[name] = what
     protocol = {
-        "correctness": "exact_match",
+        "correctness": calibration.CORRECTNESS.format(protocol=spec.calibration_protocol),
+        "correctness_protocol": spec.calibration_protocol,
         "n_bins": spec.n_bins,
         "binning": calibration.BINNING.format(n_bins=spec.n_bins),
         "metrics": calibration.METRICS,
@@ -232,16 +230,24 @@ def vqa_counts(frame: pd.DataFrame) -> dict[str, int]:
     }
 
 
+def protocol_block(
+    scored: protocols.Scored, frame: pd.DataFrame, spec: ScoreSpec, units: np.ndarray | None = None
+) -> dict[str, Any]:
+    """overall/closed/open/by-group of the per-question scores, plus each extra over its questions."""
+    block = accuracy_block(scored.per_question, frame, spec, units)
+    for name, values in scored.extras.items():
+        scored_here = ~np.isnan(values)
+        block[name] = summarise(values[scored_here], spec, None if units is None else units[scored_here])
+    return block
+
+
 def vqa_metrics(frame: pd.DataFrame, spec: ScoreSpec) -> dict[str, Any]:
     """The full metrics dict of aligned VQA rows (see ``read_vqa`` for the columns)."""
     preds, refs, kinds = frame["prediction"].tolist(), frame["answer"].tolist(), frame["answer_type"].tolist()
-    correct = metrics.exact_match(preds, refs)
     units = bootstrap_units(frame, spec)
-    per_protocol = {
-        "exact_match": correct,
-        "llava_med": metrics.llava_med_scores(preds, refs, kinds),
-        "token_f1": metrics.token_f1_scores(preds, refs),
-    }
+    scored = {name: p.score(preds, refs, kinds) for name, p in protocols.PROTOCOLS.items()}
+    # A question is correct for calibration when the chosen protocol gives it full marks.
+    correct = (scored[spec.calibration_protocol].per_question == 1.0).astype(np.float64)
     hyp_tok = [answer_tokens(p) for p in preds]
     ref_tok = [[answer_tokens(r)] for r in refs]
     sentence = metrics.sentence_bleu_scores(hyp_tok, ref_tok, spec.bleu_max_order, spec.bleu_smoothing)
@@ -252,7 +258,7 @@ def vqa_metrics(frame: pd.DataFrame, spec: ScoreSpec) -> dict[str, Any]:
     return {
         "task": "vqa",
         "n": vqa_counts(frame),
-        "accuracy": {name: accuracy_block(scores, frame, spec, units) for name, scores in per_protocol.items()},
+        "accuracy": {name: protocol_block(result, frame, spec, units) for name, result in scored.items()},
         "bleu": {
             "sentence_mean": {f"bleu_{k}": summarise(sentence[:, k - 1], spec, units) for k in orders},
             "corpus": bleu_block(hyp_tok, ref_tok, spec, units),
@@ -262,7 +268,7 @@ def vqa_metrics(frame: pd.DataFrame, spec: ScoreSpec) -> dict[str, Any]:
         "protocol": {
             "normalisation": NORMALISATION,
             "closed_rule": CLOSED_RULE,
-            "accuracy": metrics.PROTOCOLS,
+            "accuracy": protocols.describe_all(),
             "groups": [c for c in spec.group_columns if c in frame],
             "bleu": bleu_protocol(spec, "words of the normalised answer") | bleu_note,
             "embedding_similarity": embedding_protocol,
@@ -363,7 +369,10 @@ def score_vqa(data_path, predictions_path, out_json, spec: ScoreSpec | None = No
     spec = spec or ScoreSpec()
     frame = read_vqa(data_path, predictions_path, spec.group_columns)
     inputs = {"data": os.fspath(data_path), "predictions": os.fspath(predictions_path)}
-    return _finish(vqa_metrics(frame, spec), inputs, spec, out_json, run)
+    result = vqa_metrics(frame, spec)
+    rule, inferred = closed_open_rule(data_path)
+    result["protocol"].update(closed_rule=rule, answer_type_inferred=inferred)
+    return _finish(result, inputs, spec, out_json, run)
 
 
 def score_captions(data_path, captions_path, out_json, spec: ScoreSpec | None = None, run: dict | None = None) -> dict:
@@ -374,10 +383,12 @@ def score_captions(data_path, captions_path, out_json, spec: ScoreSpec | None = 
     return _finish(caption_metrics(frame, spec), inputs, spec, out_json, run)
 
 
-def correctness(data_path, predictions_path) -> pd.Series:
-    """Exact-match correctness (bool) per question_id, for ``stats.mcnemar`` between two models."""
+def correctness(data_path, predictions_path, protocol: str = protocols.DEFAULT_PROTOCOL) -> pd.Series:
+    """Correctness (bool: the protocol's score is 1) per question_id, for ``stats.mcnemar``."""
     frame = read_vqa(data_path, predictions_path, ())
-    correct = metrics.exact_match(frame["prediction"], frame["answer"]) == 1
+    scored = protocols.get(protocol).score(frame["prediction"].tolist(), frame["answer"].tolist(),
+                                           frame["answer_type"].tolist())
+    correct = scored.per_question == 1.0
     return pd.Series(correct, index=frame["question_id"], name="correct")
 
 

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from medvqa.data.baselines import is_baseline
+from medvqa.evaluate.protocols import PROTOCOLS
 from medvqa.report.collect import Cell, Run, by_model, summarise_seeds
 from medvqa.report.figures import empty_panel, new_figure, percent, run_styles, save_figure
 from medvqa.report.spec import FigureSpec
@@ -28,7 +29,6 @@ from medvqa.report.tables import MARK, row_label
 
 MARK_COLOUR = "#c00000"
 
-PROTOCOL_LABELS = {"exact_match": "exact match", "llava_med": "LLaVA-Med score", "token_f1": "token F1"}
 CAPTION_GROUPS = (
     ("BLEU-4", ("bleu", "corpus", "bleu_4")),
     ("ROUGE-L", ("rouge_l",)),
@@ -134,7 +134,7 @@ def plot_model_comparison(
             marked |= _draw_group(ax, gi, names, [cells[m][g] for m in names], styles, labelled)
         ax.set_xticks(range(len(groups_drawn)))
         ax.set_xticklabels([_group_label(groups[g][0], [cells[m][g] for m in names]) for g in groups_drawn])
-        ylabel = "score (%)" if task == "caption" else f"{PROTOCOL_LABELS[spec.metric]} (%)"
+        ylabel = "score (%)" if task == "caption" else f"{PROTOCOLS[spec.metric].label} (%)"
         ax.set_ylabel(ylabel)
         ax.set_ylim(0, 118)
         ax.set_yticks(range(0, 101, 20))

@@ -1,16 +1,21 @@
 """Published-numbers table: this project's results beside numbers copied from papers.
 
 Reads the config's ``report.published`` entries for one dataset and split (each names the
-source, one of our table's metric keys, the value as printed in percent and an optional
-note, e.g. what the paper calls the metric) and the metrics JSONs of every (model, seed);
-writes ``results/tables/{dataset}/published.{split}.{csv,md,tex,html}``. For each metric,
-the published rows come first, then one row per model of this project, in the same unit
-(percent; Brier: a fraction). The notes state the protocol of our numbers.
+source, the protocol it was computed under, one of our table's metric keys, the split, the
+value as printed in percent, optionally the dataset version, and a note) and the metrics
+JSONs of every (model, seed); writes
+``results/tables/{dataset}/published.{split}.{csv,md,tex,html}``. A published number is
+shown only beside this project's number under the same protocol, metric and split: an
+entry whose protocol is not the one its metric is computed under is rejected when the
+config is checked (``PublishedEntry.validate``). For each metric, the published rows come
+first, then one row per model of this project, in the same unit (percent; Brier: a
+fraction). The notes state the protocol of our numbers.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import os
@@ -20,14 +25,19 @@ from typing import Any
 import pandas as pd
 
 from medvqa.data.schema import SPLITS
+from medvqa.evaluate.protocols import PROTOCOLS
 from medvqa.io import write_csv
 from medvqa.report.collect import Run, by_model, summarise_seeds
-from medvqa.report.tables import COLUMNS, Column, format_cell, table_notes, write_formats
+from medvqa.report.tables import COLUMNS, Column, format_cell, protocol_of, table_notes, write_formats
 from medvqa.spec import ConfigError, Spec, check_choice
 
 log = logging.getLogger(__name__)
 
 METRIC_KEYS = tuple(dict.fromkeys(c.key for columns in COLUMNS.values() for c in columns))
+# metric key -> the protocol it is computed under (first column with that key wins; keys are shared
+# by VQA and caption tables only for BLEU, which is this project's own definition in both).
+METRIC_PROTOCOL = {key: protocol_of(next(c for cs in COLUMNS.values() for c in cs if c.key == key))
+                   for key in METRIC_KEYS}
 CSV_COLUMNS = ("metric", "metric_label", "kind", "source", "value", "ci_low", "ci_high", "std", "n_seeds", "note")
 CAVEAT = (
     "Published values are copied as printed in the cited sources. They may use other splits, "
@@ -42,9 +52,11 @@ class PublishedEntry(Spec):
 
     dataset: str  # a configured dataset
     source: str  # citation shown in the table, e.g. "LLaVA-Med (Li et al. 2023)"
+    protocol: str  # the protocol the source computed its number under, e.g. llava_med
     metric: str  # one of METRIC_KEYS, e.g. llava_med_open for LLaVA-Med's open-question recall
     value: float  # as printed in the source (percent; Brier as a fraction)
     split: str = "test"
+    dataset_version: str = ""  # e.g. "VQA-RAD official release (451 test questions)"
     note: str = ""  # what the source calls the metric, protocol differences
 
     def validate(self, where: str) -> None:
@@ -52,6 +64,12 @@ class PublishedEntry(Spec):
         check_choice(where, "split", self.split, SPLITS)
         if not self.source.strip():
             raise ConfigError(f"{where}: source must name the publication")
+        ours = METRIC_PROTOCOL[self.metric]
+        if self.protocol != ours:
+            raise ConfigError(
+                f"{where}: published protocol {self.protocol!r} cannot stand beside metric "
+                f"{self.metric!r}, which this project computes under protocol {ours!r}"
+            )
 
 
 def parse_entries(entries: Sequence[Mapping[str, Any]]) -> list[PublishedEntry]:
@@ -77,17 +95,56 @@ def _ours(column: Column, runs: Sequence[Run], split: str) -> list[dict[str, Any
         rows.append({
             "metric": column.key, "metric_label": column.label, "kind": "ours", "source": f"medvqa: {model}",
             "value": numbers[0], "ci_low": numbers[1], "ci_high": numbers[2], "std": numbers[3],
-            "n_seeds": len(group), "note": f"this project, {len(group)} seed(s), {split} split",
+            "n_seeds": len(group),
+            "note": f"this project, protocol {protocol_of(column)}, {len(group)} seed(s), {split} split"
+                    + _subset_note(column, group),
             "text": format_cell(cell, column),
         })
     return rows
+
+
+INFERRED_SUBSET = (
+    "; closed/open inferred from the answers (yes/no), not the source's answer type, so this subset "
+    "may differ from the publication's (the vqa_rad source reads the official types)"
+)
+
+
+def _subset_note(column: Column, runs: Sequence[Run]) -> str:
+    """A warning when a closed/open number rests on answer types the data stage inferred."""
+    if column.path[0] != "accuracy" or column.path[-1] not in ("closed", "open"):
+        return ""
+    inferred = any(r.metrics.get("protocol", {}).get("answer_type_inferred") for r in runs)
+    return INFERRED_SUBSET if inferred else ""
+
+
+def check_scored_under(runs: Sequence[Run], column: Column) -> None:
+    """Every run's metrics JSON must state the registry's protocol of ``column`` (same reference),
+    so a published number never stands beside a number computed under older or other rules."""
+    if column.path[0] != "accuracy":
+        return
+    name = column.path[1]
+    expected = json.loads(json.dumps(PROTOCOLS[name].describe()["reference"]))
+    for run in runs:
+        block = run.metrics.get("protocol", {}).get("accuracy", {}).get(name)
+        if not isinstance(block, Mapping) or block.get("reference") != expected:
+            raise ValueError(
+                f"{run.model} seed {run.seed} was not scored under protocol {name!r} as registered "
+                f"(reference {expected}); re-run its scoring before placing published numbers beside it"
+            )
+
+
+def _their_note(entry: PublishedEntry) -> str:
+    parts = [f"protocol {entry.protocol}", f"{entry.split} split"]
+    if entry.dataset_version:
+        parts.append(entry.dataset_version)
+    return "; ".join(parts + ([entry.note] if entry.note else []))
 
 
 def _theirs(column: Column, entry: PublishedEntry) -> dict[str, Any]:
     return {
         "metric": column.key, "metric_label": column.label, "kind": "published", "source": entry.source,
         "value": float(entry.value), "ci_low": math.nan, "ci_high": math.nan, "std": math.nan,
-        "n_seeds": None, "note": entry.note, "text": f"{entry.value:g}",
+        "n_seeds": None, "note": _their_note(entry), "text": f"{entry.value:g}",
     }
 
 
@@ -100,6 +157,7 @@ def published_rows(entries: Sequence[PublishedEntry], runs: Sequence[Run], datas
     rows = []
     for column in COLUMNS[task]:
         if any(e.metric == column.key for e in chosen):
+            check_scored_under(runs, column)
             rows += [_theirs(column, e) for e in chosen if e.metric == column.key]
             rows += _ours(column, runs, split)
     return rows

@@ -24,9 +24,12 @@ from medvqa.report.figures import empty_panel, new_figure, save_figure
 from medvqa.report.spec import FigureSpec
 
 SOURCE_LABELS = {
-    "confidence": "softmax confidence",
+    # "confidence" is a classifier's softmax or a generative model's token-probability product or
+    # mean (the metrics JSON's protocol.calibration.sources says which).
+    "confidence": "model confidence",
     "sampled_agreement": "sampled-answer agreement",
-    "answer_prob": "answer probability",
+    "answer_prob": "token-probability product",
+    "answer_prob_mean": "mean token probability",
 }
 
 

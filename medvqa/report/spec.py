@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 
+from medvqa.evaluate.protocols import PROTOCOLS
 from medvqa.spec import Spec, check_choice, check_range
 
-ACCURACY_PROTOCOLS = ("exact_match", "llava_med", "token_f1")
+ACCURACY_PROTOCOLS = tuple(PROTOCOLS)  # the registry of medvqa.evaluate.protocols
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from medvqa.data.baselines import BASELINE_RULES, is_baseline
+from medvqa.evaluate.protocols import PROTOCOLS, footnote
 from medvqa.evaluate.stats import SEED_INTERVAL
 from medvqa.io import atomic_path, write_csv
 from medvqa.report.collect import Cell, Run, by_model, confidence_source, summarise_seeds
@@ -41,15 +42,26 @@ class Column:
     # Whether a model not beating the best baseline here is marked. Not for ECE: a constant
     # confidence equal to the base rate reaches near-zero ECE without any skill.
     vs_baseline: bool = True
+    protocol: str | None = None  # protocol a published number must name; None: see protocol_of
 
 
+def protocol_of(column: Column) -> str:
+    """The protocol under which ``column`` is computed: the registry name of an accuracy column,
+    else ``column.protocol`` or "medvqa" (this project's own BLEU / calibration definitions)."""
+    if column.protocol is not None:
+        return column.protocol
+    return column.path[1] if column.path[0] == "accuracy" else OWN_PROTOCOL
+
+
+OWN_PROTOCOL = "medvqa"
+# Accuracy columns come from the protocol registry: each protocol lists its own.
+PROTOCOL_COLUMNS = tuple(
+    Column(key, label, ("accuracy", name, leaf))
+    for name, protocol in PROTOCOLS.items()
+    for key, label, leaf in protocol.columns
+)
 VQA_COLUMNS = (
-    Column("em_overall", "EM all", ("accuracy", "exact_match", "overall")),
-    Column("em_closed", "EM closed", ("accuracy", "exact_match", "closed")),
-    Column("em_open", "EM open", ("accuracy", "exact_match", "open")),
-    Column("llava_med_closed", "LLaVA-Med closed", ("accuracy", "llava_med", "closed")),
-    Column("llava_med_open", "Open recall", ("accuracy", "llava_med", "open")),
-    Column("token_f1", "Token F1", ("accuracy", "token_f1", "overall")),
+    *PROTOCOL_COLUMNS,
     Column("bleu_1", "BLEU-1", ("bleu", "sentence_mean", "bleu_1")),
     Column("ece", "ECE", ("calibration", "*", "ece"), higher_is_better=False, vs_baseline=False),
     Column("brier", "Brier", ("calibration", "*", "brier"), percent=False, higher_is_better=False),
@@ -167,8 +179,7 @@ def vqa_notes(protocol: Mapping[str, Any]) -> list[str]:
     return [
         f"Closed vs open questions: {protocol.get('closed_rule')}.",
         f"Answer normalisation: {protocol.get('normalisation')}.",
-        f"EM (exact match): {acc.get('exact_match')}. LLaVA-Med closed and Open recall: "
-        f"{acc.get('llava_med')}. Token F1: {acc.get('token_f1')}.",
+        *(f"{footnote(name, block)}." for name, block in acc.items()),
         f"BLEU-1: {bleu.get('implementation')}, {bleu.get('sentence_mean')}; {_weights(bleu)}; "
         f"tokens: {bleu.get('tokenisation')}.",
         f"ECE: {metrics.get('ece')}; binning: {calib.get('binning')}. Brier: {metrics.get('brier')}. "

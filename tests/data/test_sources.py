@@ -48,7 +48,7 @@ def vqa_rad(tmp_path_factory):
 
 
 def test_sources_dict_names_every_source():
-    assert set(SOURCES) == {"hf", "slake", "local", "demo"}
+    assert set(SOURCES) == {"hf", "slake", "vqa_rad", "local", "demo"}
 
 
 def test_hf_vqa_rad_like_splits_val_off_train_by_image(vqa_rad, tmp_path):
@@ -271,3 +271,77 @@ def test_demo_source_dispatches_to_generator():
     rows = load_source("demo", {"seed": 1, "n_images": 60, "image_px": 32}, "demo")
     expected = demo.make_demo(seed=1, n_images=60, task="vqa", image_px=32)
     pd.testing.assert_frame_equal(rows, expected)
+
+
+def vqa_rad_release(root, missing_image=None):
+    """A folder in the official VQA-RAD release layout: 'VQA_RAD Dataset Public.json' + image folder."""
+    folder = root / "VQA_RAD"
+    images = folder / "VQA_RAD Image Folder"
+    images.mkdir(parents=True)
+    records = []
+    for i in range(8):
+        name = f"synpic{1000 + i}.jpg"
+        if i != missing_image:
+            (images / name).write_bytes(image_file_bytes(i, "JPEG"))
+        phrase = "test_freeform" if i == 6 else "test_para" if i == 7 else ("freeform", "para", "frame")[i % 3]
+        base = {"image_name": name, "image_organ": "CHEST" if i % 2 else "HEAD", "phrase_type": phrase,
+                "evaluation": "given", "qid_linked_id": f"link{i}"}
+        records += [
+            {**base, "qid": 10 * i + 1, "question": "Is the heart enlarged?", "answer": "yes",
+             "answer_type": "CLOSED", "question_type": "SIZE"},
+            # a closed question whose answer is not yes/no, with the release's trailing space
+            {**base, "qid": 10 * i + 2, "question": "Is the lesion on the left or right?", "answer": "Left",
+             "answer_type": "CLOSED ", "question_type": "POS"},
+            # the release marks this yes/no answer OPEN: the source's type wins
+            {**base, "qid": 10 * i + 3, "question": "Is there a fracture?", "answer": "no",
+             "answer_type": "OPEN", "question_type": "ABN"},
+            {**base, "qid": 10 * i + 4, "question": "How many lesions?", "answer": 2,
+             "answer_type": "OPEN", "question_type": "COUNT"},
+        ]
+    (folder / "VQA_RAD Dataset Public.json").write_text(json.dumps(records), encoding="utf-8")
+    return folder
+
+
+def test_vqa_rad_release_uses_its_own_answer_types_and_test_set(tmp_path):
+    folder = vqa_rad_release(tmp_path)
+    rows = load_source("vqa_rad", {"path": str(folder), "val_fraction": 0.2}, "vqa_rad")
+    assert_valid(rows)
+    test = rows[rows["split"] == "test"].sort_values("question_id")
+    assert test["question_id"].tolist() == ["61", "62", "63", "64", "71", "72", "73", "74"]
+    assert test["answer_type"].tolist() == ["closed", "closed", "open", "open"] * 2
+    assert test["answer"].tolist() == ["yes", "Left", "no", "2"] * 2
+    assert set(test["organ"]) == {"HEAD", "CHEST"} and "POS" in set(test["content_type"])
+    assert test["image"].iloc[0] == (folder / "VQA_RAD Image Folder/synpic1006.jpg").read_bytes()
+    # val is carved from train by image: whole images, 4 questions each
+    counts = rows["split"].value_counts().to_dict()
+    assert counts["train"] + counts["val"] == 24 and counts["val"] % 4 == 0 and counts["val"] > 0
+    assert rows.attrs["answer_type_rule"] == "answer_type column of the source, lower-cased"
+    assert "test_freeform or test_para is test" in rows.attrs["test_split_rule"]
+
+
+def test_vqa_rad_missing_release_names_the_files_and_url(tmp_path):
+    with pytest.raises(SourceNotFoundError, match=r"VQA_RAD Dataset Public.json.*VQA_RAD Image Folder/.*osf.io"):
+        load_source("vqa_rad", {"path": str(tmp_path / "nowhere")}, "vqa_rad")
+    with pytest.raises(ConfigError, match="val_fraction"):
+        load_source("vqa_rad", {"path": str(tmp_path), "val_fraction": 0.9}, "vqa_rad")
+
+
+def test_schema_source_choices_are_the_sources():
+    import yaml
+
+    schema = yaml.safe_load(open("rules/config.schema.yaml"))
+    assert set(schema["$defs"]["dataset"]["properties"]["source"]["enum"]) == set(SOURCES)
+
+
+def test_imported_and_filtered_splits_carry_the_answer_type_rule(tmp_path):
+    from medvqa.data.prepare import ImportSpec, filter_split, import_dataset
+
+    folder = vqa_rad_release(tmp_path)
+    spec = ImportSpec.from_mapping({"source": "vqa_rad", "options": {"path": str(folder)}},
+                                   where="datasets.vqa_rad")
+    paths = {s: tmp_path / f"source/{s}.parquet" for s in schema.SPLITS}
+    import_dataset(spec, "vqa_rad", paths, tmp_path / "rejected.csv", tmp_path / "meta.json")
+    filter_split(FilterSpec(), "vqa_rad", "test", paths["test"], tmp_path / "test.parquet")
+    attrs = pd.read_parquet(tmp_path / "test.parquet", columns=[]).attrs
+    assert attrs["answer_type_rule"] == "answer_type column of the source, lower-cased"
+    assert json.loads((tmp_path / "meta.json").read_text())["test_split_rule"] == attrs["test_split_rule"]

@@ -6,7 +6,7 @@ import sacrebleu
 from nltk.translate.bleu_score import SmoothingFunction, corpus_bleu, sentence_bleu
 from sklearn.metrics import accuracy_score
 
-from medvqa.evaluate import metrics
+from medvqa.evaluate import metrics, protocols
 from medvqa.evaluate.normalise import normalise
 
 
@@ -25,18 +25,18 @@ def test_exact_match_all_correct_and_unicode():
     assert metrics.exact_match(preds, refs).tolist() == [1.0, 1.0, 1.0, 1.0]
 
 
-def test_llava_med_closed_uses_whole_word_containment():
+def test_llava_med_tokens_closed_uses_whole_word_containment():
     preds = ["yes, there is", "normal", "no", "it is not"]
     refs = ["yes", "no", "no", "no"]
-    scores = metrics.llava_med_scores(preds, refs, ["closed"] * 4)
+    scores = protocols.llava_med_tokens_scores(preds, refs, ["closed"] * 4).per_question
     # "no" inside "normal" must not count; "not" is a different word from "no".
     assert scores.tolist() == [1.0, 0.0, 1.0, 0.0]
 
 
-def test_llava_med_open_is_reference_token_recall():
+def test_llava_med_tokens_open_is_reference_token_recall():
     preds = ["the left lung apex", "liver", ""]
     refs = ["left lung base", "right liver lobe", "spleen"]
-    scores = metrics.llava_med_scores(preds, refs, ["open"] * 3)
+    scores = protocols.llava_med_tokens_scores(preds, refs, ["open"] * 3).per_question
     assert scores == pytest.approx([2 / 3, 1 / 3, 0.0])
 
 

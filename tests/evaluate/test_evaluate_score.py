@@ -11,6 +11,7 @@ import pytest
 from sklearn.metrics import accuracy_score
 
 from medvqa.evaluate import calibration, metrics
+from medvqa.evaluate.protocols import PROTOCOLS
 from medvqa.evaluate.inputs import AlignmentError
 from medvqa.evaluate.normalise import caption_tokens, normalise
 from medvqa.evaluate.score import ScoreSpec, correctness, main, score_captions, score_vqa
@@ -37,8 +38,15 @@ PREDICTIONS = pd.DataFrame(
     }
 )
 EXACT = [1, 0, 1, 0, 0, 1, 1, 0]
-LLAVA = [1, 0, 1, 1, 0, 1, 1, 1]
+# LLaVA-Med's run_eval.py closed rule tests raw substrings, so "no" inside "normal" (q5) is a hit
+# (llava/eval/run_eval.py @ ad758b6, closed branch); the whole-token variant does not count it.
+LLAVA = [1, 0, 1, 1, 1, 1, 1, 1]
+LLAVA_TOKENS = [1, 0, 1, 1, 0, 1, 1, 1]
 TOKEN_F1 = [1, 0, 1, 0.5, 0, 1, 1, 2 / 3]
+
+
+def protocol_text(metrics_json, name):
+    return metrics_json["protocol"]["accuracy"][name]["rules"]
 
 
 def _reject(constant):
@@ -62,7 +70,9 @@ def test_score_vqa_values_against_hand_and_references(tmp_path):
     assert acc["exact_match"]["closed"]["value"] == pytest.approx(0.25)
     assert acc["exact_match"]["open"]["value"] == pytest.approx(0.75)
     assert acc["llava_med"]["overall"]["value"] == pytest.approx(np.mean(LLAVA))
-    assert acc["llava_med"]["closed"]["value"] == pytest.approx(0.5)
+    assert acc["llava_med"]["closed"]["value"] == pytest.approx(0.75)
+    assert acc["llava_med_tokens"]["overall"]["value"] == pytest.approx(np.mean(LLAVA_TOKENS))
+    assert acc["llava_med_tokens"]["closed"]["value"] == pytest.approx(0.5)
     assert acc["token_f1"]["overall"]["value"] == pytest.approx(np.mean(TOKEN_F1))
     assert acc["exact_match"]["by_modality"]["CT"]["value"] == pytest.approx(0.75)
     assert acc["exact_match"]["by_modality"]["CT"]["n"] == 4
@@ -86,7 +96,9 @@ def test_score_vqa_json_layout_states_every_protocol(tmp_path):
         "provenance",
     }
     assert set(returned) == sections
-    assert set(returned["accuracy"]) == {"exact_match", "llava_med", "token_f1"}
+    assert set(returned["accuracy"]) == set(PROTOCOLS)
+    for name, entry in PROTOCOLS.items():
+        assert protocol_text(returned, name) == entry.rules
     protocol = returned["protocol"]
     for key in ("normalisation", "closed_rule", "accuracy", "bleu", "calibration", "ci", "embedding_similarity"):
         assert protocol[key], key
@@ -95,7 +107,10 @@ def test_score_vqa_json_layout_states_every_protocol(tmp_path):
     assert protocol["calibration"]["n_bins"] == 15
     # Sources that are absent are null, with the reason in the protocol.
     assert returned["calibration"]["sampled_agreement"] is None
-    assert protocol["calibration"]["sources"]["answer_prob"].startswith("absent")
+    # A classifier's predictions have no token probabilities: no answer_prob source at all.
+    assert "answer_prob" not in protocol["calibration"]["sources"]
+    assert protocol["calibration"]["sources"]["confidence"] == calibration.SOFTMAX
+    assert protocol["calibration"]["correctness_protocol"] == "exact_match"
     assert returned["embedding_similarity"] is None
     assert "no embedding_encoder" in protocol["embedding_similarity"]["reason"]
     assert returned["spec"]["bootstrap_resamples"] == 1000
@@ -116,6 +131,33 @@ def test_generative_confidence_sources_each_reported(tmp_path):
     assert "null for every row" in out["protocol"]["calibration"]["sources"]["confidence"]
 
 
+def test_generative_confidence_is_named_and_not_reported_twice(tmp_path):
+    product = [0.9, 0.1, 0.7, 0.6, 0.5, 0.95, 1.0, 0.4]
+    mean = [0.95, 0.3, 0.8, 0.7, 0.6, 0.97, 1.0, 0.6]
+    pred = PREDICTIONS.assign(confidence=product, answer_prob=product, answer_prob_mean=mean)
+    out = score_vqa(*_write(tmp_path, predictions=pred), ScoreSpec())
+    sources = out["protocol"]["calibration"]["sources"]
+    assert sources["confidence"] == calibration.TOKEN_PRODUCT
+    assert sources["answer_prob_mean"] == calibration.TOKEN_MEAN
+    assert "answer_prob" not in out["calibration"] and "answer_prob" not in sources
+    assert out["calibration"]["answer_prob_mean"]["mean_confidence"] == pytest.approx(np.mean(mean))
+    # confidence = the mean instead: the product is then the extra source.
+    out = score_vqa(*_write(tmp_path, predictions=pred.assign(confidence=mean)), ScoreSpec())
+    assert out["protocol"]["calibration"]["sources"]["confidence"] == calibration.TOKEN_MEAN
+    assert set(out["calibration"]) == {"confidence", "answer_prob", "sampled_agreement"}
+
+
+def test_calibration_correctness_follows_the_chosen_protocol(tmp_path):
+    out = score_vqa(*_write(tmp_path), ScoreSpec(calibration_protocol="llava_med"))
+    conf = PREDICTIONS["confidence"].to_numpy()
+    assert out["calibration"]["confidence"]["accuracy"] == pytest.approx(np.mean(LLAVA))
+    assert out["calibration"]["confidence"]["ece"] == pytest.approx(
+        calibration.expected_calibration_error(conf, np.array(LLAVA), 15))
+    assert "'llava_med'" in out["protocol"]["calibration"]["correctness"]
+    with pytest.raises(ConfigError, match="calibration_protocol"):
+        ScoreSpec.from_mapping({"calibration_protocol": "nope"}, where="evaluate")
+
+
 def test_correctness_feeds_mcnemar_between_two_models(tmp_path):
     data, pred_a, _ = _write(tmp_path)
     pred_b = tmp_path / "pred_b.parquet"
@@ -133,7 +175,7 @@ def test_all_correct(tmp_path):
     # 8/8 right: no bootstrap spread, so the Wilson score interval, whose lower bound at p = 1 is
     # n / (n + z^2) (z = 1.95996 for 95 %), instead of the collapsed [1, 1].
     wilson_low = 8 / (8 + 1.959963984540054**2)
-    for protocol in ("exact_match", "llava_med", "token_f1"):
+    for protocol in ("exact_match", "llava_med", "llava_med_tokens", "token_f1", "multimedeval"):
         overall = out["accuracy"][protocol]["overall"]
         expected = {"value": 1.0, "ci_low": pytest.approx(wilson_low), "ci_high": 1.0, "n": 8, "ci_method": "wilson"}
         assert overall == expected
@@ -258,3 +300,20 @@ def test_cli_main_and_module_entry_point(tmp_path):
     )
     result = json.loads(cap_json.read_text())
     assert result["task"] == "caption" and not math.isnan(result["rouge_l"]["value"])
+
+
+@pytest.mark.parametrize("source_typed", [True, False])
+def test_closed_open_rule_of_the_data_stage_is_stated(tmp_path, source_typed):
+    from medvqa.data.unify import CLOSED_RULE as INFERRED_RULE
+    from medvqa.evaluate.score import INFERRED_MARK
+
+    assert INFERRED_RULE.startswith(INFERRED_MARK)
+    data = DATA.copy()
+    data.attrs = {"answer_type_rule": "answer_type column of the source, lower-cased" if source_typed
+                  else INFERRED_RULE}
+    out = score_vqa(*_write(tmp_path, data=data), ScoreSpec())
+    protocol = out["protocol"]
+    assert protocol["answer_type_inferred"] is (not source_typed)
+    expected = "taken from the source" if source_typed else "inferred from the answer by the data stage"
+    assert protocol["closed_rule"].startswith(f"closed/open {expected}: ")
+    assert protocol["closed_rule"].endswith(data.attrs["answer_type_rule"])

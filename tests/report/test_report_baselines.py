@@ -20,6 +20,7 @@ from medvqa.report.reliability import plot_reliability
 from medvqa.report.spec import FigureSpec
 from medvqa.report.tables import MARK, results_table
 
+TOKEN_F1_LABEL = "Token F1 (%)"
 BASELINES = ("baseline-majority", "baseline-question-only")
 SPEC = FigureSpec(dpi=50)
 
@@ -92,8 +93,10 @@ def test_marker_exactly_where_a_model_does_not_beat_the_best_baseline(results_tr
     assert "em_overall" not in str(csv.loc["cnn", "below_baseline"]).split(";")
     # Every column: marked iff the model's value is not better than every baseline's.
     header = [line for line in (tmp_path / "t.md").read_text().splitlines() if line.startswith("|")][0]
-    for key, index, higher in (("em_closed", 4, True), ("em_open", 5, True), ("token_f1", 8, True),
-                               ("brier", 11, False)):
+    position = {label: i for i, label in enumerate(c.strip() for c in header.strip("|").split(" | "))}
+    for key, label, higher in (("em_closed", "EM closed (%)", True), ("em_open", "EM open (%)", True),
+                               ("token_f1", TOKEN_F1_LABEL, True), ("brier", "Brier", False)):
+        index = position[label]
         base = [csv.loc[b, key] for b in BASELINES]
         for model in ("cnn", "clip"):
             value = csv.loc[model, key]
@@ -101,7 +104,7 @@ def test_marker_exactly_where_a_model_does_not_beat_the_best_baseline(results_tr
             assert rows[model][index].endswith(MARK) == expected, (model, key, header)
     for name in BASELINES:
         assert MARK not in " ".join(rows[f"Baseline: {'majority answer' if name.endswith('majority') else 'question-only'}"])
-    assert not any(rows[m][10].endswith(MARK) for m in ("cnn", "clip"))  # ECE is never compared
+    assert not any(rows[m][position["ECE (%)"]].endswith(MARK) for m in ("cnn", "clip"))  # ECE is never compared
 
 
 def test_a_tie_is_marked_and_without_baselines_nothing_is(results_tree, tmp_path):
@@ -212,7 +215,7 @@ def test_identical_calibration_sources_share_one_panel(results_tree, tmp_path):
     metrics["calibration"]["answer_prob"] = copy.deepcopy(metrics["calibration"]["confidence"])
     fig = plot_reliability(metrics, tmp_path / "r.png", tmp_path / "r.pdf", SPEC)
     assert len(fig.axes) == 2  # one reliability panel and its counts, not two identical pairs
-    assert fig.axes[0].get_title().startswith("softmax confidence = answer probability")
+    assert fig.axes[0].get_title().startswith("model confidence = token-probability product")
     metrics["calibration"]["answer_prob"]["ece"] = 0.5
     assert len(plot_reliability(metrics, tmp_path / "s.png", tmp_path / "s.pdf", SPEC).axes) == 4
 

@@ -9,7 +9,7 @@ import pytest
 from scipy.stats import t as student_t
 
 from medvqa.evaluate.calibration import BINNING
-from medvqa.evaluate.metrics import PROTOCOLS
+from medvqa.evaluate.protocols import PROTOCOLS
 from medvqa.evaluate.normalise import NORMALISATION
 from medvqa.evaluate.score import CLOSED_RULE
 from medvqa.report.collect import Run
@@ -95,17 +95,20 @@ def test_formats_are_well_formed_and_state_the_protocol(results_tree, tmp_path):
     _, info = results_tree
     results_table(vqa_runs(info), "vqa", "test", outputs(tmp_path, "t"))
     md, tex, html = ((tmp_path / f"t.{f}").read_text() for f in ("md", "tex", "html"))
-    n_columns = 3 + 9
+    n_columns = 3 + 18  # 15 protocol columns of the registry, BLEU-1, ECE, Brier
     check_markdown(md, n_columns)
     check_latex(tex, n_columns)
     assert r"$\pm$" in tex and "±" not in tex
     assert html.count("<tr>") == 3 and "<ol>" in html
     for text in (md, html):
         flat = " ".join(text.split())
-        for protocol_text in (CLOSED_RULE, NORMALISATION, PROTOCOLS["exact_match"], BINNING.format(n_bins=15)):
+        for protocol_text in (CLOSED_RULE, NORMALISATION, PROTOCOLS["exact_match"].rules, BINNING.format(n_bins=15)):
             assert " ".join(protocol_text.split()).rstrip(".")[:80] in flat.replace("&#x27;", "'")
         assert "SmoothingFunction().method1" in flat and "BLEU-1 weights (1)" in flat
         assert "cnn: confidence" in flat and "clip: confidence" in flat
+        # every protocol's footnote names its reference (repository and commit)
+        assert "reproduces microsoft/LLaVA-Med llava/eval/run_eval.py" in flat
+        assert PROTOCOLS["llava_med"].reference.commit in flat
     assert latex_escape(CLOSED_RULE)[:60] in " ".join(tex.split())
 
 
@@ -171,10 +174,12 @@ def test_different_protocols_in_one_table_fail(results_tree, tmp_path):
 def test_published_table_places_our_numbers_beside_theirs(results_tree, tmp_path):
     _, info = results_tree
     entries = [
-        {"dataset": "vqa", "source": "LLaVA-Med (Li et al. 2023)", "metric": "llava_med_open", "value": 64.75,
-         "note": "open-set recall"},
-        {"dataset": "vqa", "source": "Paper B", "metric": "em_closed", "value": 83.1},
-        {"dataset": "other", "source": "Paper C", "metric": "em_closed", "value": 10.0},
+        {"dataset": "vqa", "source": "LLaVA-Med (Li et al. 2023)", "protocol": "llava_med",
+         "metric": "llava_med_open", "value": 64.75, "note": "open-set recall"},
+        {"dataset": "vqa", "source": "Paper B", "protocol": "exact_match", "metric": "em_closed", "value": 83.1},
+        {"dataset": "other", "source": "Paper C", "protocol": "exact_match", "metric": "em_closed", "value": 10.0},
+        {"dataset": "vqa", "source": "Paper D", "protocol": "exact_match", "metric": "em_closed", "value": 9.0,
+         "split": "val"},
     ]
     frame = published_table(entries, vqa_runs(info), "vqa", "test", outputs(tmp_path, "p"))
     csv = pd.read_csv(tmp_path / "p.csv")
@@ -188,16 +193,54 @@ def test_published_table_places_our_numbers_beside_theirs(results_tree, tmp_path
     md = (tmp_path / "p.md").read_text()
     check_markdown(md, 4)
     check_latex((tmp_path / "p.tex").read_text(), 4)
-    assert "open-set recall" in md and "Open recall" in md and "copied as printed" in md
+    assert "open-set recall" in md and "LLaVA-Med open recall" in md and "copied as printed" in md
+    # each row states its protocol and split; another split's number is not shown
+    assert "protocol llava_med; test split" in md and "this project, protocol llava_med" in md
+    assert "Paper D" not in md
+
+
+def test_published_closed_number_beside_inferred_answer_types_is_flagged(results_tree, tmp_path):
+    _, info = results_tree
+    runs = []
+    for run in vqa_runs(info):
+        metrics = copy.deepcopy(run.metrics)
+        metrics["protocol"]["answer_type_inferred"] = True
+        runs.append(Run(run.model, run.seed, metrics))
+    entries = [{"dataset": "vqa", "source": "P", "protocol": "llava_med", "metric": m, "value": 1.0}
+               for m in ("llava_med_closed", "token_f1")]
+    entries[1]["protocol"] = "token_f1"
+    published_table(entries, runs, "vqa", "test", outputs(tmp_path, "p"))
+    csv = pd.read_csv(tmp_path / "p.csv")
+    ours = csv[csv["kind"] == "ours"].set_index("metric")["note"]
+    assert ours["llava_med_closed"].str.contains("inferred from the answers").all()
+    assert not ours["token_f1"].str.contains("inferred").any()  # overall numbers do not depend on it
+
+
+def test_published_number_needs_the_protocol_of_its_metric(results_tree, tmp_path):
+    _, info = results_tree
+    entry = {"dataset": "vqa", "source": "X", "protocol": "exact_match", "metric": "llava_med_closed", "value": 1}
+    with pytest.raises(ConfigError, match="protocol 'exact_match' cannot stand beside metric 'llava_med_closed', "
+                                          "which this project computes under protocol 'llava_med'"):
+        published_table([entry], vqa_runs(info), "vqa", "test", outputs(tmp_path, "p"))
+
+
+def test_published_number_needs_our_runs_scored_under_the_registered_protocol(results_tree, tmp_path):
+    _, info = results_tree
+    old = copy.deepcopy(info["metrics"][("clip", 0)])
+    old["protocol"]["accuracy"]["llava_med"] = "the whole-token rule of an older version"
+    entry = {"dataset": "vqa", "source": "X", "protocol": "llava_med", "metric": "llava_med_closed", "value": 1}
+    with pytest.raises(ValueError, match="clip seed 0 was not scored under protocol 'llava_med'"):
+        published_table([entry], [Run("clip", 0, old)], "vqa", "test", outputs(tmp_path, "p"))
 
 
 def test_published_entries_are_validated(results_tree, tmp_path):
     _, info = results_tree
     with pytest.raises(ConfigError, match="metric"):
-        published_table([{"dataset": "vqa", "source": "X", "metric": "open recall", "value": 1}],
+        published_table([{"dataset": "vqa", "source": "X", "protocol": "exact_match", "metric": "open recall",
+                          "value": 1}],
                         vqa_runs(info), "vqa", "test", outputs(tmp_path, "p"))
     with pytest.raises(ValueError, match="does not exist for vqa"):
-        published_table([{"dataset": "vqa", "source": "X", "metric": "rouge_l", "value": 1}],
+        published_table([{"dataset": "vqa", "source": "X", "protocol": "medvqa", "metric": "rouge_l", "value": 1}],
                         vqa_runs(info), "vqa", "test", outputs(tmp_path, "p"))
 
 

@@ -69,7 +69,8 @@ CONFIG = {
     "report": {
         "splits": ["test"],
         "figures": {"gallery_size": 2, "attention_size": 3, "dpi": 50},
-        "published": [{"dataset": "vqa", "source": "LLaVA-Med (Li et al. 2023)", "metric": "llava_med_open",
+        "published": [{"dataset": "vqa", "source": "LLaVA-Med (Li et al. 2023)", "protocol": "llava_med",
+                       "metric": "llava_med_open",
                        "value": 64.75, "note": "open-set recall"}],
     },
 }

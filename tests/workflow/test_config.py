@@ -100,3 +100,15 @@ def test_flamingo_captions_only_once_trained_and_tokenizer_texts_must_exist():
     config["pretrained"]["qwen2-vl-tiny"]["text_from"] = ["demo", "roco"]
     with pytest.raises(ConfigError, match=r"pretrained\.qwen2-vl-tiny\.text_from: unknown dataset 'roco'"):
         check_config(config)
+
+
+def test_published_number_under_another_protocol_fails_at_load():
+    config = copy.deepcopy(default_config())
+    config["report"]["published"] = [{"dataset": "demo", "source": "LLaVA-Med (Li et al. 2023)", "protocol": "llava_med",
+                                      "metric": "em_closed", "value": 83.09}]
+    with pytest.raises(ConfigError, match=r"report\.published\[0\]: published protocol 'llava_med' cannot stand "
+                                          r"beside metric 'em_closed', which this project computes under protocol "
+                                          r"'exact_match'"):
+        check_config(config)
+    config["report"]["published"][0]["metric"] = "llava_med_closed"
+    check_config(config)

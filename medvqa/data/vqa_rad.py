@@ -1,0 +1,77 @@
+"""``vqa_rad`` dataset source: the official VQA-RAD release (Lau et al. 2018, OSF).
+
+Reads ``<path>/VQA_RAD Dataset Public.json`` (a JSON list of records with qid, image_name,
+image_organ, question, answer (string or number), answer_type 'CLOSED'|'OPEN' (some with
+trailing spaces), question_type, phrase_type 'freeform'|'para'|'frame'|'test_freeform'|
+'test_para', ...) and the images ``<path>/VQA_RAD Image Folder/<image_name>``. Returns
+unified VQA rows: the release's own answer_type (lower-cased) decides closed/open, so the
+published closed/open subsets are used ("left or right?" questions are CLOSED there, though
+their answer is not yes/no); phrase_type test_freeform / test_para form the test split (the
+451-question test set papers report on), every other phrase type is train, and val is
+carved from train by image (``unify.split_val_by_image``). qid → question_id, image_name →
+image_id, image_organ → organ, question_type → content_type. ``attrs`` records both rules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from medvqa.data.unify import SourceNotFoundError, resolve_columns, unify_rows
+from medvqa.spec import Spec, check_range
+
+VQA_RAD_URL = "https://osf.io/89kps/"
+JSON_NAME = "VQA_RAD Dataset Public.json"
+IMAGE_DIR = "VQA_RAD Image Folder"
+TEST_PHRASE_TYPES = ("test_freeform", "test_para")
+COLUMNS = {
+    "question_id": "qid", "image_id": "image_name", "image": "image_name", "question": "question",
+    "answer": "answer", "answer_type": "answer_type", "organ": "image_organ", "content_type": "question_type",
+}
+TEST_SPLIT_RULE = (
+    "official VQA-RAD test set: phrase_type test_freeform or test_para is test, every other "
+    "phrase_type (freeform, para, frame) is train"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class VqaRadSourceSpec(Spec):
+    """Options of the ``vqa_rad`` source (config ``datasets.<name>.options``)."""
+
+    path: str  # the release folder holding "VQA_RAD Dataset Public.json" and "VQA_RAD Image Folder/"
+    val_fraction: float = 0.1  # share of train images carved out as val (the release has no val)
+    val_seed: int = 0  # seed of that carving
+
+    def validate(self, where: str) -> None:
+        check_range(where, "val_fraction", self.val_fraction, 0.0, 0.5)
+
+
+def _check_layout(root: Path, dataset: str) -> None:
+    missing = [str(p) for p in (root / JSON_NAME,) if not p.is_file()]
+    if not (root / IMAGE_DIR).is_dir():
+        missing.append(str(root / IMAGE_DIR) + "/")
+    if missing:
+        raise SourceNotFoundError(
+            f"dataset {dataset!r} (source vqa_rad): {', '.join(missing)} not found. Download the "
+            f"VQA-RAD release from {VQA_RAD_URL}, unpack it and set options.path to the folder that "
+            f"holds '{JSON_NAME}' and '{IMAGE_DIR}/'. The hub copy (flaviagiammarino/vqa-rad) has no "
+            f"answer types: it loads with source: hf, preset: vqa_rad instead."
+        )
+
+
+def load_vqa_rad(spec: VqaRadSourceSpec, dataset: str) -> pd.DataFrame:
+    """All VQA-RAD questions as unified VQA rows of train / val / test (see module docstring)."""
+    root = Path(spec.path).expanduser()
+    _check_layout(root, dataset)
+    raw = pd.DataFrame(json.loads((root / JSON_NAME).read_text(encoding="utf-8")))
+    phrase = raw["phrase_type"].astype(str).str.strip() if "phrase_type" in raw else pd.Series("", index=raw.index)
+    raw["split"] = phrase.isin(TEST_PHRASE_TYPES).map({True: "test", False: "train"})
+    where = f"datasets.{dataset}.options (vqa_rad source)"
+    columns = resolve_columns(COLUMNS, {}, raw.columns, where)
+    rows = unify_rows(raw, columns, dataset=dataset, image_dir=root / IMAGE_DIR,
+                      val_fraction=spec.val_fraction, val_seed=spec.val_seed)
+    rows.attrs = {**rows.attrs, "test_split_rule": TEST_SPLIT_RULE}
+    return rows
