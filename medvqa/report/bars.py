@@ -2,8 +2,8 @@
 
 VQA datasets: one group of bars per question type (all, closed, open) under the accuracy
 protocol chosen in the FigureSpec, one bar per model. Caption datasets: corpus BLEU-4,
-ROUGE-L and (if scored) embedding similarity. Bar height = value (mean over seeds); error
-bar = 95% bootstrap CI over questions or images (with several seeds: the mean of the seeds' CI
+ROUGE-L, (if scored) embedding similarity and COCO CIDEr-D (x100, so the axis may pass
+100). Bar height = value (mean over seeds); error bar = 95% bootstrap CI over questions or images (with several seeds: the mean of the seeds' CI
 bounds); dots = individual seeds when there are several. Values are percent.
 """
 
@@ -23,6 +23,7 @@ CAPTION_GROUPS = (
     ("BLEU-4", ("bleu", "corpus", "bleu_4")),
     ("ROUGE-L", ("rouge_l",)),
     ("embedding sim.", ("embedding_similarity",)),
+    ("CIDEr-D", ("coco", "cider_d")),  # x100 like the rest; may exceed 100
 )
 
 
@@ -43,6 +44,13 @@ def _draw_bar(ax, x: float, width: float, cell: Cell, index: int, label: str | N
     if cell.n_seeds > 1:
         ax.plot([x] * cell.n_seeds, [percent(v) for v in cell.seed_values], "o", color="black",
                 markersize=3, alpha=0.7)
+
+
+def _top(cell_rows) -> float:
+    """Largest bar end (value or CI high, percent) of all cells; 0 when there are none."""
+    ends = [percent(v) for row in cell_rows for c in row if c is not None
+            for v in (c.value, c.ci_high) if not np.isnan(v)]
+    return max(ends, default=0.0)
 
 
 def _group_label(label: str, cells: list[Cell | None]) -> str:
@@ -81,7 +89,7 @@ def plot_model_comparison(
         ax.set_xticklabels([_group_label(groups[g][0], [cells[m][g] for m in models]) for g in groups_drawn])
         ylabel = "score (%)" if task == "caption" else f"{PROTOCOL_LABELS[spec.metric]} (%)"
         ax.set_ylabel(ylabel)
-        ax.set_ylim(0, 105)
+        ax.set_ylim(0, max(105.0, 1.05 * _top(cells.values())))  # CIDEr-D can pass 100
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.suptitle(title or "model comparison")
