@@ -164,6 +164,8 @@ def ptb_tokenize(captions: Sequence[object], tokenizer: str = "auto") -> tuple[l
     use_java = tokenizer == "java" or (tokenizer == "auto" and java_available())
     if use_java:
         if not java_available():
-            raise RuntimeError("ptb_tokenizer 'java' needs a java executable on PATH (apt-get install default-jre-headless)")
+            raise RuntimeError(
+                "ptb_tokenizer 'java' needs a java executable on PATH (apt-get install default-jre-headless)"
+            )
         return java_ptb_tokens(captions), JAVA_RULE
     return [python_ptb_tokens(c) for c in captions], PYTHON_RULE

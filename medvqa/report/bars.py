@@ -3,8 +3,9 @@
 VQA datasets: one group of bars per question type (all, closed, open) under the accuracy
 protocol chosen in the FigureSpec, one bar per model. Caption datasets: corpus BLEU-4,
 ROUGE-L, (if scored) embedding similarity and COCO CIDEr-D (x100, so the axis may pass
-100). Bar height = value (mean over seeds); error bar = 95% bootstrap CI over questions or images (with several seeds: the mean of the seeds' CI
-bounds); dots = individual seeds when there are several. Values are percent.
+100). Bar height = value (mean over seeds); error bar = 95% bootstrap CI over questions or
+images (with several seeds: the mean of the seeds' CI bounds); dots = individual seeds when
+there are several. Values are percent.
 """
 
 from __future__ import annotations

@@ -131,8 +131,9 @@ def test_coco_bleu_statistic_reproduces_the_scorer_from_summed_counts():
 
 
 def test_coco_bleu_by_hand():
-    # bleu_scorer.py compute_score: BLEU-1 = (correct + 1e-15) / (guess + 1e-9), brevity
-    # exp(1 - 1/ratio) with ratio = (testlen + 1e-15) / (reflen + 1e-9) when < 1.
+    # pycocoevalcap 1.2 bleu/bleu_scorer.py lines 201-257 (tylin/coco-caption bfd1596, same code):
+    # BLEU-1 = (correct + 1e-15) / (guess + 1e-9), brevity exp(1 - 1/ratio) with
+    # ratio = (testlen + 1e-15) / (reflen + 1e-9) when < 1.
     # hyp "a b c" vs ref "a b d e": 2 of 3 unigrams match, lengths 3 vs 4.
     metrics, _ = coco_scores(["a b c"], [["a b d e"]], PYTHON)
     ratio = (3 + 1e-15) / (4 + 1e-9)
@@ -141,8 +142,8 @@ def test_coco_bleu_by_hand():
 
 
 def test_coco_rouge_l_beta_1_2_by_hand():
-    # rouge.py calc_score: max precision and max recall over references, then
-    # F = (1 + 1.2^2) P R / (R + 1.2^2 P).
+    # pycocoevalcap 1.2 rouge/rouge.py line 43 (beta = 1.2) and lines 60-72 (calc_score): max
+    # precision and max recall over references, then F = (1 + 1.2^2) P R / (R + 1.2^2 P).
     # Image 1: "a b c d" vs "a c d e f": LCS 3, P = 3/4, R = 3/5.
     # Image 2: "x y" vs "x z" (LCS 1: P 1/2, R 1/2) and "y" (LCS 1: P 1/2, R 1): P = 1/2, R = 1.
     metrics, _ = coco_scores(["a b c d", "x y"], [["a c d e f"], ["x z", "y"]], PYTHON)
@@ -154,8 +155,9 @@ def test_coco_rouge_l_beta_1_2_by_hand():
 
 
 def test_cider_d_by_hand_consensus_idf():
-    # cider_scorer.py: weight = tf * (log N - log max(1, df)). Two images, each caption equal
-    # to its own single reference and different from the other: every n-gram has df = 1, so
+    # pycocoevalcap 1.2 cider/cider_scorer.py line 124 (weight = tf * (log N - log max(1, df))),
+    # line 162 (log N), line 178 (x10); tylin/coco-caption bfd1596 is the same. Two images,
+    # each caption equal to its own single reference and different from the other: every n-gram has df = 1, so
     # the cosine is 1 for orders 1 and 2, 0 for orders 3 and 4 (no trigrams): mean 0.5, x10 = 5.
     metrics, _ = coco_scores(["a b", "c d"], [["a b"], ["c d"]], PYTHON)
     assert metrics["cider_d"]["value"] == pytest.approx(5.0)
@@ -212,7 +214,8 @@ def test_empty_split_gives_nulls():
 
 
 def test_imageclef_preprocessing_by_hand():
-    # evaluator.py compute_rouge: lower(), re.sub(r'\d+', 'number'), then string.punctuation deleted.
+    # ImageCLEFmedical2023VCMI caption_prediction/evaluator.py (d4b4b81), compute_rouge: lower(),
+    # re.sub(r'\d+', 'number'), then str.translate deleting string.punctuation.
     assert imageclef_text("CT 3.5 cm, (Left)") == "ct numbernumber cm left"
     assert imageclef_text("T2-weighted: 12mm") == "tnumberweighted numbermm"
     assert imageclef_text("Ünïcode – dash") == "ünïcode – dash"  # only ASCII punctuation is removed
@@ -233,7 +236,9 @@ CAPTION_DATA = pd.DataFrame(
     {
         "image_id": ["a", "b", "b", "c"],
         "image": [b"x"] * 4,
-        "caption": ["A CT scan of the chest.", "Two well-defined lesions (arrows).", "Two lesions.", "MRI of the brain."],
+        "caption": [
+            "A CT scan of the chest.", "Two well-defined lesions (arrows).", "Two lesions.", "MRI of the brain."
+        ],
         "split": ["test"] * 4,
     }
 )
