@@ -56,9 +56,11 @@ _WORD = re.compile(
     r"""(?x)
     https?://\S+                                # URLs stay whole
     | (?:[^\W\d_]\.){2,}                          # acronyms: e.g. u.s. p.m.
-    | \d+(?:[.,]\d+)+(?:-\w+)*                    # 3.5  1,000  0.8-inch (2.5x10 -> 2.5 x10)
-    | \w+(?:[-/']\w+|\.(?=[^\W\d_])\w+)*           # words joined by - / ' or by . before a letter
-    | \.\d+|\.\.\.|--+|``|''|[!?]+|[^\w\s]              # v2.0 -> v2 .0
+    | \d+(?:[.,]\d+)+(?:-[^\W_]+)*                # 3.5  1,000  0.8-inch (2.5x10 -> 2.5 x10)
+    | [^\W_]+(?:\.(?=[^\W\d_])[^\W_]+)+            # joined by '.' before a letter: lesion.The
+    | [^\W_]+(?:(?:[-/']|_+)[^\W_]+)*              # joined by - / ' or inner underscores
+    | \.\d+|\.\.\.|--+|``|''|[!?]+|\#+|\*+         # v2.0 -> v2 .0; runs of ! ? # * are one token
+    | [^\w\s]|_
     """
 )
 
@@ -109,13 +111,15 @@ def _keeps_period(word: str, next_chunk: str) -> bool:
     lower = word.lower()
     return (
         len(word) == 1 and word.isalpha()
-        or ("." in word and all(len(part) <= 2 for part in word.split(".")))  # ph.d. but not a.bc.
+        or ("." in word and all(p.isalpha() and len(p) <= 2 for p in word.split(".")))  # ph.d., not 3.10
         or lower in _ABBREVIATIONS
         or (lower in _BEFORE_NUMBER and next_chunk[:1].isdigit())
     )
 
 
 def _piece_tokens(piece: str, first: bool) -> list[str]:
+    if piece.lower() == "cannot":
+        return [piece[:3], piece[3:]]
     match = _CONTRACTION.match(piece)
     if match and match.group(1)[-1:].isalpha():
         return [match.group(1), match.group(2)]
@@ -131,7 +135,7 @@ def _chunk_tokens(chunk: str, next_chunk: str) -> list[str]:
     signed = re.match(r"[-+]\d+(?:[.,]\d+)*", chunk)
     head = [signed.group()] if signed else []
     rest = chunk[signed.end():] if signed else chunk
-    pieces = _WORD.findall(rest)
+    pieces = [m.group() for m in _WORD.finditer(rest)]
     tokens = list(head)
     for i, piece in enumerate(pieces):
         word = tokens[-1] if tokens else ""

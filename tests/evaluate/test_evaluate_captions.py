@@ -47,6 +47,7 @@ PTB_FIXTURE = [
     "val -5.5 and +3.2 and -x and 2.5-3.0 and v2.0, a ?? b ?! c",
     "https://example.org/x and patients' records and O'Brien's",
     "Two well-defined bright lesions in the left half of this sagittal MRI of the brain.",
+    "It cannot be image_id or SLURM_* && ## **bold** BLEU-1..4 of configs/paper.yaml",
 ]
 
 
