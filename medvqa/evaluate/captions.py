@@ -54,7 +54,8 @@ COCO_RULES = {
     "the references, F with beta = 1.2: (1 + b^2) P R / (R + b^2 P); mean over images",
     "cider_d": "pycocoevalcap Cider (CIDEr-D): n = 1..4, tf-idf with document frequency over the scored "
     "images' references and log(number of images), clipped cosine, Gaussian length penalty sigma = 6 "
-    "on bigram counts, mean over orders and references, x10; mean over images. Not capped at 1",
+    "on bigram counts, mean over orders and references, x10; mean over images. Not capped at 1; tables "
+    "print it x100 as COCO papers do, so it is not a percentage and can pass 100",
     "ci": CI_RULE + "; CIDEr-D's document frequency and log(N) are recomputed from each resample's "
     "references (an image drawn k times counts k times, as pycocoevalcap would count it)",
 }

@@ -153,10 +153,10 @@ def caption_protocol_notes(blocks: Mapping[str, Any]) -> list[str]:
     for name, block in blocks.items():
         ref, rules = block.get("reference", {}), block.get("rules", {})
         rule_text = "; ".join(f"{key}: {text}" for key, text in rules.items())
-        notes.append(
-            f"{block.get('label')} ({name}): reproduces {ref.get('repository')} {ref.get('file')} at commit "
-            f"{ref.get('commit')}. {rule_text}."
-        )
+        source = f"{ref.get('repository')} {ref.get('file')} at commit {ref.get('commit')}"
+        if ref.get("note"):
+            source += f" ({ref['note']})"
+        notes.append(f"{block.get('label')} ({name}): reproduces {source}. {rule_text}.")
     return notes
 
 
