@@ -18,7 +18,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,16 +51,19 @@ _ABBREVIATIONS = frozenset(
 _BEFORE_NUMBER = frozenset("fig figs no nos pp art ext tel".split())  # kept with '.' before a digit
 _DASHES = "\u2012\u2013\u2014\u2015"
 _CONTRACTION = re.compile(r"(?i)^(.+?)(n't|'s|'m|'re|'ll|'d|'ve)$")
+# "§" in _WORD: a letter or digit, or a combining mark (Java keeps a decomposed "cafe\u0301"
+# one word; Python's \w does not match the mark).
+_W = "(?:[^\\W_]|[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f])"
 _WORD = re.compile(
     r"""(?x)
     https?://\S+                                # URLs stay whole
     | (?:[^\W\d_]\.){2,}                          # acronyms: e.g. u.s. p.m.
-    | \d+(?:[.,]\d+)+(?:-[^\W_]+)*                # 3.5  1,000  0.8-inch (2.5x10 -> 2.5 x10)
-    | [^\W_]+(?:\.(?=[^\W\d_])[^\W_]+)+            # joined by '.' before a letter: lesion.The
-    | [^\W_]+(?:(?:[-/']|_+)[^\W_]+)*              # joined by - / ' or inner underscores
+    | \d+(?:[.,]\d+)+(?:-§+)*                      # 3.5  1,000  0.8-inch (2.5x10 -> 2.5 x10)
+    | §+(?:\.(?=[^\W\d_])§+)+                      # joined by '.' before a letter: lesion.The
+    | §+(?:(?:[-/']|_+)§+)*                        # joined by - / ' or inner underscores
     | \.\d+|\.\.\.|--+|``|''|[!?]+|\#+|\*+         # v2.0 -> v2 .0; runs of ! ? # * are one token
     | [^\w\s]|_
-    """
+    """.replace("§", _W)
 )
 
 
@@ -149,7 +151,7 @@ def _chunk_tokens(chunk: str, next_chunk: str) -> list[str]:
 
 def python_ptb_tokens(caption: object) -> str:
     """Space-joined tokens of one caption by the Python re-implementation (see PYTHON_RULE)."""
-    text = unicodedata.normalize("NFC", _one_line(caption))
+    text = _one_line(caption)
     chunks = text.split()
     tokens: list[str] = []
     for k, chunk in enumerate(chunks):

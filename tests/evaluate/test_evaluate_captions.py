@@ -41,7 +41,7 @@ PTB_FIXTURE = [
     "Mr. A. B. Jones vs. Co. Inc. Ltd. No. 5 and Fig. 2 but fig. next",
     "A 45-year-old man with a 2-cm (0.8-inch) mass; see Fig. 2.",
     "Size 5 mm vs 5mm vs 5-mm vs 5.0mm vs 3.5cm.",
-    "ÄÖÜ straße 東京 résumé",
+    "ÄÖÜ straße 東京 résumé and decomposed cafe\u0301 na\u0308ive",
     "pH 7.4, pO2 80 mmHg; HbA1c 6.5%.",
     "Arrow points to the lesion.The end",
     "val -5.5 and +3.2 and -x and 2.5-3.0 and v2.0, a ?? b ?! c",
