@@ -6,7 +6,9 @@ answer_prob]); ``score_captions`` reads a caption split (image_id, caption) and 
 parquet (image_id, generated). Both write one nested JSON in which every number sits next
 to its sample size and bootstrap CI, and a "protocol" block states how it was computed
 (normalisation, closed-question rule, BLEU weights and smoothing, ECE bins, confidence
-source). NaN is written as null. An empty split is not an error: it gives n = 0 and null
+source). Caption JSONs also hold one block per caption protocol of ``spec.caption_protocols``
+(``coco``, ``imageclef``: see ``medvqa.evaluate.captions``), with its rules and reference in
+``protocol.caption_protocols``. NaN is written as null. An empty split is not an error: it gives n = 0 and null
 values, so a dataset without a validation split does not stop the workflow.
 
 Command line: ``python -m medvqa.evaluate.score --data D --predictions P --out O``.
