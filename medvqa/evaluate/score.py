@@ -8,8 +8,8 @@ to its sample size and bootstrap CI, and a "protocol" block states how it was co
 (normalisation, closed-question rule, BLEU weights and smoothing, ECE bins, confidence
 source). Caption JSONs also hold one block per caption protocol of ``spec.caption_protocols``
 (``coco``, ``imageclef``: see ``medvqa.evaluate.captions``), with its rules and reference in
-``protocol.caption_protocols``. NaN is written as null. An empty split is not an error: it gives n = 0 and null
-values, so a dataset without a validation split does not stop the workflow.
+``protocol.caption_protocols``. NaN is written as null. An empty split is not an error: it
+gives n = 0 and null values, so a dataset without a validation split does not stop the workflow.
 
 Command line: ``python -m medvqa.evaluate.score --data D --predictions P --out O``.
 """
