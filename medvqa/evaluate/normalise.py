@@ -22,7 +22,8 @@ NORMALISATION = (
 )
 CAPTION_TOKENISATION = (
     "lower-cased, split with the regex \\w+|[^\\w\\s]+ (nltk wordpunct_tokenize), then "
-    "punctuation-only tokens dropped (as the COCO caption PTB tokeniser does)"
+    "punctuation-only tokens dropped; unlike the COCO caption PTB tokeniser this splits hyphenated "
+    "words, decimals and a/b (well-known -> well known); the coco protocol uses the PTB tokeniser"
 )
 
 _DIGIT_COMMA = re.compile(r"(?<=\d),(?=\d)")

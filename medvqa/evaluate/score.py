@@ -8,8 +8,11 @@ sits next to its sample size and CI (bootstrap over images by default; bare numb
 ECE have theirs under their section's "intervals"), a "protocol" block states how it was
 computed (normalisation, closed-question rule, BLEU weights and smoothing, ECE bins,
 confidence source, CI rules), and a "provenance" block (``medvqa.provenance``) what it was
-computed from. NaN is written as null. An empty split is not an error: it gives n = 0 and null
-values, so a dataset without a validation split does not stop the workflow.
+computed from. Caption JSONs also hold one block per caption protocol of
+``spec.caption_protocols`` (``coco``, ``imageclef``: see ``medvqa.evaluate.captions``), with its
+rules and reference in ``protocol.caption_protocols``. NaN is written as null. An empty split is
+not an error: it gives n = 0 and null values, so a dataset without a validation split does not
+stop the workflow.
 
 Command line: ``python -m medvqa.evaluate.score --data D --predictions P --out O``.
 """
@@ -29,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from medvqa.evaluate import calibration, intervals, metrics, protocols, stats
+from medvqa.evaluate.captions import CAPTION_PROTOCOLS, PTB_TOKENIZERS, CaptionOptions, caption_protocol_scores
 from medvqa.evaluate.embedding import POOLING, SentenceEncoder, embedding_similarity
 from medvqa.evaluate.inputs import columns_of, read_captions, read_vqa
 from medvqa.evaluate.intervals import bootstrap_units, ci_protocol, vqa_ci_protocol
@@ -93,10 +97,14 @@ class ScoreSpec(Spec):
     embedding_max_length: int = 128
     rouge_stemmer: bool = False  # Porter stemming in ROUGE-L
     calibration_protocol: str = protocols.DEFAULT_PROTOCOL  # correct = this protocol's score is 1
+    caption_protocols: tuple[str, ...] = ("coco", "imageclef")  # keys of captions.CAPTION_PROTOCOLS
+    ptb_tokenizer: str = "auto"  # COCO tokenisation: java PTBTokenizer, python copy, or auto (java if present)
+    meteor: bool = True  # COCO METEOR (needs java; stated as skipped without it)
 
     def __post_init__(self) -> None:
         # YAML gives lists; a frozen spec keeps a tuple.
         object.__setattr__(self, "group_columns", tuple(self.group_columns))
+        object.__setattr__(self, "caption_protocols", tuple(self.caption_protocols))
 
     def validate(self, where: str) -> None:
         check_range(where, "n_bins", self.n_bins, 1, 1000)
@@ -110,6 +118,9 @@ class ScoreSpec(Spec):
         check_choice(where, "calibration_protocol", self.calibration_protocol, tuple(protocols.PROTOCOLS))
         if self.embedding_encoder is not None and not str(self.embedding_encoder).strip():
             raise ConfigError(f"{where}: embedding_encoder must be null or a model path, not ''")
+        for name in self.caption_protocols:
+            check_choice(where, "caption_protocols", name, tuple(CAPTION_PROTOCOLS))
+        check_choice(where, "ptb_tokenizer", self.ptb_tokenizer, PTB_TOKENIZERS)
 
 
 def summarise(values: np.ndarray, spec: ScoreSpec, units: np.ndarray | None = None) -> dict[str, Any]:
@@ -320,6 +331,10 @@ def caption_metrics(frame: pd.DataFrame, spec: ScoreSpec) -> dict[str, Any]:
     hyp_tok = [caption_tokens(h) for h in hyps]
     ref_tok = [[caption_tokens(r) for r in rs] for rs in refs]
     embedding, embedding_protocol = embedding_block(hyps, refs, spec)
+    options = CaptionOptions(
+        spec.bootstrap_resamples, spec.bootstrap_seed, spec.ci_level, spec.ptb_tokenizer, spec.meteor
+    )
+    protocol_metrics, protocol_rules = caption_protocol_scores(hyps, refs, spec.caption_protocols, options)
     counts = {
         "total": len(frame),
         "references": int(sum(len(r) for r in refs)),
@@ -332,7 +347,8 @@ def caption_metrics(frame: pd.DataFrame, spec: ScoreSpec) -> dict[str, Any]:
         "sacrebleu": sacrebleu_block(hyps, refs, spec),
         "rouge_l": summarise(metrics.rouge_l_scores(hyps, refs, spec.rouge_stemmer), spec),
         "embedding_similarity": embedding,
-        "protocol": caption_protocol(spec, embedding_protocol),
+        **protocol_metrics,
+        "protocol": caption_protocol(spec, embedding_protocol) | {"caption_protocols": protocol_rules},
     }
 
 

@@ -2,7 +2,8 @@
 
 VQA datasets: one group of bars per question type (all, closed, open) under the accuracy
 protocol chosen in the FigureSpec, one bar per model. Caption datasets: corpus BLEU-4,
-ROUGE-L and (if scored) embedding similarity. Bar height = value (mean over seeds); error
+ROUGE-L, (if scored) embedding similarity and COCO CIDEr-D (x100, so the axis may pass
+100). Bar height = value (mean over seeds); error
 bar = 95% bootstrap CI over images (or questions; ``evaluate.bootstrap_unit``), and with several
 seeds the Student t interval of the per-seed values; dots = individual seeds when there are
 several; the value is written above each bar (so a zero bar is visible). Values are percent.
@@ -33,6 +34,7 @@ CAPTION_GROUPS = (
     ("BLEU-4", ("bleu", "corpus", "bleu_4")),
     ("ROUGE-L", ("rouge_l",)),
     ("embedding sim.", ("embedding_similarity",)),
+    ("CIDEr-D", ("coco", "cider_d")),  # x100 like the rest; may exceed 100
 )
 
 
@@ -61,6 +63,13 @@ def _draw_bar(ax, x: float, width: float, cell: Cell, style: dict[str, str], lab
         top = max(top, *(percent(v) for v in cell.seed_values))
     ax.text(x, top + 1.0, f"{value:.1f}" + (f" {MARK}" if marked else ""), ha="center", va="bottom",
             rotation=90, fontsize=6, color=MARK_COLOUR if marked else "black")
+
+
+def _top(cell_rows) -> float:
+    """Largest bar end (value or CI high, percent) of all cells; 0 when there are none."""
+    ends = [percent(v) for row in cell_rows for c in row if c is not None
+            for v in (c.value, c.ci_high) if not np.isnan(v)]
+    return max(ends, default=0.0)
 
 
 def _group_label(label: str, cells: list[Cell | None]) -> str:
@@ -136,8 +145,9 @@ def plot_model_comparison(
         ax.set_xticklabels([_group_label(groups[g][0], [cells[m][g] for m in names]) for g in groups_drawn])
         ylabel = "score (%)" if task == "caption" else f"{PROTOCOLS[spec.metric].label} (%)"
         ax.set_ylabel(ylabel)
-        ax.set_ylim(0, 118)
-        ax.set_yticks(range(0, 101, 20))
+        top = max(100.0, _top(cells.values()))  # CIDEr-D (x100) can pass 100
+        ax.set_ylim(0, 1.18 * top)  # room for the value labels above the bars
+        ax.set_yticks(range(0, int(top) + 1, 20))
         ax.grid(axis="y", alpha=0.3)
         _legend(ax, len(names), any(is_baseline(n) for n in names), marked)
     fig.suptitle(title or "model comparison")

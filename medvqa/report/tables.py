@@ -71,6 +71,12 @@ CAPTION_COLUMNS = (
     Column("sacrebleu", "sacreBLEU", ("sacrebleu", "bleu_4")),
     Column("rouge_l", "ROUGE-L", ("rouge_l",)),
     Column("embedding", "Emb. sim.", ("embedding_similarity",)),
+    # The caption protocols (medvqa.evaluate.captions); CIDEr-D x100 as COCO papers print it.
+    Column("coco_bleu_4", "COCO BLEU-4", ("coco", "bleu_4")),
+    Column("meteor", "METEOR", ("coco", "meteor")),
+    Column("coco_rouge_l", "COCO ROUGE-L", ("coco", "rouge_l")),
+    Column("cider_d", "CIDEr-D", ("coco", "cider_d")),
+    Column("imageclef_rouge_1", "ImageCLEF ROUGE-1", ("imageclef", "rouge_1")),
 )
 COLUMNS = {"vqa": VQA_COLUMNS, "caption": CAPTION_COLUMNS}
 MISSING = "–"
@@ -197,7 +203,21 @@ def caption_notes(protocol: Mapping[str, Any], signature: str | None) -> list[st
         f"sacreBLEU: {protocol.get('sacrebleu')}" + (f"; signature {signature}." if signature else "."),
         f"ROUGE-L: {protocol.get('rouge_l')}.",
         f"Embedding similarity: {emb_text}.",
+        *caption_protocol_notes(protocol.get("caption_protocols") or {}),
     ]
+
+
+def caption_protocol_notes(blocks: Mapping[str, Any]) -> list[str]:
+    """One note per caption protocol: its label, reference (repository, file, commit) and rules."""
+    notes = []
+    for name, block in blocks.items():
+        ref, rules = block.get("reference", {}), block.get("rules", {})
+        rule_text = "; ".join(f"{key}: {text}" for key, text in rules.items())
+        source = f"{ref.get('repository')} {ref.get('file')} at commit {ref.get('commit')}"
+        if ref.get("note"):
+            source += f" ({ref['note']})"
+        notes.append(f"{block.get('label')} ({name}): reproduces {source}. {rule_text}.")
+    return notes
 
 
 def protocol_notes(run: Run) -> list[str]:

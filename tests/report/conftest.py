@@ -156,8 +156,10 @@ def results_tree(tmp_path):
         info["metrics"][(model, seed)] = score_vqa(res / "data/vqa/test.parquet",
                                                    res / f"predictions/vqa/{model}/{seed}/test.parquet", out, spec)
     out = res / "metrics/cap/capm/0/test.json"
+    # METEOR starts a JVM (seconds) for every fixture use; tests/evaluate covers it.
+    caption_spec = ScoreSpec(meteor=False)
     info["metrics"][("capm", 0)] = score_captions(res / "data/cap/test.parquet",
-                                                  res / "captions/cap/capm/0/test.parquet", out, spec)
+                                                  res / "captions/cap/capm/0/test.parquet", out, caption_spec)
     write_baselines(res)
     for name in BASELINES["vqa"]:
         info["metrics"][(name, 0)] = score_vqa(res / "data/vqa/test.parquet", res / f"predictions/vqa/{name}/0/test.parquet",
@@ -165,7 +167,7 @@ def results_tree(tmp_path):
     for name in BASELINES["caption"]:
         info["metrics"][(name, 0)] = score_captions(res / "data/cap/test.parquet",
                                                     res / f"captions/cap/{name}/0/test.parquet",
-                                                    res / f"metrics/cap/{name}/0/test.json", spec)
+                                                    res / f"metrics/cap/{name}/0/test.json", caption_spec)
     return tmp_path, info
 
 

@@ -9,8 +9,8 @@ from PIL import Image
 
 from medvqa.evaluate.calibration import calibration_report, reliability_bins
 from medvqa.report.attention import AttentionInputs, attention_rows, plot_attention_maps, upsample
-from medvqa.report.bars import plot_model_comparison
-from medvqa.report.collect import Run
+from medvqa.report.bars import _top, metric_groups, plot_model_comparison
+from medvqa.report.collect import Cell, Run, summarise_seeds
 from medvqa.report.curves import best_epoch, plot_training_curves, read_history
 from medvqa.report.figures import fixed_sample
 from medvqa.report.gallery import gallery_rows, plot_caption_gallery
@@ -89,6 +89,17 @@ def test_comparison_bars_vqa_and_captions(results_tree, tmp_path):
     captions = [Run("capm", 0, info["metrics"][("capm", 0)])]
     plot_model_comparison(captions, tmp_path / "c.png", tmp_path / "c.pdf", FigureSpec(dpi=DPI, metric="llava_med"))
     check_figure(tmp_path / "c.png", tmp_path / "c.pdf")
+
+
+def test_caption_bars_include_cider_and_the_axis_grows_past_100(results_tree):
+    _, info = results_tree
+    groups = dict(metric_groups("caption", "exact_match"))
+    assert groups["CIDEr-D"] == ("coco", "cider_d")
+    run = Run("capm", 0, info["metrics"][("capm", 0)])
+    cell = summarise_seeds([run], groups["CIDEr-D"])
+    assert cell.value == info["metrics"][("capm", 0)]["coco"]["cider_d"]["value"]
+    big = Cell(3.31, 2.9, 3.7, float("nan"), 1, 45, (3.31,))  # CIDEr-D 331 %, as the demo's BLIP
+    assert _top([[big, None], [cell]]) == pytest.approx(370.0)
 
 
 def test_caption_gallery_shows_a_fixed_sample(results_tree, tmp_path):

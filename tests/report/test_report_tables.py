@@ -122,9 +122,16 @@ def test_caption_table(results_tree, tmp_path):
     assert csv.loc["capm", "rouge_l"] == metrics["rouge_l"]["value"]
     assert csv.loc["capm", "sacrebleu"] == metrics["sacrebleu"]["bleu_4"]
     assert np.isnan(csv.loc["capm", "embedding"])  # no encoder configured
+    assert csv.loc["capm", "cider_d"] == metrics["coco"]["cider_d"]["value"]
+    assert csv.loc["capm", "cider_d_ci_high"] == metrics["coco"]["cider_d"]["ci_high"]
+    assert csv.loc["capm", "imageclef_rouge_1"] == metrics["imageclef"]["rouge_1"]["value"]
+    assert np.isnan(csv.loc["capm", "meteor"])  # the fixture scores without METEOR
     md = (tmp_path / "c.md").read_text()
-    check_markdown(md, 3 + 7)
-    check_latex((tmp_path / "c.tex").read_text(), 3 + 7)
+    # 7 metric columns before the caption protocols added COCO BLEU-4, METEOR, COCO ROUGE-L,
+    # CIDEr-D and ImageCLEF ROUGE-1.
+    check_markdown(md, 3 + 12)
+    check_latex((tmp_path / "c.tex").read_text(), 3 + 12)
+    assert "CIDEr-D" in md and "tylin/coco-caption" in md and "ImageCLEFmedical2023VCMI" in md
     assert "BLEU-4 weights (0.25, 0.25, 0.25, 0.25)" in md and "no smoothing" in md and "ROUGE-L" in md
 
 

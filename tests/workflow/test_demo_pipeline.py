@@ -59,6 +59,8 @@ def test_every_model_entry_is_scored(demo_run):
             captions = pd.read_parquet(work / f"results/captions/{dataset}/{model}/0/test.parquet")
             assert captions["image_id"].is_unique and len(captions) > 0
             assert "rouge_l" in metrics
+            assert metrics["coco"]["cider_d"]["value"] is not None and metrics["coco"]["cider_d"]["n"] > 0
+            assert metrics["imageclef"]["rouge_1"]["ci_low"] is not None
             # A trained entry captions from its own run directory; the others zero-shot.
             log = (work / f"logs/captions/{dataset}/{model}/0/test.log").read_text()
             run = f"results/models/{dataset}/{model}/0"

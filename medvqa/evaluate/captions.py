@@ -1,0 +1,269 @@
+"""Caption protocols of the scoring stage: ``coco`` (COCO caption evaluation) and ``imageclef``.
+
+Used by ``medvqa.evaluate.score.caption_metrics``; reads and writes no files. Each entry
+of ``CAPTION_PROTOCOLS`` holds its label, the rules text and the reference (repository,
+file, commit) it reproduces, and a scoring function ``(generated, references, options) ->
+(metrics, protocol)``: generated is one caption per image (n,), references a list of
+captions per image. Every metric is a summary {"value", "ci_low", "ci_high", "n"}; the
+interval is a percentile bootstrap over images, all metrics of a protocol on the same
+resamples, and corpus metrics (BLEU, METEOR, CIDEr-D) are recomputed on each resample
+from resampled per-image statistics (CIDEr-D: with its IDF recomputed from the resampled
+references, see ``medvqa.evaluate.cider``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import string
+from collections.abc import Callable, Iterator, Sequence
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+
+from medvqa.evaluate import stats
+from medvqa.evaluate.ptb import TOKENIZERS, java_available, ptb_tokenize
+
+COCO_REFERENCE = {
+    "repository": "tylin/coco-caption",
+    "file": "pycocoevalcap/tokenizer/ptbtokenizer.py, bleu/bleu_scorer.py, meteor/meteor.py, "
+    "rouge/rouge.py, cider/cider_scorer.py",
+    "commit": "bfd15962f582a52fb000e0733f2bcca6c74ff497",
+}
+IMAGECLEF_REFERENCE = {
+    "repository": "TiagoFilipeSousaGoncalves/ImageCLEFmedical2023VCMI",
+    "file": "caption_prediction/evaluator.py (CaptionEvaluator.compute_rouge)",
+    "commit": "d4b4b81bde410d512b9fcce95493c7fc1fc92316",
+    "note": "a participant's copy of the ImageCLEFmedical 2023 caption-prediction evaluator (AIcrowd); "
+    "no organisers' repository was found. BLEU-1 is not in that evaluator, so it is not reported here",
+}
+CI_RULE = (
+    "percentile bootstrap over images (default_rng(seed), images drawn with replacement, same count), "
+    "every metric of the protocol on the same resamples; corpus metrics recomputed from the resampled "
+    "per-image statistics"
+)
+COCO_RULES = {
+    "bleu": "pycocoevalcap Bleu(4): corpus BLEU-1..4 over images, clipped counts against all references of "
+    "an image, 'closest' reference length (ties: the shorter), brevity penalty on the corpus totals, "
+    "(matches + 1e-15) / (guesses + 1e-9) so a zero count gives ~0 rather than an error",
+    "meteor": "METEOR 1.5 (pycocoevalcap meteor-1.5.jar, java -Xmx2G, -l en -norm) on the PTB tokens; the "
+    "corpus value is the jar's EVAL of the summed per-image statistics (not the mean of per-image scores)",
+    "rouge_l": "pycocoevalcap Rouge: LCS over space-split PTB tokens, best precision and best recall over "
+    "the references, F with beta = 1.2: (1 + b^2) P R / (R + b^2 P); mean over images",
+    "cider_d": "pycocoevalcap Cider (CIDEr-D): n = 1..4, tf-idf with document frequency over the scored "
+    "images' references and log(number of images), clipped cosine, Gaussian length penalty sigma = 6 "
+    "on bigram counts, mean over orders and references, x10; mean over images. Not capped at 1; tables "
+    "print it x100 as COCO papers do, so it is not a percentage and can pass 100",
+    "ci": CI_RULE + "; CIDEr-D's document frequency and log(N) are recomputed from each resample's "
+    "references (an image drawn k times counts k times, as pycocoevalcap would count it)",
+}
+IMAGECLEF_RULES = {
+    "preprocessing": "lower-cased; every run of digits replaced by the word 'number'; ASCII "
+    "string.punctuation deleted (not replaced by a space); other characters kept",
+    "rouge_1": "rouge-score rouge1 F-measure (the evaluator's HF evaluate 'rouge', use_stemmer=False, "
+    "default tokeniser: lower case, non-[a-z0-9] characters split words) per image, mean over images; "
+    "1 when both preprocessed captions are empty (the evaluator's stated intent: its code would raise)",
+    "references": "ImageCLEF has one reference per image; with several, the best F over them is used",
+    "ci": CI_RULE,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class CaptionOptions:
+    """Scoring settings shared by the caption protocols (built from ``ScoreSpec``)."""
+
+    resamples: int = 1000  # bootstrap resamples of images
+    seed: int = 0
+    level: float = 0.95
+    tokenizer: str = "auto"  # PTB tokenizer: auto | java | python (see medvqa.evaluate.ptb)
+    meteor: bool = True  # METEOR needs java; skipped (with the reason) when java is absent
+
+
+@dataclasses.dataclass(frozen=True)
+class CaptionProtocol:
+    label: str
+    rules: dict[str, str]
+    reference: dict[str, str]
+    score: Callable[[Sequence[str], Sequence[Sequence[str]], CaptionOptions], tuple[dict, dict]]
+
+
+def resample_counts(n: int, options: CaptionOptions, block: int = 64) -> Iterator[np.ndarray]:
+    """Yield (rows, n) draw counts of ``options.resamples`` image resamples (default_rng(seed))."""
+    rng = np.random.default_rng(options.seed)
+    done = 0
+    while done < options.resamples:
+        rows = min(block, options.resamples - done)
+        draws = rng.integers(0, n, size=(rows, n)) + (np.arange(rows)[:, None] * n)
+        yield np.bincount(draws.ravel(), minlength=rows * n).reshape(rows, n).astype(np.float64)
+        done += rows
+
+
+def summaries(points: dict[str, float], statistics: dict[str, Callable], n: int, options: CaptionOptions):
+    """{name: summary} with each statistic(counts (rows, n)) -> (rows,) bootstrapped on shared resamples."""
+    if n == 0:
+        return {name: {"value": math.nan, "ci_low": math.nan, "ci_high": math.nan, "n": 0} for name in points}
+    dists: dict[str, list[np.ndarray]] = {name: [] for name in statistics}
+    for counts in resample_counts(n, options):
+        for name, statistic in statistics.items():
+            dists[name].append(statistic(counts))
+    out = {}
+    for name, value in points.items():
+        interval = stats.percentile_interval(np.concatenate(dists[name]), options.level)
+        low, high = stats.with_point(interval, float(value))  # HULL_RULE: float rounding of the resamples
+        out[name] = {"value": float(value), "ci_low": low, "ci_high": high, "n": n}
+    return out
+
+
+def mean_statistic(per_image: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda counts: counts @ per_image / counts.sum(axis=1)
+
+
+def bleu_table(tokens: Sequence[str], refs: Sequence[Sequence[str]]) -> np.ndarray:
+    """(n, 10) per-image BLEU statistics as pycocoevalcap's BleuScorer cooks them.
+
+    Columns: correct n-grams n = 1..4, guessed n-grams n = 1..4, hypothesis length, closest
+    reference length. Summed over images they give the corpus score (``coco_bleu``).
+    """
+    from pycocoevalcap.bleu.bleu_scorer import cook_refs, cook_test
+
+    rows = []
+    for hyp, rs in zip(tokens, refs, strict=True):
+        cooked = cook_test(hyp, cook_refs(rs, n=4), eff="closest", n=4)
+        rows.append([*cooked["correct"], *cooked["guess"], cooked["testlen"], cooked["reflen"]])
+    return np.asarray(rows, dtype=np.float64).reshape(len(rows), 10)
+
+
+def coco_bleu(sums: np.ndarray, order: int) -> np.ndarray:
+    """(rows,) corpus BLEU-``order`` of summed ``bleu_table`` rows (rows, 10), BleuScorer's arithmetic."""
+    sums = np.atleast_2d(sums)
+    ratios = (sums[:, :order] + 1e-15) / (sums[:, 4 : 4 + order] + 1e-9)
+    bleu = np.prod(ratios, axis=1) ** (1.0 / order)
+    ratio = (sums[:, 8] + 1e-15) / (sums[:, 9] + 1e-9)
+    return np.where(ratio < 1, bleu * np.exp(1 - 1 / ratio), bleu)
+
+
+def _tokenised(generated, references, options) -> tuple[list[str], list[list[str]], str]:
+    flat = [r for refs in references for r in refs]
+    tokens, rule = ptb_tokenize([*generated, *flat], options.tokenizer)
+    hyps, rest = tokens[: len(generated)], iter(tokens[len(generated) :])
+    return hyps, [[next(rest) for _ in refs] for refs in references], rule
+
+
+def meteor_block(hyps, refs, options) -> tuple[float, Callable | None, str]:
+    """(corpus METEOR, its bootstrap statistic, rule) or (nan, None, reason) without java."""
+    if not options.meteor:
+        return math.nan, None, "not computed: meteor switched off in the scoring spec"
+    if not java_available():
+        return math.nan, None, "not computed: METEOR needs java, and no java executable is on PATH"
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    scorer = Meteor()
+    ids = range(len(hyps))
+    value, _ = scorer.compute_score({i: refs[i] for i in ids}, {i: [hyps[i]] for i in ids})
+    # The same per-image statistics compute_score sends; their sums give the corpus value.
+    table = np.array([scorer._stat(h, r).split() for h, r in zip(hyps, refs)], dtype=np.float64)
+
+    def statistic(counts: np.ndarray) -> np.ndarray:
+        out = []
+        for sums in counts @ table:
+            line = "EVAL ||| " + " ".join(repr(float(x)) for x in sums)
+            scorer.meteor_p.stdin.write(f"{line}\n".encode())
+            scorer.meteor_p.stdin.flush()
+            scorer.meteor_p.stdout.readline()  # the (one) segment's score, equal to the aggregate
+            out.append(float(scorer.meteor_p.stdout.readline().strip()))
+        return np.asarray(out)
+
+    return float(value), statistic, COCO_RULES["meteor"]
+
+
+def coco_scores(generated, references, options: CaptionOptions) -> tuple[dict, dict]:
+    """BLEU-1..4, METEOR, ROUGE-L and CIDEr-D as the COCO caption evaluation computes them."""
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+
+    from medvqa.evaluate.cider import CiderD  # scipy.sparse: imported only when captions are scored
+
+    hyps, refs, tokenizer_rule = _tokenised(generated, references, options)
+    n = len(hyps)
+    points, statistics, meteor_rule = {}, {}, "not computed: empty split"
+    if n:
+        gts, res = {i: refs[i] for i in range(n)}, {i: [hyps[i]] for i in range(n)}
+        bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+        table = bleu_table(hyps, refs)
+        for k in range(1, 5):
+            points[f"bleu_{k}"] = bleu[k - 1]
+            statistics[f"bleu_{k}"] = lambda counts, k=k: coco_bleu(counts @ table, k)
+        meteor, meteor_stat, meteor_rule = meteor_block(hyps, refs, options)
+        if meteor_stat is not None:
+            points["meteor"], statistics["meteor"] = meteor, meteor_stat
+        points["rouge_l"], rouge = Rouge().compute_score(gts, res)
+        statistics["rouge_l"] = mean_statistic(np.asarray(rouge, dtype=np.float64))
+        points["cider_d"], _ = Cider().compute_score(gts, res)
+        statistics["cider_d"] = CiderD(hyps, refs).corpus
+    else:
+        points = dict.fromkeys([*(f"bleu_{k}" for k in range(1, 5)), "rouge_l", "cider_d"], math.nan)
+    metrics = summaries(points, statistics, n, options)
+    metrics.setdefault("meteor", None)
+    protocol = {"tokenizer": tokenizer_rule, **COCO_RULES, "meteor": meteor_rule,
+                "implementation": f"pycocoevalcap {_version('pycocoevalcap')}"}
+    return metrics, protocol
+
+
+def imageclef_text(text: object) -> str:
+    """A caption as the ImageCLEFmedical evaluator preprocesses it (see IMAGECLEF_RULES)."""
+    text = "" if text is None or (isinstance(text, float) and text != text) else str(text)
+    text = re.sub(r"\d+", "number", text.lower())
+    return text.translate(str.maketrans("", "", string.punctuation))
+
+
+def imageclef_rouge_1(generated: Sequence[str], references: Sequence[Sequence[str]]) -> np.ndarray:
+    """(n,) ImageCLEF ROUGE-1 F per image (see IMAGECLEF_RULES)."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rouge1"], use_stemmer=False)
+    scores = []
+    for gen, refs in zip(generated, references, strict=True):
+        hyp = imageclef_text(gen)
+        per_ref = [
+            1.0 if not hyp and not ref else scorer.score(ref, hyp)["rouge1"].fmeasure
+            for ref in map(imageclef_text, refs)
+        ]
+        scores.append(max(per_ref))
+    return np.asarray(scores, dtype=np.float64)
+
+
+def imageclef_scores(generated, references, options: CaptionOptions) -> tuple[dict, dict]:
+    """ROUGE-1 as the ImageCLEFmedical caption evaluator computes it."""
+    per_image = imageclef_rouge_1(generated, references)
+    value = float(per_image.mean()) if len(per_image) else math.nan
+    metrics = summaries({"rouge_1": value}, {"rouge_1": mean_statistic(per_image)}, len(per_image), options)
+    return metrics, {**IMAGECLEF_RULES, "implementation": f"rouge-score {_version('rouge-score')}"}
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "(not installed)"
+
+
+CAPTION_PROTOCOLS = {
+    "coco": CaptionProtocol("COCO caption evaluation", COCO_RULES, COCO_REFERENCE, coco_scores),
+    "imageclef": CaptionProtocol(
+        "ImageCLEFmedical caption (lexical part)", IMAGECLEF_RULES, IMAGECLEF_REFERENCE, imageclef_scores
+    ),
+}
+PTB_TOKENIZERS = TOKENIZERS
+
+
+def caption_protocol_scores(generated, references, names: Sequence[str], options: CaptionOptions):
+    """({name: metrics}, {name: protocol block with label, rules and reference}) of each protocol."""
+    metrics, protocols = {}, {}
+    for name in names:
+        entry = CAPTION_PROTOCOLS[name]
+        metrics[name], rules = entry.score(list(generated), [list(r) for r in references], options)
+        protocols[name] = {"label": entry.label, "rules": rules, "reference": entry.reference}
+    return metrics, protocols
