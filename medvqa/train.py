@@ -21,6 +21,7 @@ parser takes ``--log`` as an abbreviation of its ``--log-dir``. The workflow's r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -134,6 +135,11 @@ def run_training(
         return _run(config, paths, out_dir, seed, spec)
 
 
+def _exclusive(out_dir: str | Path):
+    """The run directory's lock, taken by the process that writes it (rank 0)."""
+    return checkpoint.run_lock(out_dir) if distributed.is_main() else contextlib.nullcontext()
+
+
 def _run(config: ModelConfig, paths: TrainPaths, out_dir: str | Path, seed: int, spec: TrainSpec) -> dict[str, Any]:
     seed_everything(seed)  # the same on every process: the same initial weights
     data = load_data(config, paths)
@@ -146,8 +152,11 @@ def _run(config: ModelConfig, paths: TrainPaths, out_dir: str | Path, seed: int,
             checkpoint.write_zero_shot(out_dir, state, history_columns(family))
         log.info("%s is zero-shot: wrote %s only", config.family, Path(out_dir) / checkpoint.STATE)
         return checkpoint.published(state)
-    model = BuiltModel(config.family, args, family.build(args, True))
-    return train(spec, model, data.for_training(model), out_dir)
+    # Only training writes resume/ over many minutes: one writer at a time (zero-shot runs write
+    # two small files atomically).
+    with _exclusive(out_dir):
+        model = BuiltModel(config.family, args, family.build(args, True))
+        return train(spec, model, data.for_training(model), out_dir)
 
 
 def paths_from_config(config: Mapping[str, Any], dataset: str, model: str, results: str | Path) -> TrainPaths:
