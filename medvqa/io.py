@@ -121,6 +121,12 @@ def file_stamp(path: str | os.PathLike) -> list | str:
     return [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files]
 
 
+def cli_description(doc: str | None) -> str:
+    """The first paragraph of a module docstring on one line: ``--help``'s description (its first
+    line alone may stop mid-sentence)."""
+    return " ".join((doc or "").strip().split("\n\n")[0].split())
+
+
 def setup_logging(log_file: str | os.PathLike | None = None, level: int = logging.INFO) -> None:
     """Send medvqa's logging (and warnings) to ``log_file`` if given, else to stderr.
 

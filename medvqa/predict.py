@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 import yaml
 
-from medvqa.io import atomic_path, setup_logging, write_json, write_parquet
+from medvqa.io import atomic_path, cli_description, setup_logging, write_json, write_parquet
 from medvqa.models import family_of
 from medvqa.models.common import PredictRun, autocast, resolve_device
 from medvqa.spec import Spec, check_choice, check_range
@@ -115,7 +115,7 @@ def split_from_config(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m medvqa.predict", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m medvqa.predict", description=cli_description(__doc__))
     parser.add_argument("--config", required=True, help="workflow config.yaml")
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--model", required=True, help="a key of the config's models")

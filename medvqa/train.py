@@ -34,7 +34,7 @@ import torch
 import yaml
 
 from medvqa.data.schema import split_task
-from medvqa.io import file_stamp, read_json, setup_logging
+from medvqa.io import cli_description, file_stamp, read_json, setup_logging
 from medvqa.models import BuiltModel, DataInfo, family_of
 from medvqa.spec import ConfigError
 from medvqa.training import checkpoint, distributed
@@ -175,7 +175,7 @@ def paths_from_config(config: Mapping[str, Any], dataset: str, model: str, resul
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m medvqa.train", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m medvqa.train", description=cli_description(__doc__))
     parser.add_argument("--config", help="workflow config.yaml (or --entry with --inputs)")
     parser.add_argument("--dataset")
     parser.add_argument("--model", help="a key of the config's models")

@@ -152,3 +152,15 @@ def test_duplicate_yaml_keys_and_syntax_errors_fail_with_file_and_line(tmp_path)
                              capture_output=True, text=True, timeout=120)
     assert checked.returncode == 1 and "YAML syntax error" in checked.stderr
     assert f"line {text[:text.index('experiments:')].count(chr(10)) + 2}" in checked.stderr
+
+
+def test_the_default_workflow_profile_shows_a_failed_jobs_log_on_the_console(tmp_path):
+    """Snakemake reads profiles/default/ beside the Snakefile for every run of the workflow."""
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "default").symlink_to(REPO / "profiles" / "default")
+    (tmp_path / "Snakefile").write_text(
+        'rule fails:\n    output: "x"\n    log: "x.log"\n    shell: "echo the-reason-in-the-log > {log}; exit 1"\n'
+    )
+    result = subprocess.run(["snakemake", "--cores", "1"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "the-reason-in-the-log" in result.stdout + result.stderr
