@@ -4,7 +4,8 @@ VQA row:     question_id, image_id, image (encoded bytes), question, answer,
              answer_type ('closed' | 'open'), split  [+ modality, organ, q_lang, content_type]
 Caption row: image_id, image, caption, split  [+ cui]
 
-``check_rows`` enforces the schema on a source's output. Bad rows (missing/corrupt image,
+``check_rows`` enforces the schema on a source's output. A reason is a kind ("missing image"),
+then any detail in parentheses ("(no file '/data/x.png')"), and the same on every run. Bad rows (missing/corrupt image,
 empty text, duplicate id within or across splits) raise ``BadSampleError`` naming dataset, split, row id and reason,
 or with ``on_bad_sample='skip'`` are dropped and returned for ``rejected.csv``.
 """
@@ -82,7 +83,7 @@ def _row_problems(
     problems = problems.where(~duplicated | problems.notna(), f"duplicate {id_col}")
     if taken:
         elsewhere = df[id_col].astype(str).map(taken)
-        also = f"duplicate {id_col}: also in split " + elsewhere
+        also = f"duplicate {id_col} (also in split " + elsewhere + ")"
         problems = problems.where(elsewhere.isna() | problems.notna(), also)
     images = df.drop_duplicates("image_id")
     reasons = images["image"].map(image_problem)

@@ -154,11 +154,11 @@ def image_file(value: str | Path, image_dir: Path | None, absolute_paths: bool =
     path = Path(value).expanduser()
     if path.is_absolute():
         if not absolute_paths:
-            return None, (f"image path {str(value)!r} is absolute; set options.absolute_image_paths: true "
-                          f"to read files outside the image folder")
+            return None, (f"image outside the image folder (absolute path {str(value)!r}; set "
+                          f"options.absolute_image_paths: true to read it)")
         return path, None
     if os.path.normpath(path).split(os.sep)[0] == os.pardir:
-        return None, f"image path {str(value)!r} leaves the image folder {str(image_dir or '.')!r}"
+        return None, f"image outside the image folder (path {str(value)!r} leaves {str(image_dir or '.')!r})"
     return (image_dir / path if image_dir is not None else path), None
 
 
@@ -183,7 +183,7 @@ def image_bytes(value: Any, image_dir: Path | None, absolute_paths: bool = False
         path, problem = image_file(value, image_dir, absolute_paths)
         if problem:
             return b"", problem
-        return (path.read_bytes(), None) if path.is_file() else (b"", f"missing image: no file {str(path)!r}")
+        return (path.read_bytes(), None) if path.is_file() else (b"", f"missing image (no file {str(path)!r})")
     raise TypeError(f"cannot read an image from a {type(value).__name__} cell: {str(value)[:80]!r}")
 
 
