@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,11 @@ class FilterSpec(Spec):
 
     def validate(self, where: str) -> None:
         check_choice(where, "question_type", self.question_type, ("all", "closed", "open"))
+        if self.language != "all" and not re.fullmatch(r"[a-z]{2,3}(-[A-Za-z0-9]+)*", self.language):
+            raise ConfigError(
+                f"{where}: language={self.language!r} is not 'all' or a language code as the q_lang "
+                f"column holds them (e.g. en, zh)"
+            )
         if self.subsample is not None:
             check_range(where, "subsample", self.subsample, 1)
         for split in self.subsample_splits:
