@@ -65,9 +65,11 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
 
 def check_config_files(paths) -> None:
-    """``load_config_file`` each file Snakemake will read (before it, or after it, reads them)."""
+    """``load_config_file`` each file Snakemake will read (before it, or after it, reads them); a
+    missing file is left to Snakemake's own "not found" error."""
     for path in paths:
-        load_config_file(path)
+        if Path(path).is_file():
+            load_config_file(path)
 
 
 def import_mapping(dataset: Mapping[str, Any]) -> dict[str, Any]:
