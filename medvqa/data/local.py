@@ -103,7 +103,8 @@ def read_table(path: Path, fmt: str, encoding: str = "utf-8", dataset: str = "?"
                 return pd.read_json(io.StringIO(text), lines=fmt == "jsonl", dtype=False)
             except ValueError:  # pandas' JSON parser names no line
                 problem = json_problem(text, fmt == "jsonl")
-                raise SourceFileError(f"dataset {dataset!r} (source local): {path}: invalid JSON at {problem}") from None
+                where = f"dataset {dataset!r} (source local): {path}"
+                raise SourceFileError(f"{where}: invalid JSON at {problem}") from None
     raise ConfigError(f"{path}: cannot tell the table format from {path.suffix!r}; set options.format")
 
 

@@ -146,7 +146,9 @@ def resolve_split_names(names: Iterable[str], user: Mapping[str, str], where: st
     return {n: table[n] for n in names}
 
 
-def image_file(value: str | Path, image_dir: Path | None, absolute_paths: bool = False) -> tuple[Path | None, str | None]:
+def image_file(
+    value: str | Path, image_dir: Path | None, absolute_paths: bool = False
+) -> tuple[Path | None, str | None]:
     """(path to read, None) for a path cell, or (None, reason) when the path is not allowed.
 
     A relative path must stay inside ``image_dir`` (checked on the written path, so symlinked

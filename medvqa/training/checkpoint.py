@@ -83,7 +83,8 @@ def run_lock(run_dir: str | Path) -> Iterator[None]:
             f"corrupt {RESUME}/. Wait for it to finish, or stop it (kill {pid[1] if pid else '<pid>'}) and re-run"
         ) from None
     os.ftruncate(fd, 0)
-    os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+    since = time.strftime("%Y-%m-%d %H:%M:%S")
+    os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {since}\n".encode(), 0)
     try:
         yield
     finally:

@@ -106,11 +106,13 @@ def test_image_paths_stay_inside_the_image_folder_unless_allowed(tmp_path):
     images = good_images(6)
     images[4], images[5] = "../outside/secret.png", str(outside / "secret.png")
     table = write_table(root, images)
-    with pytest.raises(BadSampleError, match=r"row question_id=q4: image outside the image folder \(path '../outside/secret.png' leaves"):
+    leaves = r"row question_id=q4: image outside the image folder \(path '../outside/secret.png' leaves"
+    with pytest.raises(BadSampleError, match=leaves):
         run_import(root, table)
     _, rejected = run_import(root, table, "skip")
     assert rejected["id"].tolist() == ["q4", "q5"]
-    assert "(absolute path " in rejected["reason"].iloc[1] and "options.absolute_image_paths: true" in rejected["reason"].iloc[1]
+    absolute = rejected["reason"].iloc[1]
+    assert "(absolute path " in absolute and "options.absolute_image_paths: true" in absolute
     counts, rejected = run_import(root, table, "skip", absolute_image_paths=True)
     assert rejected["id"].tolist() == ["q4"] and counts["test"] == 2
 
