@@ -21,7 +21,13 @@
 
 from snakemake.utils import min_version, validate
 
+from medvqa.workflow_config import check_config_files
+
 min_version("9.0")
+
+# Snakemake's YAML loading keeps the last of repeated keys and names no line for a syntax error:
+# read every config file strictly first (medvqa.workflow_config.load_config_file).
+check_config_files(workflow.config_settings.configfiles or ["config.yaml"])
 
 
 # config.yaml is the default. Config files named on the command line replace it instead of

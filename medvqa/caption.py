@@ -51,7 +51,7 @@ from tqdm.auto import tqdm
 from medvqa.caption_models import CaptionSpec, Captioner, load_captioner
 from medvqa.data.images import load_image_cache
 from medvqa.data.schema import read_text_columns
-from medvqa.io import file_stamp, read_json, setup_logging, write_json, write_parquet
+from medvqa.io import cli_description, file_stamp, read_json, setup_logging, write_json, write_parquet
 from medvqa.shards import parse_shard, shard_rows
 from medvqa.training.seed import seed_everything
 
@@ -224,7 +224,7 @@ def _cli_type(field: dataclasses.Field):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m medvqa.caption", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m medvqa.caption", description=cli_description(__doc__))
     for name in ("data", "images", "image-ids", "out"):
         parser.add_argument(f"--{name}", required=True)
     parser.add_argument("--run-dir", help="a training run directory (fine-tuned); default: zero-shot --checkpoint")

@@ -88,7 +88,15 @@ def _blip_generate(model, tokenizer, spec: CaptionSpec, images: Sequence[np.ndar
     )
     start = 1 if prefix is None else len(prefix) - 1  # [DEC] (+ prefix) precede the new tokens
     tokens = out[:, start:]
-    return decode_texts(tokenizer, tokens, answer_lengths(tokens, [text.sep_token_id]))
+    lengths = answer_lengths(tokens, [text.sep_token_id])
+    if prefix is None:
+        return decode_texts(tokenizer, tokens, lengths)
+    # Decoded together with the prefix, then cut, as BLIP's own captioning reads: a first new
+    # token that continues the prefix's last word ("of" + "##ft") must join it, not keep "##".
+    wholes = decode_texts(tokenizer, out[:, 1:], lengths + start - 1)
+    head = tokenizer.decode(prefix, skip_special_tokens=True).strip()
+    alone = decode_texts(tokenizer, tokens, lengths)
+    return [w[len(head):].strip() if w.startswith(head) else a for w, a in zip(wholes, alone)]
 
 
 def _blip_captioner(model, tokenizer, spec: CaptionSpec, source: str, device: torch.device) -> Captioner:

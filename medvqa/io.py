@@ -3,14 +3,22 @@
 A stage writes to a temporary file beside the target and renames it into place only when
 the write finished, so a job killed half-way never leaves a file that looks complete
 (Snakemake would otherwise treat a truncated parquet as up to date on some filesystems).
+
+Temporary files are named ``.<name>.<host>-<pid>.<random>.tmp``. A failed write removes its
+own; one killed outright (kill -9, OOM) cannot, so the next write of the same output removes
+those whose process is gone (same host, pid no longer running). Files of live processes and of
+other hosts (a shared filesystem) are left alone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import logging
 import os
+import re
+import socket
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -23,12 +31,43 @@ import pandas as pd
 log = logging.getLogger(__name__)
 
 
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_tmp(path: str | os.PathLike) -> list[Path]:
+    """Remove temporary files of ``path`` left by killed writers on this host; returns them."""
+    path = Path(path)
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(?P<host>.+)-(?P<pid>\d+)\.\w+\.tmp")
+    removed = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        match = pattern.fullmatch(tmp.name)
+        if match and match["host"] == _host() and not _running(int(match["pid"])):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    if removed:
+        log.info("removed %d temporary file(s) of killed writes of %s", len(removed), path)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; move it onto ``path`` on clean exit."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_tmp(path)
+    prefix = f".{path.name}.{_host()}-{os.getpid()}."
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -82,12 +121,21 @@ def file_stamp(path: str | os.PathLike) -> list | str:
     return [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files]
 
 
+def cli_description(doc: str | None) -> str:
+    """The first paragraph of a module docstring on one line: ``--help``'s description (its first
+    line alone may stop mid-sentence)."""
+    return " ".join((doc or "").strip().split("\n\n")[0].split())
+
+
 def setup_logging(log_file: str | os.PathLike | None = None, level: int = logging.INFO) -> None:
-    """Send medvqa's logging (and warnings) to ``log_file`` if given, else to stderr."""
+    """Send medvqa's logging (and warnings) to ``log_file`` if given, else to stderr.
+
+    The file is appended to, so a re-run of a killed job (which resumes its work) keeps the
+    killed attempt's log above a new "started" line."""
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     if log_file:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-        handlers = [logging.FileHandler(log_file, mode="w")]
+        handlers = [logging.FileHandler(log_file, mode="a")]
     logging.basicConfig(
         level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -95,7 +143,29 @@ def setup_logging(log_file: str | os.PathLike | None = None, level: int = loggin
         force=True,
     )
     logging.captureWarnings(True)
+    # Python's per-line "already warned" registry is reset whenever library code enters
+    # warnings.catch_warnings(), so one deprecation was logged at every training step.
+    captured = logging.getLogger("py.warnings")
+    if not any(isinstance(f, _OncePerMessage) for f in captured.filters):
+        captured.addFilter(_OncePerMessage())
     sys.excepthook = _log_uncaught
+    logging.getLogger("medvqa").info("started: pid %d on %s (%s)", os.getpid(), socket.gethostname(),
+                                     " ".join(sys.argv[:1]) or "python")
+
+
+class _OncePerMessage(logging.Filter):
+    """Lets each distinct message through once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message in self.seen:
+            return False
+        self.seen.add(message)
+        return True
 
 
 def _log_uncaught(exc_type, exc, tb) -> None:

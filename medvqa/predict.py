@@ -34,7 +34,7 @@ import torch
 import yaml
 
 from medvqa.families import ModelConfig
-from medvqa.io import atomic_path, setup_logging, write_json, write_parquet
+from medvqa.io import atomic_path, cli_description, setup_logging, write_json, write_parquet
 from medvqa.models import family_of
 from medvqa.models.common import PredictRun, autocast, resolve_device
 from medvqa.shards import parse_shard, shard_rows
@@ -119,7 +119,7 @@ def split_from_config(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m medvqa.predict", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m medvqa.predict", description=cli_description(__doc__))
     parser.add_argument("--config", required=True, help="workflow config.yaml")
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--model", required=True, help="a key of the config's models")

@@ -7,19 +7,19 @@ processor (preprocessor_config.json / processor_config.json). ``CLIPModel.from_p
 and ``AutoProcessor.from_pretrained(dir)`` load it exactly as they load
 ``openai/clip-vit-base-patch32``, so the real loading code is what the demo exercises.
 
-The tokenizer is a byte-level BPE trained offline (``tokenizers``) on the dataset's questions,
+The tokenizer is a byte-level BPE learnt offline (``medvqa.tiny_bpe``) from the dataset's questions,
 with CLIP's normaliser, pre-tokeniser, ``</w>`` word suffix and special tokens.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Iterable
 from pathlib import Path
 
 from medvqa.spec import ConfigError, Spec, check_range
+from medvqa.tiny_bpe import learn_bpe, word_counts
 from medvqa.training.seed import seed_everything
 
 log = logging.getLogger(__name__)
@@ -54,31 +54,22 @@ class TinyClipSpec(Spec):
 
 def train_clip_tokenizer(texts: Iterable[str], vocab_size: int, max_length: int):
     """A CLIPTokenizer whose byte-level BPE merges are learnt from ``texts`` (offline)."""
-    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import Regex, normalizers, pre_tokenizers
     from transformers import CLIPTokenizer
 
-    bpe = Tokenizer(models.BPE(end_of_word_suffix="</w>", unk_token=EOS))
-    bpe.normalizer = normalizers.Sequence(
+    normalizer = normalizers.Sequence(
         [normalizers.NFC(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Lowercase()]
     )
-    bpe.pre_tokenizer = pre_tokenizers.Sequence(
+    pre_tokenizer = pre_tokenizers.Sequence(
         [
             pre_tokenizers.Split(Regex(_CLIP_SPLIT), behavior="removed", invert=True),
             pre_tokenizers.ByteLevel(add_prefix_space=False),
         ]
     )
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=[BOS, EOS],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        end_of_word_suffix="</w>",
-        show_progress=False,
-    )
-    bpe.train_from_iterator(texts, trainer)
-    model = json.loads(bpe.to_str())["model"]
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    counts = word_counts(texts, normalizer, pre_tokenizer)
+    vocab, merges = learn_bpe(counts, vocab_size, [BOS, EOS], pre_tokenizers.ByteLevel.alphabet(), suffix="</w>")
     return CLIPTokenizer(
-        vocab=model["vocab"], merges=merges, model_max_length=max_length,
+        vocab=vocab, merges=merges, model_max_length=max_length,
         bos_token=BOS, eos_token=EOS, pad_token=EOS, unk_token=EOS,
     )
 

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 from medvqa.data.schema import read_text_columns, task_of
 from medvqa.pretrained import TinyClipSpec, write_tiny_clip
-from medvqa.spec import Spec, check_choice
+from medvqa.spec import ConfigError, Spec, check_choice
 from medvqa.tiny_hf import TinyHFSpec, texts_of, write_tiny_blip, write_tiny_clip_gpt2
 from medvqa.tiny_vlm import TinyVlmSpec, write_tiny_vlm
 
@@ -71,10 +71,21 @@ TINY_KINDS: dict[str, TinyKind] = {
 }
 
 
-def tiny_spec(kind: str, model: Mapping[str, Any] | None, where: str = "pretrained") -> Spec:
-    """The sizes of one ``pretrained:`` entry, checked (unknown kind or key → ConfigError)."""
+def tiny_spec(
+    kind: str, model: Mapping[str, Any] | None, where: str = "pretrained", image_size: int | None = None,
+    image_size_key: str = "image_size",
+) -> Spec:
+    """The sizes of one ``pretrained:`` entry, checked (unknown kind or key → ConfigError). CLIP and
+    BLIP images are as large as the dataset's cache (``image_size``, named ``image_size_key`` in
+    messages), which must then be a multiple of the patch size."""
     check_choice(where, "kind", kind, tuple(TINY_KINDS))
-    return TINY_KINDS[kind].spec.from_mapping(model, f"{where}.model")
+    spec = TINY_KINDS[kind].spec.from_mapping(model, f"{where}.model")
+    if image_size is not None and isinstance(spec, (TinyClipSpec, TinyHFSpec)) and image_size % spec.patch_size:
+        raise ConfigError(
+            f"{where}.model.patch_size: {image_size_key} {image_size} is not a multiple of patch_size "
+            f"{spec.patch_size} (the tiny {kind} sees images as large as the dataset's cache)"
+        )
+    return spec
 
 
 def write_tiny_checkpoint(

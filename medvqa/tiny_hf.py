@@ -11,7 +11,7 @@ randomly initialised models in exactly the layout ``save_pretrained`` gives the 
   like ``Salesforce/blip-vqa-base``) or ``BlipForConditionalGeneration`` (task "caption", like
   ``Salesforce/blip-image-captioning-base``) + ``BlipProcessor``.
 
-Tokenizers are trained offline with the ``tokenizers`` library on ``texts``: GPT-2's byte-level
+Tokenizers are learnt offline from ``texts`` by ``medvqa.tiny_bpe`` (deterministic ties): GPT-2's byte-level
 BPE with ``<|endoftext|>``, and BERT's lower-cased WordPiece with BLIP's special tokens
 (``[PAD] [UNK] [CLS] [SEP] [MASK]`` and the decoder start token ``[DEC]``).
 """
@@ -19,7 +19,6 @@ BPE with ``<|endoftext|>``, and BERT's lower-cased WordPiece with BLIP's special
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Iterable
 from pathlib import Path
@@ -27,6 +26,7 @@ from pathlib import Path
 from medvqa.data.schema import read_text_columns, task_of
 from medvqa.pretrained import CLIP_MEAN, CLIP_STD, TinyClipSpec, write_tiny_clip
 from medvqa.spec import ConfigError, Spec, check_choice, check_range
+from medvqa.tiny_bpe import learn_bpe, learn_wordpiece, word_counts
 from medvqa.training.seed import seed_everything
 
 log = logging.getLogger(__name__)
@@ -57,35 +57,23 @@ class TinyHFSpec(Spec):
 
 def train_gpt2_tokenizer(texts: Iterable[str], vocab_size: int, max_length: int):
     """A GPT2Tokenizer whose byte-level BPE merges are learnt from ``texts`` (offline)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from tokenizers import pre_tokenizers
     from transformers import GPT2Tokenizer
 
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=[EOT], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    bpe.train_from_iterator(texts, trainer)
-    model = json.loads(bpe.to_str())["model"]
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    counts = word_counts(texts, pre_tokenizer=pre_tokenizers.ByteLevel(add_prefix_space=False))
+    vocab, merges = learn_bpe(counts, vocab_size, [EOT], pre_tokenizers.ByteLevel.alphabet())
     # Like the real "gpt2" tokenizer: no padding token; collators pad with <|endoftext|>.
-    return GPT2Tokenizer(vocab=model["vocab"], merges=merges, model_max_length=max_length)
+    return GPT2Tokenizer(vocab=vocab, merges=merges, model_max_length=max_length)
 
 
 def train_blip_tokenizer(texts: Iterable[str], vocab_size: int, max_length: int):
     """A BertTokenizer (lower-cased WordPiece) learnt from ``texts``, with BLIP's special tokens."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import normalizers, pre_tokenizers
     from transformers import BertTokenizer
 
-    wordpiece = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    wordpiece.normalizer = normalizers.BertNormalizer(lowercase=True)
-    wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, special_tokens=[*BERT_SPECIALS, BLIP_DECODER_START], show_progress=False
-    )
-    wordpiece.train_from_iterator(texts, trainer)
-    return BertTokenizer(vocab=wordpiece.get_vocab(), model_max_length=max_length, bos_token=BLIP_DECODER_START)
+    counts = word_counts(texts, normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer())
+    vocab = learn_wordpiece(counts, vocab_size, [*BERT_SPECIALS, BLIP_DECODER_START])
+    return BertTokenizer(vocab=vocab, model_max_length=max_length, bos_token=BLIP_DECODER_START)
 
 
 def write_tiny_gpt2(out_dir: str | Path, texts: Iterable[str], seed: int, spec: TinyHFSpec | None = None) -> Path:

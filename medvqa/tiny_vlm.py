@@ -13,7 +13,7 @@ load it exactly as they load ``Qwen/Qwen2-VL-2B-Instruct``, ``Qwen/Qwen2.5-VL-3B
 ``OpenGVLab/InternVL3-1B-hf``, ``llava-hf/llava-1.5-7b-hf`` and
 ``llava-hf/llava-v1.6-mistral-7b-hf`` (same model_type, classes, special tokens and template).
 
-Tokenizers are BPEs trained offline (``tokenizers``) on ``texts`` plus the chat template's fixed
+Tokenizers are BPEs learnt offline (``medvqa.tiny_bpe``, deterministic) from ``texts`` plus the chat template's fixed
 words: byte-level with Qwen2's pre-tokeniser for the Qwen and InternVL families, SentencePiece-style
 (▁ word boundaries, byte fallback) for the LLaMA/Mistral language models of LLaVA.
 """
@@ -21,12 +21,12 @@ words: byte-level with Qwen2's pre-tokeniser for the Qwen and InternVL families,
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Iterable
 from pathlib import Path
 
 from medvqa.spec import ConfigError, Spec, check_choice, check_range
+from medvqa.tiny_bpe import learn_bpe, word_counts
 from medvqa.training.seed import seed_everything
 
 log = logging.getLogger(__name__)
@@ -127,10 +127,6 @@ class TinyVlmSpec(Spec):
             raise ConfigError(f"{where}: hidden_size/heads must divide evenly, with head_dim a multiple of 4")
 
 
-def _merges(model: dict) -> list[tuple[str, str]]:
-    return [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
-
-
 def _append_tokens(vocab: dict[str, int], tokens: Iterable[str]) -> dict[str, int]:
     """``vocab`` with ``tokens`` appended at the next ids, as the real added tokens sit after the BPE."""
     vocab = dict(vocab)
@@ -141,25 +137,20 @@ def _append_tokens(vocab: dict[str, int], tokens: Iterable[str]) -> dict[str, in
 
 def train_qwen_tokenizer(texts: Iterable[str], vocab_size: int, specials: tuple[str, ...], named: dict | None = None):
     """A ``Qwen2Tokenizer`` (byte-level BPE, Qwen2 pre-tokeniser) learnt from ``texts`` offline."""
-    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import Regex, normalizers, pre_tokenizers
     from transformers import Qwen2Tokenizer
     from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
-    bpe = Tokenizer(models.BPE())
-    bpe.normalizer = normalizers.NFC()
-    bpe.pre_tokenizer = pre_tokenizers.Sequence([
+    pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated"),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
     ])
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
-    )
-    bpe.train_from_iterator([*texts, *TEMPLATE_WORDS], trainer)
-    model = json.loads(bpe.to_str())["model"]
-    vocab = _append_tokens(model["vocab"], ("<|endoftext|>", *specials, *(named or {}).values()))
+    counts = word_counts([*texts, *TEMPLATE_WORDS], normalizers.NFC(), pre_tokenizer)
+    vocab, merges = learn_bpe(counts, vocab_size, alphabet=pre_tokenizers.ByteLevel.alphabet())
+    vocab = _append_tokens(vocab, ("<|endoftext|>", *specials, *(named or {}).values()))
     extra = dict(named) if named else list(specials)
     tokenizer = Qwen2Tokenizer(
-        vocab=vocab, merges=_merges(model), eos_token="<|im_end|>", pad_token="<|endoftext|>",
+        vocab=vocab, merges=merges, eos_token="<|im_end|>", pad_token="<|endoftext|>",
         unk_token=None, extra_special_tokens=extra,
     )
     if named:  # named tokens (InternVL) register only themselves as special; add the rest explicitly
@@ -169,25 +160,21 @@ def train_qwen_tokenizer(texts: Iterable[str], vocab_size: int, specials: tuple[
 
 def train_llama_tokenizer(texts: Iterable[str], vocab_size: int):
     """A ``LlamaTokenizer`` (▁-prefixed BPE with byte fallback) plus LLaVA's ``<image>`` and ``<pad>``."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from tokenizers import pre_tokenizers
     from transformers import LlamaTokenizer
 
-    bpe = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
     # Splitting at spaces and punctuation while learning keeps merges inside words, as
     # SentencePiece's trainer does (it never merges across a ▁ boundary or a script change).
-    bpe.pre_tokenizer = pre_tokenizers.Sequence([
+    pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=True),
         pre_tokenizers.Punctuation(behavior="isolated"),
     ])
     byte_tokens = [f"<0x{i:02X}>" for i in range(256)]
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size + 259, special_tokens=["<unk>", "<s>", "</s>", *byte_tokens], show_progress=False
-    )
-    bpe.train_from_iterator([*texts, *TEMPLATE_WORDS], trainer)
-    model = json.loads(bpe.to_str())["model"]
-    vocab = _append_tokens(model["vocab"], ("<image>", "<pad>"))
+    counts = word_counts([*texts, *TEMPLATE_WORDS], pre_tokenizer=pre_tokenizer)
+    vocab, merges = learn_bpe(counts, vocab_size + 259, ["<unk>", "<s>", "</s>", *byte_tokens])
+    vocab = _append_tokens(vocab, ("<image>", "<pad>"))
     tokenizer = LlamaTokenizer(
-        vocab=vocab, merges=_merges(model), pad_token="<pad>", add_bos_token=True,
+        vocab=vocab, merges=merges, pad_token="<pad>", add_bos_token=True,
         extra_special_tokens={"image_token": "<image>"},
     )
     return tokenizer

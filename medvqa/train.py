@@ -21,6 +21,7 @@ parser takes ``--log`` as an abbreviation of its ``--log-dir``. The workflow's r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -34,7 +35,7 @@ import yaml
 
 from medvqa.data.schema import split_task
 from medvqa.families import ModelConfig
-from medvqa.io import file_stamp, read_json, setup_logging
+from medvqa.io import cli_description, file_stamp, read_json, setup_logging
 from medvqa.models import BuiltModel, DataInfo, family_of
 from medvqa.spec import ConfigError
 from medvqa.training import checkpoint, distributed
@@ -134,6 +135,11 @@ def run_training(
         return _run(config, paths, out_dir, seed, spec)
 
 
+def _exclusive(out_dir: str | Path):
+    """The run directory's lock, taken by the process that writes it (rank 0)."""
+    return checkpoint.run_lock(out_dir) if distributed.is_main() else contextlib.nullcontext()
+
+
 def _run(config: ModelConfig, paths: TrainPaths, out_dir: str | Path, seed: int, spec: TrainSpec) -> dict[str, Any]:
     seed_everything(seed)  # the same on every process: the same initial weights
     data = load_data(config, paths)
@@ -146,8 +152,11 @@ def _run(config: ModelConfig, paths: TrainPaths, out_dir: str | Path, seed: int,
             checkpoint.write_zero_shot(out_dir, state, history_columns(family))
         log.info("%s is zero-shot: wrote %s only", config.family, Path(out_dir) / checkpoint.STATE)
         return checkpoint.published(state)
-    model = BuiltModel(config.family, args, family.build(args, True))
-    return train(spec, model, data.for_training(model), out_dir)
+    # Only training writes resume/ over many minutes: one writer at a time (zero-shot runs write
+    # two small files atomically).
+    with _exclusive(out_dir):
+        model = BuiltModel(config.family, args, family.build(args, True))
+        return train(spec, model, data.for_training(model), out_dir)
 
 
 def paths_from_config(config: Mapping[str, Any], dataset: str, model: str, results: str | Path) -> TrainPaths:
@@ -166,7 +175,7 @@ def paths_from_config(config: Mapping[str, Any], dataset: str, model: str, resul
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m medvqa.train", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m medvqa.train", description=cli_description(__doc__))
     parser.add_argument("--config", help="workflow config.yaml (or --entry with --inputs)")
     parser.add_argument("--dataset")
     parser.add_argument("--model", help="a key of the config's models")

@@ -5,12 +5,19 @@ The Snakefile validates config.yaml against rules/config.schema.yaml (structure,
 choices) and then calls ``check_config``: every stage spec is built once from its config
 sub-mapping, and every name an entry refers to must exist. Both run before any job, and a
 failure names the offending key (e.g. ``datasets.demo.filters: unknown key(s) 'langauge'``).
+Before either, ``check_config_files`` re-reads each config file with a strict YAML loader, since
+Snakemake's accepts repeated keys. ``python -m medvqa.workflow_config FILE...`` runs the strict read
+and ``check_config`` (not the JSON schema) outside Snakemake (which reports a YAML syntax error in a file given
+with ``--configfile`` without its line, before the Snakefile runs).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from medvqa.data.prepare import FilterSpec, ImportSpec
 from medvqa.data.sources import source_spec
@@ -23,6 +30,46 @@ from medvqa.spec import ConfigError
 from medvqa.tiny_checkpoints import tiny_spec
 
 IMPORT_KEYS = ("source", "task", "options", "on_bad_sample")
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key repeated in one mapping is an error (PyYAML, and so
+    Snakemake, keep the last value: ``epochs: 8`` then ``epochs: 1`` silently trained 1 epoch)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # "<<: *anchor" keys may be overridden by design
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ConfigError(f"{self.name}, line {line}: duplicate key {key!r} (first at line {seen[key]})")
+            seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """A YAML config file, strictly: duplicate keys and syntax errors fail naming file and line."""
+    text = Path(path).read_text(encoding="utf-8")
+    loader = _StrictLoader(text)
+    loader.name = str(path)
+    try:
+        return loader.get_single_data() or {}
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: YAML syntax error: {exc.problem or exc.context}") from None
+    finally:
+        loader.dispose()
+
+
+def check_config_files(paths) -> None:
+    """``load_config_file`` each file Snakemake will read (before it, or after it, reads them); a
+    missing file is left to Snakemake's own "not found" error."""
+    for path in paths:
+        if Path(path).is_file():
+            load_config_file(path)
 
 
 def import_mapping(dataset: Mapping[str, Any]) -> dict[str, Any]:
@@ -42,7 +89,9 @@ def check_config(config: Mapping[str, Any]) -> None:
     for i, entry in enumerate(parse_entries(config["report"].get("published", []))):
         _check_names(f"report.published[{i}].dataset", [entry.dataset], config["datasets"], "dataset")
     for name, spec in config["tokenizers"].items():
-        TokenizerSpec.from_mapping(spec, where=f"tokenizers.{name}")
+        tokenizer = TokenizerSpec.from_mapping(spec, where=f"tokenizers.{name}")
+        if tokenizer.path is not None:
+            _check_path(config, f"tokenizers.{name}.path", tokenizer.path)
     for name, dataset in config["datasets"].items():
         where = f"datasets.{name}"
         spec = ImportSpec.from_mapping(import_mapping(dataset), where=where)
@@ -52,7 +101,9 @@ def check_config(config: Mapping[str, Any]) -> None:
     for name, entry in config.get("pretrained", {}).items():
         _check_names(f"pretrained.{name}.dataset", [entry["dataset"]], config["datasets"], "dataset")
         _check_names(f"pretrained.{name}.text_from", entry.get("text_from", []), config["datasets"], "dataset")
-        tiny_spec(entry.get("kind", "clip"), entry.get("model"), f"pretrained.{name}")
+        dataset = entry["dataset"]
+        tiny_spec(entry.get("kind", "clip"), entry.get("model"), f"pretrained.{name}",
+                  config["datasets"][dataset].get("image_size"), f"datasets.{dataset}.image_size")
     for name, model in config["models"].items():
         if name.startswith("baseline-"):
             raise ConfigError(f"models.{name}: names starting with 'baseline-' are reserved for the baselines")
@@ -72,7 +123,8 @@ def _check_pairing(where: str, config: Mapping[str, Any], dataset: str, model: s
     entry = ModelConfig.from_mapping(config["models"][model], f"models.{model}")
     if task not in entry.tasks():
         raise ConfigError(f"{where}: model {model!r} ({entry.family}) does not work on {task} dataset {dataset!r}; "
-                          f"it takes {' and '.join(entry.tasks())} data")
+                          f"it takes {' and '.join(entry.tasks())} data (if {dataset!r} holds "
+                          f"{' or '.join(entry.tasks())} data, set datasets.{dataset}.task)")
     if task == "caption" and entry.caption is None:
         raise ConfigError(f"{where}: model {model!r} has no caption: settings, "
                           f"so it cannot caption dataset {dataset!r}")
@@ -92,9 +144,21 @@ def _check_model(config: Mapping[str, Any], name: str, model: Mapping[str, Any])
         raise ConfigError(f"{where}: flamingo captions only once trained (its new layers start untrained); "
                           "add a train: block")
     for key, value in entry.model.items():
-        if isinstance(value, str) and value.startswith("results/pretrained/"):
-            built = value.removeprefix("results/pretrained/").split("/")[0]
-            _check_names(f"{where}.model.{key}", [built], config.get("pretrained", {}), "pretrained checkpoint")
+        if isinstance(value, str):
+            _check_path(config, f"{where}.model.{key}", value)
+
+
+def _check_path(config: Mapping[str, Any], where: str, value: str) -> None:
+    """A checkpoint / tokenizer reference: built by the workflow (results/pretrained/<name>,
+    named in ``pretrained:``), a hub id (``name`` or ``namespace/name``), or an existing directory."""
+    if value.startswith("results/pretrained/"):
+        built = value.removeprefix("results/pretrained/").split("/")[0]
+        _check_names(where, [built], config.get("pretrained", {}), "pretrained checkpoint")
+    elif value.startswith(("/", ".", "~")) and not Path(value).expanduser().exists():
+        raise ConfigError(
+            f"{where}: {value!r} does not exist (a local checkpoint or tokenizer directory; a hub id "
+            f"looks like 'namespace/name')"
+        )
 
 
 def _variant_name(base: str, question_type: str, subsample: int | None, base_filters: Mapping) -> str:
@@ -119,7 +183,9 @@ def expand_experiments(config: dict[str, Any]) -> None:
     then names the derived views.
     """
     datasets = config["datasets"]
-    for experiment in config["experiments"]:
+    for i, experiment in enumerate(config["experiments"]):
+        # Checked here, before a name is looked up, rather than only in check_config (which runs after).
+        _check_names(f"experiments[{i}].datasets", experiment["datasets"], datasets, "dataset")
         question_types = experiment.pop("question_types", None)
         subsamples = experiment.pop("subsamples", None)
         names = []
@@ -149,3 +215,36 @@ def image_dataset(config: Mapping[str, Any], dataset: str) -> str:
 def source_dataset(config: Mapping[str, Any], dataset: str) -> str:
     """The dataset whose imported source files a (possibly derived) dataset view filters."""
     return config["datasets"][dataset].get("derived_from", dataset)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(
+        prog="python -m medvqa.workflow_config",
+        description="Check workflow config files (layered left to right, as Snakemake's --configfile does).",
+    )
+    parser.add_argument("configfiles", nargs="+", help="YAML config files, e.g. config.yaml configs/grid.yaml")
+    args = parser.parse_args(argv)
+    config: dict[str, Any] = {}
+    try:
+        for path in args.configfiles:
+            config = _merged(config, load_config_file(path))
+        expand_experiments(config)
+        check_config(config)
+    except ConfigError as exc:
+        sys.exit(f"ConfigError: {exc}")
+    print(f"{', '.join(args.configfiles)}: OK")
+
+
+def _merged(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """Snakemake's update_config: nested mappings merge, other values replace."""
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = _merged(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), dict) else value
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -70,6 +70,7 @@ class HFSourceSpec(Spec):
     val_fraction: float = 0.1                  # share of train images made val if no val split
     val_seed: int = 0                          # seed of that by-image split
     cache_dir: str | None = None               # datasets cache; None = HF_DATASETS_CACHE
+    absolute_image_paths: bool = False         # read image {path} cells that are absolute (no bytes)
 
     def validate(self, where: str) -> None:
         check_choice(where, "preset", self.preset, ("auto", *PRESETS))
@@ -139,5 +140,5 @@ def load_hf(spec: HFSourceSpec, dataset: str) -> pd.DataFrame:
     root = Path(os.path.expanduser(spec.path))
     return unify_rows(
         raw, columns, dataset=dataset, image_dir=root if root.is_dir() else None,
-        val_fraction=spec.val_fraction, val_seed=spec.val_seed,
+        val_fraction=spec.val_fraction, val_seed=spec.val_seed, absolute_image_paths=spec.absolute_image_paths,
     )

@@ -2,9 +2,15 @@
 ``images_{size}.{split}.npy`` (uint8, shape (n_images, size, size, 3)) and
 ``images_{size}.{split}.ids.json`` (the image_id of each row of the array, in order).
 
-Each unique image of the split is decoded once, converted to RGB and resized to a square
-``size`` × ``size`` (bicubic, antialiased). Training and inference memory-map the array, so
-no image is decoded inside a training loop.
+Each unique image of the split is decoded once (``decode_rgb``), converted to RGB and resized
+to a square ``size`` × ``size`` (bicubic, antialiased). Training and inference memory-map the
+array, so no image is decoded inside a training loop.
+
+8-bit rule (``HIGH_DEPTH_RULE``): PIL's ``convert("RGB")`` clips 16-bit and 32-bit integer
+and float images at 255 (a 16-bit DICOM-derived PNG became almost white), so such images are
+rescaled linearly from their own minimum..maximum to 0..255 and rounded; a constant image
+becomes 0 and an image with NaN or infinite pixels is rejected. 16-bit RGB PNGs are opened by
+PIL as 8-bit RGB already (their high bytes).
 """
 
 from __future__ import annotations
@@ -24,11 +30,44 @@ from medvqa.io import atomic_path, read_json, write_json
 log = logging.getLogger(__name__)
 
 
+HIGH_DEPTH_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+HIGH_DEPTH_RULE = (
+    "16-bit, 32-bit and float grayscale images are rescaled linearly from their own "
+    "minimum..maximum to 0..255 (rounded; a constant image becomes 0; NaN/inf pixels are rejected)"
+)
+
+
+def to_8bit(img: Image.Image) -> Image.Image:
+    """A high-depth grayscale image as 8-bit "L" by ``HIGH_DEPTH_RULE``; others unchanged."""
+    if img.mode not in HIGH_DEPTH_MODES:
+        return img
+    pixels = np.asarray(img, dtype=np.float64)
+    if not np.isfinite(pixels).all():
+        raise ValueError(f"{img.mode} image with NaN or infinite pixels")
+    low, high = float(pixels.min()), float(pixels.max())
+    scaled = (pixels - low) * (255.0 / (high - low)) if high > low else np.zeros_like(pixels)
+    return Image.fromarray(np.rint(scaled).astype(np.uint8))  # 2-D uint8 → mode "L"
+
+
+def decode_rgb(data: bytes) -> Image.Image:
+    """Encoded bytes → fully decoded RGB image. ``load()`` reads all pixel data, so a truncated
+    file raises here (``Image.verify`` checks only headers and never decodes JPEG data)."""
+    with Image.open(io.BytesIO(data)) as img:
+        img.load()
+        return to_8bit(img).convert("RGB")
+
+
 def decode_resize(data: bytes, size: int) -> np.ndarray:
     """Encoded image bytes → uint8 array (size, size, 3)."""
-    with Image.open(io.BytesIO(data)) as img:
-        img = img.convert("RGB").resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
-        return np.asarray(img, dtype=np.uint8)
+    img = decode_rgb(data).resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    return np.asarray(img, dtype=np.uint8)
+
+
+def _decode_named(image_id: str, data: bytes, size: int, where: str) -> np.ndarray:
+    try:
+        return decode_resize(data, size)
+    except Exception as exc:  # PIL raises many types for corrupt files
+        raise ValueError(f"{where} image_id={image_id}: cannot decode image ({type(exc).__name__}: {exc})") from exc
 
 
 def build_image_cache(
@@ -42,7 +81,9 @@ def build_image_cache(
         cache = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(ids), size, size, 3))
         # PIL releases the GIL while decoding and resizing, so threads scale here.
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-            decoded = pool.map(decode_resize, images["image"], [size] * len(ids), chunksize=16)
+            decoded = pool.map(
+                _decode_named, ids, images["image"], [size] * len(ids), [str(parquet_path)] * len(ids), chunksize=16
+            )
             for i, pixels in enumerate(tqdm(decoded, total=len(ids), desc=f"images {Path(parquet_path).stem}")):
                 cache[i] = pixels
         cache.flush()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,11 @@ class FilterSpec(Spec):
 
     def validate(self, where: str) -> None:
         check_choice(where, "question_type", self.question_type, ("all", "closed", "open"))
+        if self.language != "all" and not re.fullmatch(r"[a-z]{2,3}(-[A-Za-z0-9]+)*", self.language):
+            raise ConfigError(
+                f"{where}: language={self.language!r} is not 'all' or a language code as the q_lang "
+                f"column holds them (e.g. en, zh)"
+            )
         if self.subsample is not None:
             check_range(where, "subsample", self.subsample, 1)
         for split in self.subsample_splits:
@@ -63,21 +69,24 @@ def import_dataset(
     rows = load_source(spec.source, spec.options, dataset, spec.task)
     if schema.task_of(rows) != spec.task:
         raise ConfigError(
-            f"datasets.{dataset}.task is {spec.task!r} but source {spec.source!r} gave "
-            f"{schema.task_of(rows)} rows"
+            f"datasets.{dataset}.task is {spec.task!r} but dataset {dataset!r} (source {spec.source!r}) "
+            f"holds {schema.task_of(rows)} rows; set datasets.{dataset}.task: {schema.task_of(rows)}"
         )
     unknown = sorted(set(rows["split"]) - set(schema.SPLITS))
     if unknown:
         raise schema.BadSampleError(f"dataset {dataset!r}: unknown split name(s) {unknown}")
-    rejected, counts = [], {}
+    rejected, counts, taken = [], {}, {}
     for split, path in split_paths.items():
-        good, bad = schema.check_rows(rows[rows["split"] == split], dataset, split, spec.on_bad_sample)
+        part = rows[rows["split"] == split]
+        good, bad = schema.check_rows(part, dataset, split, spec.on_bad_sample, taken if spec.task == "vqa" else None)
         if good.empty:
             raise schema.BadSampleError(f"dataset {dataset!r} split {split!r}: no usable rows")
         # The rules the source applied (e.g. answer_type_rule) travel with the split file, so the
         # scoring stage can state whether closed/open came from the source or was inferred.
         good.attrs = dict(rows.attrs)
         write_parquet(good, path)
+        if spec.task == "vqa":
+            taken.update(dict.fromkeys(good["question_id"].astype(str), split))
         rejected.append(bad)
         counts[split] = len(good)
         log.info("%s/%s: %d rows kept, %d rejected", dataset, split, len(good), len(bad))
@@ -106,9 +115,13 @@ def filter_split(spec: FilterSpec, dataset: str, split: str, source_path: str | 
     rows = pd.read_parquet(source_path)
     kept = filter_rows(rows, spec, split)
     if kept.empty:
+        present = "; ".join(
+            f"{column} values present: {', '.join(sorted(rows[column].dropna().astype(str).unique()))}"
+            for column in ("answer_type", "q_lang") if column in rows
+        )
         raise ValueError(
-            f"dataset {dataset!r} split {split!r}: the filters {spec.to_dict()} left no rows "
-            f"of {len(rows)}"
+            f"dataset {dataset!r} split {split!r}: the filters {spec.to_dict()} (datasets.{dataset}.filters) "
+            f"left no rows of {len(rows)}" + (f" ({present})" if present else "")
         )
     write_parquet(kept, out_path)
     log.info("%s/%s: %d of %d rows after filters %s", dataset, split, len(kept), len(rows), spec.to_dict())

@@ -4,18 +4,22 @@ VQA row:     question_id, image_id, image (encoded bytes), question, answer,
              answer_type ('closed' | 'open'), split  [+ modality, organ, q_lang, content_type]
 Caption row: image_id, image, caption, split  [+ cui]
 
-``check_rows`` enforces the schema on a source's output. Bad rows (missing/corrupt image,
-empty text, duplicate id) raise ``BadSampleError`` naming dataset, split, row id and reason,
+``check_rows`` enforces the schema on a source's output. A reason is a kind ("missing image"),
+then any detail in parentheses ("(no file '/data/x.png')"), and the same on every run. Bad rows (missing/corrupt image,
+empty text, duplicate id within or across splits) raise ``BadSampleError`` naming dataset, split, row id and reason,
 or with ``on_bad_sample='skip'`` are dropped and returned for ``rejected.csv``.
 """
 
 from __future__ import annotations
 
-import io
+import re
+from collections.abc import Mapping
 
 import pandas as pd
 import pyarrow.parquet as pq
-from PIL import Image
+from PIL import UnidentifiedImageError
+
+from medvqa.data.images import decode_rgb
 
 SPLITS = ("train", "val", "test")
 VQA_COLUMNS = ("question_id", "image_id", "image", "question", "answer", "answer_type", "split")
@@ -23,6 +27,10 @@ CAPTION_COLUMNS = ("image_id", "image", "caption", "split")
 OPTIONAL_COLUMNS = ("modality", "organ", "q_lang", "content_type", "cui")
 ANSWER_TYPES = ("closed", "open")
 REJECTED_COLUMNS = ("dataset", "split", "id", "reason")
+# Set by ``unify.unify_rows`` when it could not read an image cell (file missing, path outside
+# the image folder); the reason names the path. Dropped from the written rows.
+IMAGE_PROBLEM = "image_problem"
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+>")
 
 
 class BadSampleError(ValueError):
@@ -47,18 +55,23 @@ def read_text_columns(path) -> pd.DataFrame:
 
 
 def image_problem(data: object) -> str | None:
-    """Why ``data`` is not a decodable image, or None when it is."""
+    """Why ``data`` is not a decodable image, or None when it is. The image is decoded exactly
+    as the image cache will decode it, and the reason is the same on every run (no addresses)."""
     if not isinstance(data, (bytes, bytearray)) or len(data) == 0:
         return "missing image"
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.verify()
+        decode_rgb(bytes(data))
+    except UnidentifiedImageError:
+        return "corrupt image (not an image format PIL can read)"
     except Exception as exc:  # PIL raises many types for corrupt files
-        return f"corrupt image ({type(exc).__name__}: {exc})"
+        # Messages may embed object reprs ("<_io.BytesIO object at 0x7f...>"), which differ per run.
+        return f"corrupt image ({type(exc).__name__}: {_ADDRESS.sub('>', str(exc))})"
     return None
 
 
-def _row_problems(df: pd.DataFrame, id_col: str, text_cols: tuple[str, ...]) -> pd.Series:
+def _row_problems(
+    df: pd.DataFrame, id_col: str, text_cols: tuple[str, ...], taken: Mapping[str, str] | None = None
+) -> pd.Series:
     problems = pd.Series([None] * len(df), index=df.index, dtype=object)
     for col in text_cols:
         empty = df[col].isna() | (df[col].astype(str).str.strip() == "")
@@ -68,16 +81,27 @@ def _row_problems(df: pd.DataFrame, id_col: str, text_cols: tuple[str, ...]) -> 
         problems = problems.where(~bad | problems.notna(), "answer_type not closed/open")
     duplicated = df[id_col].duplicated(keep="first")
     problems = problems.where(~duplicated | problems.notna(), f"duplicate {id_col}")
-    images = df.drop_duplicates("image_id")["image"]
-    bad_images = {df.at[i, "image_id"]: p for i, p in images.map(image_problem).items() if p}
+    if taken:
+        elsewhere = df[id_col].astype(str).map(taken)
+        also = f"duplicate {id_col} (also in split " + elsewhere + ")"
+        problems = problems.where(elsewhere.isna() | problems.notna(), also)
+    images = df.drop_duplicates("image_id")
+    reasons = images["image"].map(image_problem)
+    if IMAGE_PROBLEM in images:
+        reasons = images[IMAGE_PROBLEM].where(images[IMAGE_PROBLEM].notna(), reasons)
+    bad_images = {df.at[i, "image_id"]: p for i, p in reasons.items() if p}
     image_reason = df["image_id"].map(bad_images)
     return problems.where(problems.notna(), image_reason)
 
 
 def check_rows(
-    df: pd.DataFrame, dataset: str, split: str, on_bad_sample: str = "error"
+    df: pd.DataFrame, dataset: str, split: str, on_bad_sample: str = "error",
+    taken: Mapping[str, str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Validate one split; return (good rows, rejected rows as REJECTED_COLUMNS)."""
+    """Validate one split; return (good rows, rejected rows as REJECTED_COLUMNS).
+
+    ``taken`` maps row ids already used by earlier splits to their split: a question id may
+    name one question of one split only (predictions and metrics are keyed by it)."""
     task = task_of(df)
     required = VQA_COLUMNS if task == "vqa" else CAPTION_COLUMNS
     missing = [c for c in required if c not in df.columns]
@@ -86,7 +110,7 @@ def check_rows(
     id_col = "question_id" if task == "vqa" else "image_id"
     text_cols = ("question", "answer") if task == "vqa" else ("caption",)
     df = df.reset_index(drop=True)
-    problems = _row_problems(df, id_col, text_cols)
+    problems = _row_problems(df, id_col, text_cols, taken)
     bad = problems.notna()
     rejected = pd.DataFrame(
         {

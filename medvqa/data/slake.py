@@ -6,7 +6,8 @@ answer_type 'OPEN'|'CLOSED', modality, location, content_type, qid, ...) and the
 ``Slake1.0/imgs/<img_name>``. Returns unified VQA rows of all three splits: validate → val,
 answer_type lower-cased, location → organ, qid → question_id, img_name → image_id; both
 languages (the ``filters.language`` stage keeps English by default). A missing image file gives ``image = b""``
-(reported later by ``schema.check_rows``).
+(reported later by ``schema.check_rows`` with its path); a file that is not UTF-8 JSON fails
+naming the file, line and column.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from medvqa.data.unify import SourceNotFoundError, resolve_columns, unify_rows
+from medvqa.data.unify import SourceNotFoundError, reading, resolve_columns, unify_rows
 from medvqa.spec import Spec
 
 SLAKE_URL = "https://www.med-vqa.com/slake/"
@@ -53,10 +54,10 @@ def load_slake(spec: SlakeSourceSpec, dataset: str) -> pd.DataFrame:
     """All three SLAKE splits as unified VQA rows (see module docstring)."""
     root = Path(spec.path).expanduser()
     _check_layout(root, dataset)
-    frames = [
-        pd.DataFrame(json.loads((root / name).read_text(encoding="utf-8"))).assign(split=split)
-        for split, name in SPLIT_FILES.items()
-    ]
+    frames = []
+    for split, name in SPLIT_FILES.items():
+        with reading(dataset, "slake", root / name):
+            frames.append(pd.DataFrame(json.loads((root / name).read_text(encoding="utf-8"))).assign(split=split))
     raw = pd.concat(frames, ignore_index=True)
     where = f"datasets.{dataset}.options (slake source)"
     columns = resolve_columns(COLUMNS, {}, raw.columns, where)

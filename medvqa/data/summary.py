@@ -2,7 +2,7 @@
 
 Holds rows and unique images per split, closed/open counts, the answer distribution, the
 majority-answer and question-only baselines on val and test (how far a model gets without
-looking at the image), the rejected rows by reason, and the source's own notes (e.g. the
+looking at the image), the rejected rows by kind of reason, and the source's own notes (e.g. the
 closed-question rule of datasets without an answer-type column).
 """
 
@@ -39,13 +39,15 @@ def summarise(
 ) -> dict:
     splits = {split: read_text_columns(path) for split, path in split_paths.items()}
     rejected = pd.read_csv(rejected_path)
+    # By kind: the detail in parentheses (a file name, an error text) would make one entry per row.
+    kinds = rejected["reason"].str.split(" (", n=1, regex=False).str[0]
     summary = {
         "dataset": dataset,
         "source": read_json(meta_path),
         "splits": {split: _split_summary(rows) for split, rows in splits.items()},
         "rejected": {
             "rows": len(rejected),
-            "by_reason": {k: int(v) for k, v in rejected["reason"].value_counts().items()},
+            "by_reason": {k: int(v) for k, v in kinds.value_counts().items()},
         },
     }
     if task_of(splits["train"]) == "vqa":

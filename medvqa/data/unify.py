@@ -6,16 +6,21 @@ holds the source's own column names plus a ``split`` column already named train/
 image cells into encoded bytes, fill absent ids, derive ``answer_type``, and carve a
 validation split off train by image when the source has none.
 
-Nothing here rejects bad rows: a missing image file becomes ``b""`` and empty text stays
-empty, so ``schema.check_rows`` later names the row and the reason.
+Nothing here rejects bad rows: a missing image file, or an image path outside the image folder
+(absolute paths need ``absolute_image_paths``), becomes ``b""`` with the reason naming the path
+in an ``image_problem`` column, and empty text stays empty, so ``schema.check_rows`` later names
+the row and the reason.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import json
 import math
-from collections.abc import Collection, Iterable, Mapping
+import os
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +29,7 @@ import pandas as pd
 from PIL import Image
 
 from medvqa.data.answers import NORMALISATION, normalise_answer
+from medvqa.data.schema import IMAGE_PROBLEM
 from medvqa.spec import ConfigError
 
 UNIFIED_NAMES = (
@@ -50,6 +56,36 @@ CLOSED_RULE = (
 
 class SourceNotFoundError(FileNotFoundError):
     """A dataset's files or hub id cannot be found; the message says how to obtain them."""
+
+
+class SourceFileError(ValueError):
+    """A source file cannot be read as text or JSON; the message names dataset, file and where."""
+
+
+@contextlib.contextmanager
+def reading(dataset: str, source: str, path: Path) -> Iterator[None]:
+    """Turn a decoding error while reading ``path`` into one line naming dataset, file and place."""
+    where = f"dataset {dataset!r} (source {source}): {path}"
+    try:
+        yield
+    except UnicodeDecodeError as exc:
+        raise SourceFileError(
+            f"{where}: not {exc.encoding} text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            f"re-save the file as UTF-8 or set options.encoding"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise SourceFileError(f"{where}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+
+
+def json_problem(text: str, lines: bool) -> str:
+    """Where ``text`` (JSON, or JSON Lines) stops parsing, for messages of readers that do not say."""
+    for number, line in enumerate(text.splitlines() if lines else [text], start=1):
+        try:
+            if line.strip() or not lines:
+                json.loads(line)
+        except json.JSONDecodeError as exc:
+            return f"line {number if lines else exc.lineno} column {exc.colno}: {exc.msg}"
+    return "not a table of records"
 
 
 def check_columns_option(where: str, columns: Mapping[str, Any]) -> None:
@@ -110,27 +146,46 @@ def resolve_split_names(names: Iterable[str], user: Mapping[str, str], where: st
     return {n: table[n] for n in names}
 
 
-def image_bytes(value: Any, image_dir: Path | None) -> bytes:
-    """Encoded image bytes of one cell: bytes, a datasets {bytes, path} dict, a PIL image or
-    a file path (relative ones under ``image_dir``). A path that is not a file gives b""."""
+def image_file(
+    value: str | Path, image_dir: Path | None, absolute_paths: bool = False
+) -> tuple[Path | None, str | None]:
+    """(path to read, None) for a path cell, or (None, reason) when the path is not allowed.
+
+    A relative path must stay inside ``image_dir`` (checked on the written path, so symlinked
+    folders inside it still work); an absolute path is read only with ``absolute_paths``."""
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        if not absolute_paths:
+            return None, (f"image outside the image folder (absolute path {str(value)!r}; set "
+                          f"options.absolute_image_paths: true to read it)")
+        return path, None
+    if os.path.normpath(path).split(os.sep)[0] == os.pardir:
+        return None, f"image outside the image folder (path {str(value)!r} leaves {str(image_dir or '.')!r})"
+    return (image_dir / path if image_dir is not None else path), None
+
+
+def image_bytes(value: Any, image_dir: Path | None, absolute_paths: bool = False) -> tuple[bytes, str | None]:
+    """(encoded bytes, None) of one cell: bytes, a datasets {bytes, path} dict, a PIL image or a
+    file path (relative ones under ``image_dir``); (b"", reason naming the path) when a path
+    cell cannot be read (see ``image_file``)."""
     if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value)
+        return bytes(value), None
     if isinstance(value, Mapping):
         if value.get("bytes"):
-            return bytes(value["bytes"])
-        return image_bytes(value.get("path"), image_dir)
+            return bytes(value["bytes"]), None
+        return image_bytes(value.get("path"), image_dir, absolute_paths)
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return b""
+        return b"", None
     if isinstance(value, Image.Image):
         # Only decoded images land here; keep their own format where PIL knows it.
         buffer = io.BytesIO()
         value.save(buffer, format=value.format or "PNG")
-        return buffer.getvalue()
+        return buffer.getvalue(), None
     if isinstance(value, (str, Path)):
-        path = Path(value).expanduser()
-        if not path.is_absolute() and image_dir is not None:
-            path = image_dir / path
-        return path.read_bytes() if path.is_file() else b""
+        path, problem = image_file(value, image_dir, absolute_paths)
+        if problem:
+            return b"", problem
+        return (path.read_bytes(), None) if path.is_file() else (b"", f"missing image (no file {str(path)!r})")
     raise TypeError(f"cannot read an image from a {type(value).__name__} cell: {str(value)[:80]!r}")
 
 
@@ -139,12 +194,16 @@ def content_id(data: bytes) -> str:
     return hashlib.sha1(data).hexdigest()[:16]
 
 
-def _images_and_ids(cells: pd.Series, image_dir: Path | None) -> tuple[pd.Series, pd.Series]:
-    """(bytes, default image_id) per row; files are read once per distinct path."""
+def _images_and_ids(
+    cells: pd.Series, image_dir: Path | None, absolute_paths: bool
+) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """(bytes, default image_id, why the image could not be read or None) per row; files are
+    read once per distinct path."""
     is_path = cells.map(lambda v: isinstance(v, (str, Path)))
-    paths = {p: image_bytes(p, image_dir) for p in cells[is_path].map(str).unique()}
-    data = cells.where(~is_path, None).map(lambda v: image_bytes(v, image_dir))
-    data[is_path] = cells[is_path].map(lambda p: paths[str(p)])
+    paths = {p: image_bytes(p, image_dir, absolute_paths) for p in cells[is_path].map(str).unique()}
+    read = cells.where(~is_path, None).map(lambda v: image_bytes(v, image_dir, absolute_paths))
+    read[is_path] = cells[is_path].map(lambda p: paths[str(p)])
+    data, problems = read.map(lambda r: r[0]), read.map(lambda r: r[1])
     # A path names the image even when the file is missing, which keeps two missing files
     # apart; for embedded bytes the content hash is the only stable name.
     ids = data.map(content_id)
@@ -153,7 +212,7 @@ def _images_and_ids(cells: pd.Series, image_dir: Path | None) -> tuple[pd.Series
     shared: dict[str, bytes] = {}
     data = pd.Series([shared.setdefault(i, b) for i, b in zip(ids, data)], index=data.index, dtype=object)
     ids[is_path] = cells[is_path].map(str)
-    return data, ids
+    return data, ids, problems
 
 
 def _as_text(value: Any) -> Any:
@@ -184,7 +243,7 @@ def split_val_by_image(rows: pd.DataFrame, fraction: float, seed: int) -> tuple[
 
 def unify_rows(
     raw: pd.DataFrame, columns: Mapping[str, str], *, dataset: str, image_dir: Path | None,
-    val_fraction: float = 0.1, val_seed: int = 0,
+    val_fraction: float = 0.1, val_seed: int = 0, absolute_image_paths: bool = False,
 ) -> pd.DataFrame:
     """Raw source rows + ``split`` → unified VQA or caption rows (schema in module docstring
     of ``medvqa.data.schema``). ``attrs`` records the rules applied, for meta.json."""
@@ -196,7 +255,9 @@ def unify_rows(
         # Numbered before any filtering, so ids do not move when options change.
         number = rows.groupby("split").cumcount().astype(str)
         rows["question_id"] = dataset + "-" + rows["split"] + "-" + number
-    rows["image"], default_ids = _images_and_ids(rows["image"], image_dir)
+    rows["image"], default_ids, problems = _images_and_ids(rows["image"], image_dir, absolute_image_paths)
+    if problems.notna().any():
+        rows[IMAGE_PROBLEM] = problems
     rows["image_id"] = rows["image_id"].map(_as_text) if "image_id" in rows else default_ids
     if "question_id" in rows:
         rows["question_id"] = rows["question_id"].map(_as_text)
@@ -213,6 +274,6 @@ def unify_rows(
             attrs["answer_type_rule"] = CLOSED_RULE
     if "train" in set(rows["split"]) and "val" not in set(rows["split"]):
         rows, attrs["val_split_rule"] = split_val_by_image(rows, val_fraction, val_seed)
-    rows = rows[[c for c in ORDER if c in rows]].reset_index(drop=True)
+    rows = rows[[c for c in (*ORDER, IMAGE_PROBLEM) if c in rows]].reset_index(drop=True)
     rows.attrs = attrs
     return rows

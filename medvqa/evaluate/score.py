@@ -409,7 +409,10 @@ def correctness(data_path, predictions_path, protocol: str = protocols.DEFAULT_P
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Score predictions or generated captions into a metrics JSON.")
+    parser = argparse.ArgumentParser(
+        prog="python -m medvqa.evaluate.score",
+        description="Score predictions or generated captions into a metrics JSON.",
+    )
     parser.add_argument("--data", required=True, help="results/data/{dataset}/{split}.parquet")
     parser.add_argument("--predictions", required=True, help="predictions parquet (VQA) or captions parquet")
     parser.add_argument("--out", required=True, help="metrics JSON to write")

@@ -21,7 +21,7 @@ import argparse
 import json
 from collections.abc import Sequence
 
-from medvqa.io import read_json, setup_logging
+from medvqa.io import cli_description, read_json, setup_logging
 from medvqa.report import attention, bars, compare, curves, gallery, published, reliability, seeds, tables
 from medvqa.report.collect import load_runs
 from medvqa.report.spec import FigureSpec
@@ -31,7 +31,7 @@ TABLE_FORMATS = ("csv", "md", "tex", "html")
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m medvqa.report", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m medvqa.report", description=cli_description(__doc__))
     p.add_argument("command", choices=(*FIGURE_COMMANDS, "table", "published", "mcnemar", "seeds"))
     p.add_argument("--run", nargs=3, action="append", default=[], metavar=("MODEL", "SEED", "FILE"),
                    help="a run and its metrics JSON (mcnemar: its predictions parquet); repeatable")

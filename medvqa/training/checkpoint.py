@@ -13,6 +13,7 @@ Layout of ``results/models/{dataset}/{model}/{seed}/``:
     history.csv        one row per finished epoch
     last.json          the state (+ the input files' stamps); written last, so it names the
                        last *complete* epoch
+  train.lock         held (flock) by the one process that trains this run; holds its pid
 
 The final outputs appear only when training ends, so a workflow manager that deletes the
 outputs of a killed job leaves ``resume/`` in place for the re-run. It also survives a finished
@@ -20,16 +21,26 @@ run: a re-run with more ``epochs`` continues from the last one. A re-run whose s
 than epochs, patience, device, workers, gpus) or input files (data splits, image cache, tokens,
 answers, pretrained checkpoints: sizes and modification times) differ starts afresh.
 
+Only one process may write a run: ``run_lock`` takes an exclusive lock on ``train.lock`` for the
+whole training, and a second trainer of the same directory (an orphaned job of a killed Snakemake
+still running when the workflow is unlocked and re-run) fails at once naming the holder's pid.
+
 A zero-shot run (a family whose ``finetunes(args)`` is false) has state.json with epoch 0 and
 a header-only history.csv, and no weights: prediction uses the pretrained model as it is.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
+import os
+import re
 import shutil
-from collections.abc import Mapping
+import socket
+import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +55,40 @@ from medvqa.models import BuiltModel, family_of, rebuild_model
 log = logging.getLogger(__name__)
 
 WEIGHTS, STATE, HISTORY, RESUME = "best.safetensors", "state.json", "history.csv", "resume"
+LOCK = "train.lock"
 # State kept in resume/last.json only: input file stamps change whenever a stage rebuilds a file,
 # and state.json must stay the same for the same training (local and cluster runs compare equal).
 RESUME_ONLY_KEYS = ("inputs",)
+
+
+class RunLockedError(RuntimeError):
+    """Another live process trains the same run directory; the message names its pid."""
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``run_dir/train.lock`` (flock: the kernel releases it when the
+    holder exits, even by kill -9, so a stale lock file never blocks a re-run)."""
+    path = Path(run_dir) / LOCK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        pid = re.search(r"pid (\d+)", holder)
+        raise RunLockedError(
+            f"{Path(run_dir)} is being trained by another process ({holder}): a second writer would "
+            f"corrupt {RESUME}/. Wait for it to finish, or stop it (kill {pid[1] if pid else '<pid>'}) and re-run"
+        ) from None
+    os.ftruncate(fd, 0)
+    since = time.strftime("%Y-%m-%d %H:%M:%S")
+    os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {since}\n".encode(), 0)
+    try:
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def saved_tensors(module: nn.Module, trainable_only: bool = False) -> dict[str, torch.Tensor]:

@@ -46,3 +46,14 @@ def test_filter_split_refuses_to_write_nothing(tmp_path):
     assert not (tmp_path / "out.parquet").exists()
     filter_split(FilterSpec(question_type="closed", language="all"), "d", "train", src, tmp_path / "out.parquet")
     assert len(pd.read_parquet(tmp_path / "out.parquet")) == len(vqa_rows())
+
+
+def test_a_language_name_is_refused_at_load_and_an_empty_filter_lists_the_values_present(tmp_path):
+    with pytest.raises(ConfigError, match=r"datasets.demo.filters: language='english' is not 'all' or a language code"):
+        FilterSpec.from_mapping({"language": "english"}, where="datasets.demo.filters")
+    assert FilterSpec.from_mapping({"language": "pt-BR"}).language == "pt-BR"
+    src = tmp_path / "source.parquet"
+    vqa_rows().to_parquet(src)  # q_lang en and zh
+    with pytest.raises(ValueError, match=r"left no rows of 18 \(answer_type values present: closed, open; "
+                                         r"q_lang values present: en, zh\)"):
+        filter_split(FilterSpec(language="fr"), "d", "train", src, tmp_path / "out.parquet")

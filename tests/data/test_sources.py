@@ -232,7 +232,8 @@ def test_local_single_table_with_split_column(tmp_path, fmt):
     assert rows["image"].iloc[0] == (tmp_path / "images/train_0.png").read_bytes()
     assert rows.loc[rows["split"] == "test", "image_id"].tolist() == ["images/test_0.png", "images/test_1.png"]
     good, bad = schema.check_rows(rows[rows["split"] == "test"], "mine", "test", "skip")
-    assert bad[["id", "reason"]].values.tolist() == [["q006", "missing image"]] and len(good) == 1
+    missing = f"missing image (no file {str(tmp_path / 'images/test_0.png')!r})"  # names the file looked for
+    assert bad[["id", "reason"]].values.tolist() == [["q006", missing]] and len(good) == 1
 
 
 def test_local_files_per_split_with_embedded_bytes_and_val_carving(tmp_path):

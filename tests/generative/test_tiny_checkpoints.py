@@ -56,3 +56,39 @@ def test_tokenizers_learn_the_text_of_every_listed_split(train_parquet, tmp_path
         out = write_tiny_checkpoint("clip_gpt2", paths, tmp_path / name, image_size=32, seed=0)
         lengths[name] = len(AutoTokenizer.from_pretrained(out / "gpt2").tokenize(word))
     assert lengths["both"] < lengths["vqa"]
+
+
+_BUILD_ALL = """
+import sys
+from pathlib import Path
+from medvqa.tiny_checkpoints import TINY_KINDS, write_tiny_checkpoint
+out = Path(sys.argv[2])
+for kind in sorted(TINY_KINDS):
+    model = {"vocab_size": 300} if kind != "clip" else {"vocab_size": 300, "hidden_size": 32}
+    write_tiny_checkpoint(kind, sys.argv[1], out / kind, image_size=32, seed=0, model=model)
+"""
+
+
+def _files(root):
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_two_cold_builds_of_every_kind_are_byte_identical(train_parquet, tmp_path):
+    """The tokenizers trainers break ties in hash-map order (huggingface/tokenizers#1794); two
+    processes with different hash seeds must still write the same files, weights included."""
+    import os
+    import subprocess
+    import sys
+
+    built = []
+    for hash_seed in ("1", "2"):
+        out = tmp_path / f"build{hash_seed}"
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        subprocess.run([sys.executable, "-c", _BUILD_ALL, str(train_parquet), str(out)], env=env, check=True)
+        built.append(_files(out))
+    first, second = built
+    assert sorted(first) == sorted(second)
+    assert {f.split("/")[0] for f in first} == set(TINY_KINDS)
+    assert any(f.endswith("tokenizer.json") for f in first) and any(f.endswith(".safetensors") for f in first)
+    differing = [name for name in first if first[name] != second[name]]
+    assert differing == []

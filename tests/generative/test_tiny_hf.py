@@ -80,3 +80,18 @@ def test_sequence_probabilities_are_the_product_and_mean_of_the_kept_tokens():
     assert product == pytest.approx([0.4, 0.081, 0.0])
     assert mean == pytest.approx([0.65, 0.5, 0.0])
     assert np.all(np.asarray(product) <= np.asarray(mean) + 1e-12)
+
+
+def test_bpe_ties_break_by_the_smaller_pair_and_wordpiece_marks_inner_pieces():
+    from medvqa.tiny_bpe import learn_bpe, learn_wordpiece
+
+    # "ab" and "cd" occur equally often: the tie goes to ("a", "b"), whatever the hash seed.
+    vocab, merges = learn_bpe({"cd": 2, "ab": 2}, vocab_size=6, specials=["<s>"])
+    assert merges == [("a", "b")]
+    assert list(vocab) == ["<s>", "a", "b", "c", "d", "ab"]  # 6 tokens: "cd" does not fit
+    vocab, merges = learn_bpe({"cd": 2, "ab": 2, "abd": 3}, vocab_size=7, suffix="</w>")
+    # pairs: (a,b) 3 and (b,d</w>) 3 tie → "ab"; then (ab,d</w>) 3 beats (a,b</w>) 2 and (c,d</w>) 2
+    assert merges == [("a", "b"), ("ab", "d</w>")] and list(vocab)[-2:] == ["ab", "abd</w>"]
+    # (a,##b) 2 → "ab"; then (##a,##b) 1 ties (ab,##a) 1 and "##a" < "ab" → "##ab"; then "abab"
+    wordpiece = learn_wordpiece({"abab": 1, "ab": 1}, vocab_size=10, specials=["[PAD]"])
+    assert list(wordpiece) == ["[PAD]", "##a", "##b", "a", "ab", "##ab", "abab"]

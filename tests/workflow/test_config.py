@@ -2,6 +2,7 @@
 
 import copy
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,75 @@ def test_published_number_under_another_protocol_fails_at_load():
         check_config(config)
     config["report"]["published"][0]["metric"] = "llava_med_closed"
     check_config(config)
+
+
+def _dry_run_fails_naming(config: dict, tmp_path: Path, expected: str) -> None:
+    result = dry_run(config, tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and expected in output, output[-2000:]
+    assert "Traceback" not in output and not (tmp_path / "results").exists()
+
+
+def test_unknown_dataset_in_an_experiment_is_named_not_a_key_error(tmp_path):
+    config = _with_experiment(["nope"], ["cnn_lstm_demo"])
+    _dry_run_fails_naming(config, tmp_path, "experiments[2].datasets: unknown dataset 'nope'")
+
+
+def test_image_size_not_a_multiple_of_a_tiny_patch_size_fails_at_load(tmp_path):
+    config = copy.deepcopy(default_config())
+    config["datasets"]["demo"]["image_size"] = 60
+    _dry_run_fails_naming(
+        config, tmp_path,
+        # pretrained entries are checked in key order; yaml.safe_dump sorts them (blip-vqa-tiny first)
+        "pretrained.blip-vqa-tiny.model.patch_size: datasets.demo.image_size 60 is not a multiple of patch_size 8",
+    )
+
+
+def test_a_missing_tokenizer_or_checkpoint_directory_is_named(tmp_path):
+    config = copy.deepcopy(default_config())
+    config["tokenizers"]["clip-tiny"]["path"] = "/nonexistent/tok"
+    _dry_run_fails_naming(config, tmp_path, "tokenizers.clip-tiny.path: '/nonexistent/tok' does not exist")
+    config = copy.deepcopy(default_config())
+    model = next(m for m in config["models"].values() if "checkpoint" in m.get("model", {}))
+    model["model"]["checkpoint"] = "./no/such/dir"
+    with pytest.raises(ConfigError, match=r"model\.checkpoint: './no/such/dir' does not exist"):
+        check_config(config)
+    config["tokenizers"]["clip-tiny"]["path"] = "openai/clip-vit-base-patch32"  # a hub id stays allowed
+    model["model"]["checkpoint"] = "Salesforce/blip-vqa-base"
+    check_config(config)
+
+
+def test_duplicate_yaml_keys_and_syntax_errors_fail_with_file_and_line(tmp_path):
+    text = (REPO / "config.yaml").read_text()
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith("seed:"))
+    indent = lines[at][: len(lines[at]) - len(lines[at].lstrip())]
+    duplicated = "\n".join([*lines[: at + 1], f"{indent}seed: 7", *lines[at + 1:]]) + "\n"
+    (tmp_path / "config.yaml").write_text(duplicated)
+    result = subprocess.run(["snakemake", "-s", str(REPO / "Snakefile"), "--configfile", "config.yaml", "-n",
+                             "--cores", "1"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert f"config.yaml, line {at + 2}: duplicate key 'seed' (first at line {at + 1})" in result.stdout + result.stderr
+    # The default config file (no --configfile) is read strictly before Snakemake's configfile: directive.
+    (tmp_path / "config.yaml").write_text(text.replace("experiments:", "experiments: [", 1))
+    result = subprocess.run(["snakemake", "-s", str(REPO / "Snakefile"), "-n", "--cores", "1"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "config.yaml, line " in result.stderr + result.stdout
+    assert "YAML syntax error" in result.stderr + result.stdout
+    checked = subprocess.run([sys.executable, "-m", "medvqa.workflow_config", "config.yaml"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 1 and "YAML syntax error" in checked.stderr
+    assert f"line {text[:text.index('experiments:')].count(chr(10)) + 2}" in checked.stderr
+
+
+def test_the_default_workflow_profile_shows_a_failed_jobs_log_on_the_console(tmp_path):
+    """Snakemake reads profiles/default/ beside the Snakefile for every run of the workflow."""
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "default").symlink_to(REPO / "profiles" / "default")
+    (tmp_path / "Snakefile").write_text(
+        # The log's text differs from the shell command's (which Snakemake prints anyway).
+        'rule fails:\n    output: "x"\n    log: "x.log"\n    shell: "echo the-reason-$((6*7)) > {log}; exit 1"\n'
+    )
+    result = subprocess.run(["snakemake", "--cores", "1"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "the-reason-42" in result.stdout + result.stderr
