@@ -1,12 +1,17 @@
 # Shared input functions and the wildcard vocabulary. No rule lives here.
 
 import json
+import os
 
 from medvqa.data.schema import SPLITS
 from medvqa.workflow_config import check_config, expand_experiments, import_mapping, source_dataset
 
 expand_experiments(config)
 check_config(config)
+
+# The workflow's directory, relative to the working directory (a moved project keeps it): shell
+# rules that run python -m medvqa (train_ddp) put it on PYTHONPATH, which conda jobs do not inherit.
+CHECKOUT = os.path.relpath(workflow.basedir)
 
 
 wildcard_constraints:

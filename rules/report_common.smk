@@ -8,7 +8,7 @@
 # report.published.
 
 
-from medvqa.data.baselines import BASELINE_SEED, BASELINES
+from medvqa.data.baselines import BASELINE_RULES, BASELINE_SEED, BASELINES
 from medvqa.families import FAMILIES
 from medvqa.workflow_config import image_dataset
 
@@ -83,7 +83,10 @@ def score_run(wildcards):
     """Params of the scoring rules: the model behind the predictions (its config entry and run
     directory), recorded in the metrics JSON's provenance (medvqa.provenance.model_provenance)."""
     run_dir = f"results/models/{wildcards.dataset}/{wildcards.model}/{wildcards.seed}"
-    entry = config["models"][wildcards.model]
+    if wildcards.model in BASELINE_RULES:  # a baseline is no configured model: its rule identifies it
+        entry = {"family": "baseline", "rule": BASELINE_RULES[wildcards.model]}
+    else:
+        entry = config["models"][wildcards.model]
     return canonical({"model": wildcards.model, "seed": int(wildcards.seed), "run_dir": run_dir, "entry": entry})
 
 

@@ -73,6 +73,7 @@ rule train_ddp:
         entry=train_entry_json,
         inputs=train_inputs_json,
         out="results/models/{dataset}/{model}/{seed}",
+        checkout=CHECKOUT,
     threads: 8
     resources:
         gpu=train_gpus,
@@ -82,7 +83,7 @@ rule train_ddp:
         "../envs/train.yaml"
     # A conda environment blocks an inherited PYTHONPATH, so the shell names the checkout.
     shell:
-        "PYTHONPATH={workflow.basedir:q}${{PYTHONPATH:+:$PYTHONPATH}}"
+        "PYTHONPATH={params.checkout:q}${{PYTHONPATH:+:$PYTHONPATH}}"
         " torchrun --standalone --nproc_per_node={resources.gpu} -m medvqa.train"
         " --entry {params.entry:q} --inputs {params.inputs:q} --out {params.out:q}"
         " --seed {wildcards.seed} --threads {threads} 2> {log:q}"

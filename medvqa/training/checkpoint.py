@@ -13,7 +13,7 @@ Layout of ``results/models/{dataset}/{model}/{seed}/``:
     history.csv        one row per finished epoch
     last.json          the state (+ the input files' stamps); written last, so it names the
                        last *complete* epoch
-  train.lock         held (flock) by the one process that trains this run; holds its pid
+    train.lock         held (flock) by the one process that trains this run; holds its pid
 
 The final outputs appear only when training ends, so a workflow manager that deletes the
 outputs of a killed job leaves ``resume/`` in place for the re-run. It also survives a finished
@@ -67,9 +67,10 @@ class RunLockedError(RuntimeError):
 
 @contextlib.contextmanager
 def run_lock(run_dir: str | Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``run_dir/train.lock`` (flock: the kernel releases it when the
-    holder exits, even by kill -9, so a stale lock file never blocks a re-run)."""
-    path = Path(run_dir) / LOCK
+    """Hold an exclusive lock on ``run_dir/resume/train.lock`` (flock: the kernel releases it when
+    the holder exits, even by kill -9, so a stale lock file never blocks a re-run). It lives in the
+    private resume/ state, so a run's outputs stay the same whoever trained them."""
+    path = Path(run_dir) / RESUME / LOCK
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:

@@ -97,6 +97,7 @@ def toy_config() -> dict:
     demo["tokenizers"] = ["words"]
     config["datasets"] = {"demo": demo}
     config["pretrained"] = {}
+    config["tokenizers"] = {"words": config["tokenizers"]["words"]}
     config["models"] = {"toy_demo": {"family": "toy_bow", "tokenizer": "words", "train": {"epochs": 2}}}
     config["experiments"] = [{"datasets": ["demo"], "models": ["toy_demo"], "seeds": [0]}]
     config["report"].pop("published", None)

@@ -20,6 +20,7 @@ def shard_config() -> dict:
     for name in ("demo", "demo_captions"):
         config["datasets"][name]["options"]["n_images"] = 60
     config["datasets"]["demo"]["tokenizers"] = ["words"]
+    config["tokenizers"] = {"words": config["tokenizers"]["words"]}
     config["pretrained"] = {name: config["pretrained"][name] for name in ("qwen2-vl-tiny", "blip-caption-tiny")}
     zero_shot = config["models"]["qwen2_vl_zero_shot_demo"]
     captioner = config["models"]["blip_caption_zs"]
