@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from medvqa.data.leakage import LeakageSpec
 from medvqa.data.prepare import FilterSpec, ImportSpec
 from medvqa.data.sources import source_spec
 from medvqa.data.tokens import TokenizerSpec
@@ -48,6 +49,7 @@ def check_config(config: Mapping[str, Any]) -> None:
         spec = ImportSpec.from_mapping(import_mapping(dataset), where=where)
         source_spec(spec.source, spec.options, name, spec.task)
         FilterSpec.from_mapping(dataset.get("filters"), where=f"{where}.filters")
+        LeakageSpec.from_mapping(dataset.get("leakage"), where=f"{where}.leakage")
         _check_names(f"{where}.tokenizers", dataset.get("tokenizers", []), config["tokenizers"], "tokenizer")
     for name, entry in config.get("pretrained", {}).items():
         _check_names(f"pretrained.{name}.dataset", [entry["dataset"]], config["datasets"], "dataset")

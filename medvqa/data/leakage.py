@@ -221,10 +221,15 @@ def audit(spec: LeakageSpec, dataset: str, split_paths: Mapping[str, str | Path]
     return report
 
 
+def duplicated_images(report: Mapping, split: str) -> frozenset[str]:
+    """The image ids of a val/test split that duplicate a train image, from a leakage.json."""
+    return frozenset(report["affected"].get(split, {}).get("image_ids", []))
+
+
 def _log_verdict(dataset: str, report: dict) -> None:
     test = report["affected"].get("test")
     if test and test["images"]:
-        log.warning("%s: %d test image(s) duplicate train images (exact or pHash distance <= %d): %d of %d "
-                    "test rows (%.1f%%) are on them; see leakage.json", dataset, test["images"],
+        log.warning("%s: %d test image(s) duplicate train images (same pixels, or %s distance <= %d): %d of %d "
+                    "test rows (%.1f%%) are on them; see leakage.json", dataset, test["images"], report["hash"]["near"],
                     report["hash"]["threshold"], test["rows"], report["rows"]["test"], 100 * test["share"])
     log.info("%s: duplicate pairs per split pair: %s", dataset, report["pairs"] or "none")
