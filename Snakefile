@@ -7,7 +7,8 @@
 #   results/data/{dataset}/answers.json               answer vocabulary + closed/open map
 #   results/data/{dataset}/images_{size}.{split}.npy  uint8 image cache (+ .ids.json), memory-mapped
 #   results/data/{dataset}/tokens/{tokenizer}.{split}.parquet   pre-tokenised text
-#   results/data/{dataset}/summary.json               sizes, answer distribution, baselines
+#   results/data/{dataset}/summary.json               sizes, answer distribution, baselines, leakage
+#   results/data/{dataset}/leakage.json               duplicate-image audit (+ leakage_pairs.csv)
 #   results/models/{dataset}/{model}/{seed}/          checkpoint dir + history.csv
 #   results/predictions/{dataset}/{model}/{seed}/{split}.parquet
 #   results/captions/{dataset}/{model}/{seed}/{split}.parquet
@@ -42,6 +43,7 @@ include: "rules/common.smk"
 include: "rules/report_common.smk"
 include: "rules/model_common.smk"
 include: "rules/caption_common.smk"
+include: "rules/leakage_common.smk"
 include: "rules/data.smk"
 include: "rules/pretrained.smk"
 include: "rules/train.smk"

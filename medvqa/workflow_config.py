@@ -9,6 +9,7 @@ failure names the offending key (e.g. ``datasets.demo.filters: unknown key(s) 'l
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from typing import Any
 
@@ -97,48 +98,72 @@ def _check_model(config: Mapping[str, Any], name: str, model: Mapping[str, Any])
             _check_names(f"{where}.model.{key}", [built], config.get("pretrained", {}), "pretrained checkpoint")
 
 
-def _variant_name(base: str, question_type: str, subsample: int | None, base_filters: Mapping) -> str:
+def _variant_name(base: str, question_type: str, subsample: int | None, leakage: str, base_filters: Mapping) -> str:
     name = base
     if question_type != base_filters.get("question_type", "all"):
         name += f"-{question_type}"
     if subsample != base_filters.get("subsample"):
         name += f"-n{subsample}" if subsample is not None else "-full"
+    if leakage != base_filters.get("leakage", "keep"):
+        name += "-clean" if leakage == "drop" else "-original"
     return name
 
 
 def expand_experiments(config: dict[str, Any]) -> None:
     """Turn grid experiments into plain ones, in place.
 
-    An experiment may list ``question_types`` and ``subsamples`` besides datasets, models and
-    seeds. Each combination that differs from a dataset's own filters becomes a derived
-    dataset view (e.g. ``demo-closed-n500``): a copy of the base entry with those filters and
-    ``derived_from: <base>``, so that it reuses the base's imported source files and only its
-    filtered splits and what follows are built. When the base keeps every question (question
-    type ``all``, no subsample), a view's images are a subset of the base's, and the view reads
-    the base's image caches (``images_from: <base>``) instead of writing copies. The experiment
-    then names the derived views.
+    An experiment may list ``question_types``, ``subsamples`` and ``leakage`` (keep | drop)
+    besides datasets, models and seeds. Each combination that differs from a dataset's own
+    filters becomes a derived dataset view (e.g. ``demo-closed-n500``, ``demo-clean``): a copy of
+    the base entry with those filters and ``derived_from: <base>``, so that it reuses the base's
+    imported source files and leakage audit and only its filtered splits and what follows are
+    built. When the base keeps every question (question type ``all``, no subsample, leakage
+    ``keep``), a view's images are a subset of the base's, and the view reads the base's image
+    caches (``images_from: <base>``) instead of writing copies. The experiment then names the
+    derived views.
     """
     datasets = config["datasets"]
     for experiment in config["experiments"]:
         question_types = experiment.pop("question_types", None)
         subsamples = experiment.pop("subsamples", None)
+        leakages = experiment.pop("leakage", None)
         names = []
         for base in experiment["datasets"]:
             filters = datasets[base].get("filters", {})
-            for question_type in question_types or [filters.get("question_type", "all")]:
-                for subsample in subsamples or [filters.get("subsample")]:
-                    name = _variant_name(base, question_type, subsample, filters)
-                    if name not in datasets:
-                        variant = {**filters, "question_type": question_type, "subsample": subsample}
-                        datasets[name] = {**datasets[base], "filters": variant, "derived_from": base}
-                        if _keeps_every_question(filters):
-                            datasets[name]["images_from"] = base
-                    names.append(name)
+            grid = itertools.product(
+                question_types or [filters.get("question_type", "all")], subsamples or [filters.get("subsample")],
+                leakages or [filters.get("leakage", "keep")],
+            )
+            for question_type, subsample, leakage in grid:
+                name = _variant_name(base, question_type, subsample, leakage, filters)
+                if name not in datasets:
+                    variant = {**filters, "question_type": question_type, "subsample": subsample, "leakage": leakage}
+                    datasets[name] = {**datasets[base], "filters": variant, "derived_from": base}
+                    if _keeps_every_question(filters):
+                        datasets[name]["images_from"] = base
+                names.append(name)
         experiment["datasets"] = list(dict.fromkeys(names))
 
 
 def _keeps_every_question(filters: Mapping[str, Any]) -> bool:
-    return filters.get("question_type", "all") == "all" and filters.get("subsample") is None
+    return (filters.get("question_type", "all") == "all" and filters.get("subsample") is None
+            and filters.get("leakage", "keep") == "keep")
+
+
+def clean_views(config: Mapping[str, Any], names: Any) -> dict[str, str]:
+    """{clean view: its original} for every view among ``names`` with filters.leakage: drop whose
+    twin (same source and filters, leakage keep) is among ``names`` too: the pairs that the
+    clean-vs-original tables compare."""
+    datasets = config["datasets"]
+    names = list(dict.fromkeys(names))
+
+    def key(name: str) -> tuple:
+        filters = {k: v for k, v in datasets[name].get("filters", {}).items() if k != "leakage"}
+        return source_dataset(config, name), repr(sorted(filters.items()))
+
+    originals = {key(n): n for n in names if datasets[n].get("filters", {}).get("leakage", "keep") == "keep"}
+    return {n: originals[key(n)] for n in names
+            if datasets[n].get("filters", {}).get("leakage") == "drop" and key(n) in originals}
 
 
 def image_dataset(config: Mapping[str, Any], dataset: str) -> str:
