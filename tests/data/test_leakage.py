@@ -1,101 +1,24 @@
 """Leakage audit: planted exact and near duplicates within and across splits are all found, and
 distinct photographs (two of them with identical file sizes) never pair."""
 
-import io
 import json
 import logging
 
 import numpy as np
 import pandas as pd
 import pytest
-import skimage.data
-from PIL import Image
 
+from planted import EXPECTED_PAIRS, planted_images, write_planted
 from medvqa.data.leakage import LeakageSpec, audit, fingerprint, near_pairs, normalise_question
+from medvqa.data.prepare import FilterSpec, filter_split
+from medvqa.data.summary import summarise
 from medvqa.spec import ConfigError
-
-SIDE = 128
-
-
-def photo(name: str) -> Image.Image:
-    """A shipped scikit-image photograph (no network), as a 128x128 RGB image."""
-    pixels = getattr(skimage.data, name)()
-    return Image.fromarray(pixels).convert("RGB").resize((SIDE, SIDE), Image.Resampling.LANCZOS)
-
-
-def encode(img: Image.Image, fmt: str, **kwargs) -> bytes:
-    buffer = io.BytesIO()
-    img.save(buffer, format=fmt, **kwargs)
-    return buffer.getvalue()
-
-
-def crop_slightly(img: Image.Image) -> Image.Image:
-    """Lose one pixel on every side (under 1 % of the width)."""
-    return img.crop((1, 1, SIDE - 1, SIDE - 1))
-
-
-# (split, image_id, encoded image); comments name the planted pair each row belongs to.
-def planted_images() -> list[tuple[str, str, bytes]]:
-    camera, astronaut, coffee, chelsea = photo("camera"), photo("astronaut"), photo("coffee"), photo("chelsea")
-    rocket, retina, histology = photo("rocket"), photo("retina"), photo("immunohistochemistry")
-    return [
-        ("train", "t-camera", encode(camera, "PNG")),
-        ("train", "t-camera-tiff", encode(camera, "TIFF")),  # exact, within train (other format, name)
-        ("train", "t-astronaut", encode(astronaut, "PNG")),
-        ("train", "t-coffee", encode(coffee, "PNG")),
-        ("train", "t-chelsea", encode(chelsea, "PNG")),
-        ("train", "t-moon", encode(photo("moon"), "BMP")),  # same file size as x-coins, other pixels
-        ("train", "t-brick", encode(photo("brick"), "PNG")),
-        ("val", "v-astronaut-jpeg", encode(astronaut, "JPEG", quality=75)),  # near, train-val (recompressed)
-        ("val", "v-rocket", encode(rocket, "PNG")),
-        ("val", "v-colorwheel", encode(photo("colorwheel"), "PNG")),
-        ("test", "x-camera-webp", encode(camera, "WEBP", lossless=True)),  # exact, train-test (lossless)
-        ("test", "x-coffee-small", encode(coffee.resize((SIDE // 2, SIDE // 2)), "PNG")),  # near: resized
-        ("test", "x-chelsea-crop", encode(crop_slightly(chelsea), "PNG")),  # near: slightly cropped
-        ("test", "x-rocket", encode(rocket, "PNG")),  # exact, val-test
-        ("test", "x-retina", encode(retina, "PNG")),
-        ("test", "x-retina-jpeg", encode(retina, "JPEG", quality=85)),  # near, within test
-        ("test", "x-histology", encode(histology, "PNG")),
-        ("test", "x-coins", encode(photo("coins"), "BMP")),
-    ]
-
-
-EXPECTED_PAIRS = {
-    ("train", "t-camera", "train", "t-camera-tiff", "exact"),
-    ("train", "t-camera", "test", "x-camera-webp", "exact"),
-    ("train", "t-camera-tiff", "test", "x-camera-webp", "exact"),
-    ("train", "t-astronaut", "val", "v-astronaut-jpeg", "near"),
-    ("train", "t-coffee", "test", "x-coffee-small", "near"),
-    ("train", "t-chelsea", "test", "x-chelsea-crop", "near"),
-    ("val", "v-rocket", "test", "x-rocket", "exact"),
-    ("test", "x-retina", "test", "x-retina-jpeg", "near"),
-}
-
-
-def question_rows(split: str, image_id: str, image: bytes) -> list[dict]:
-    """Two questions per image. On test images, the first repeats the question asked of the
-    train twin with the same answer, the second asks it with another answer."""
-    subject = image_id.split("-")[1]
-    answers = ["yes", subject] if split != "test" else ["Yes.", "something else"]
-    questions = [f"Is this a {subject}?", f"What is shown?"]
-    if split == "test":
-        questions = [f"is this a {subject}", "What is SHOWN?"]
-    return [
-        {"question_id": f"{image_id}-q{k}", "image_id": image_id, "image": image, "question": questions[k],
-         "answer": answers[k], "answer_type": "closed" if k == 0 else "open", "split": split}
-        for k in range(2)
-    ]
-
 
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory):
     """The planted dataset as split parquets (two row groups each) and its audit."""
     root = tmp_path_factory.mktemp("leak")
-    rows = pd.DataFrame([r for split, i, img in planted_images() for r in question_rows(split, i, img)])
-    paths = {}
-    for split, group in rows.groupby("split"):
-        paths[split] = root / f"{split}.parquet"
-        group.to_parquet(paths[split], row_group_size=3)
+    paths = write_planted(root)
     report = audit(LeakageSpec(), "planted", paths, root / "leakage.json", root / "pairs.csv")
     return root, paths, report
 
@@ -196,3 +119,53 @@ def test_spec_rejects_bad_values():
         LeakageSpec.from_mapping({"threshold": 40}, where="datasets.x.leakage")
     with pytest.raises(ConfigError, match="unknown key"):
         LeakageSpec.from_mapping({"treshold": 4}, where="datasets.x.leakage")
+
+
+AFFECTED = {"val": {"v-astronaut-jpeg"}, "test": {"x-camera-webp", "x-chelsea-crop", "x-coffee-small"}}
+
+
+@pytest.mark.parametrize("split", ["train", "val", "test"])
+def test_clean_filter_drops_exactly_the_val_test_rows_on_duplicated_images(tmp_path, planted, split):
+    root, paths, _ = planted
+    out = tmp_path / f"{split}.parquet"
+    filter_split(FilterSpec(leakage="drop"), "planted", split, paths[split], out, root / "leakage.json")
+    source, kept = pd.read_parquet(paths[split]), pd.read_parquet(out)
+    expected = source[~source["image_id"].isin(AFFECTED.get(split, set()))]
+    assert list(kept["question_id"]) == list(expected["question_id"])
+    assert len(source) - len(kept) == 2 * len(AFFECTED.get(split, set()))
+
+
+def test_keep_filter_ignores_the_audit_and_drop_needs_it(tmp_path, planted):
+    _, paths, _ = planted
+    assert filter_split(FilterSpec(), "planted", "test", paths["test"], tmp_path / "t.parquet") == 16
+    with pytest.raises(ValueError, match="filters.leakage is drop but no leakage.json"):
+        filter_split(FilterSpec(leakage="drop"), "planted", "test", paths["test"], tmp_path / "t.parquet")
+
+
+def test_summary_states_what_the_clean_view_removed(tmp_path, planted):
+    root, paths, _ = planted
+    spec = FilterSpec(leakage="drop", question_type="closed")
+    views = {}
+    for split in paths:
+        views[split] = tmp_path / f"{split}.parquet"
+        filter_split(spec, "planted-clean", split, paths[split], views[split], root / "leakage.json")
+    pd.DataFrame(columns=["dataset", "split", "id", "reason"]).to_csv(tmp_path / "rejected.csv", index=False)
+    (tmp_path / "meta.json").write_text("{}")
+    summary = summarise("planted-clean", views, tmp_path / "rejected.csv", tmp_path / "meta.json",
+                        tmp_path / "summary.json", root / "leakage.json", spec, paths)
+    leakage = summary["leakage"]
+    assert leakage["filter"] == "drop" and leakage["hash"]["threshold"] == 6
+    # closed questions only: one per image
+    assert leakage["removed"] == {"val": {"rows": 1, "images": 1}, "test": {"rows": 3, "images": 3}}
+    assert leakage["on_duplicated_images"]["test"] == {"rows": 0, "share": 0.0}
+    assert leakage["pairs"]["train-test"]["exact"] == 2
+
+
+def test_summary_of_the_original_view_counts_rows_on_duplicated_images(tmp_path, planted):
+    root, paths, _ = planted
+    pd.DataFrame(columns=["dataset", "split", "id", "reason"]).to_csv(tmp_path / "rejected.csv", index=False)
+    (tmp_path / "meta.json").write_text("{}")
+    summary = summarise("planted", paths, tmp_path / "rejected.csv", tmp_path / "meta.json",
+                        tmp_path / "summary.json", root / "leakage.json", FilterSpec(), paths)
+    assert summary["leakage"]["on_duplicated_images"]["test"] == {"rows": 6, "share": 6 / 16}
+    assert "removed" not in summary["leakage"]
