@@ -51,6 +51,7 @@ include: "rules/infer.smk"
 include: "rules/caption.smk"
 include: "rules/evaluate.smk"
 include: "rules/figures.smk"
+include: "rules/leakage.smk"
 
 
 rule all:
@@ -58,6 +59,7 @@ rule all:
         data_targets(),
         evaluate_targets(),
         figure_targets(),
+        leakage_targets(),
 
 
 rule data:
@@ -78,3 +80,4 @@ rule evaluate:
 rule figures:
     input:
         figure_targets(),
+        leakage_targets(),

@@ -1,5 +1,5 @@
-# Input functions and targets of the leakage report rules (the block at the end of
-# rules/figures.smk). No rule lives here. Uses source_splits() (common.smk) and
+# Input functions and targets of the leakage report rules (rules/leakage.smk). No rule lives
+# here. Uses source_splits() (common.smk) and
 # experiment_runs() / dataset_runs_of() / report_splits() / metrics_path() (report_common.smk).
 #
 # Config read here: experiments (their datasets), datasets.*.derived_from and filters.leakage.

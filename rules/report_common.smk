@@ -170,5 +170,4 @@ def figure_targets():
             ]
             if any(e["dataset"] == dataset and e.get("split", "test") == split for e in published_config()):
                 targets.append(f"results/tables/{dataset}/published.{split}.csv")
-    targets += leakage_targets()  # rules/leakage_common.smk
     return list(dict.fromkeys(targets))
