@@ -71,6 +71,7 @@ rule clean_table:
     input:
         original=original_metrics,
         clean=dataset_metrics,
+        summary="results/data/{dataset}/summary.json",
     output:
         csv="results/tables/{dataset}/clean_vs_original.{split}.csv",
         md="results/tables/{dataset}/clean_vs_original.{split}.md",

@@ -46,5 +46,6 @@ def leakage_targets():
     for dataset in dict.fromkeys(source_dataset(config, d) for d in experiment_datasets()):
         targets += [f"results/figures/{dataset}/leakage.png", f"results/tables/{dataset}/leakage.csv"]
     for clean in clean_pairs():
+        targets.append(f"results/data/{clean}/summary.json")  # states what the view removed
         targets += [f"results/tables/{clean}/clean_vs_original.{split}.csv" for split in report_splits()]
     return targets

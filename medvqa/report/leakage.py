@@ -137,9 +137,10 @@ def leakage_table(audit_path: str | os.PathLike, outputs: Mapping[str, str | os.
 
 def clean_table(
     original: Sequence[Run], clean: Sequence[Run], names: tuple[str, str], split: str,
-    outputs: Mapping[str, str | os.PathLike],
+    outputs: Mapping[str, str | os.PathLike], removed: Mapping[str, Mapping[str, int]] | None = None,
 ) -> pd.DataFrame:
-    """Models run on both views, each metric on the original and the clean split side by side."""
+    """Models run on both views, each metric on the original and the clean split side by side;
+    ``removed``: the clean view's summary.json ``leakage.removed`` ({split: {rows, images}})."""
     task = (original or clean)[0].metrics.get("task", "vqa")
     columns = [c for c in columns_for(task) if c.key in CLEAN_COLUMNS[task]]
     views = (by_model(original), by_model(clean))
@@ -161,6 +162,8 @@ def clean_table(
     write_csv(frame, outputs["csv"])
     notes = [f"{names[1]} is {names[0]} without the val/test rows whose image duplicates a train image "
              "(filters.leakage: drop; see the dataset's leakage table). Δ = clean - original, in points."]
+    if removed and split in removed:
+        notes.append(f"Removed from {split}: {removed[split]['rows']} rows on {removed[split]['images']} image(s).")
     write_formats(header, rows, notes, f"{names[0]} vs {names[1]}: the {split} split with and without duplicated "
                   "images", f"tab:{names[1]}-clean-{split}", outputs)
     return frame

@@ -71,10 +71,12 @@ def metrics(em: float, n: int) -> dict:
 def test_clean_table_puts_the_views_side_by_side(tmp_path):
     original = [Run("cnn", 0, metrics(0.60, 100)), Run("only_original", 0, metrics(0.5, 100))]
     clean = [Run("cnn", 0, metrics(0.55, 90))]
-    frame = clean_table(original, clean, ("demo", "demo-clean"), "test", outputs(tmp_path, "clean"))
+    removed = {"test": {"rows": 10, "images": 2}}
+    frame = clean_table(original, clean, ("demo", "demo-clean"), "test", outputs(tmp_path, "clean"), removed)
     assert frame["model"].tolist() == ["cnn"]
     row = frame.iloc[0]
     assert (row["n_original"], row["n_clean"]) == (100, 90)
     assert row["em_overall_original"] == pytest.approx(0.60) and row["em_overall_clean"] == pytest.approx(0.55)
     md = (tmp_path / "clean.md").read_text()
     assert "| cnn | 100 | 90 | 60.0 [50.0, 70.0] | 55.0 [45.0, 65.0] | -5.0 |" in md
+    assert "Removed from test: 10 rows on 2 image(s)." in md

@@ -3,6 +3,7 @@ Snakemake run showing the clean view drops exactly the val/test questions on dup
 
 import json
 import subprocess
+import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -62,7 +63,7 @@ def test_clean_example_config_scores_one_model_on_both_views(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     counts = job_counts(result.stdout)
     assert counts["train"] == 2 and counts["clean_table"] == 1 and counts["results_table"] == 2
-    assert counts["leakage_audit"] == 1 and counts["leakage_figure"] == 1
+    assert counts["leakage_audit"] == 1 and counts["leakage_figure"] == 1 and counts["summary"] == 1
     assert "results/tables/demo-clean/clean_vs_original.test.csv" in result.stdout
 
 
@@ -91,3 +92,12 @@ def test_clean_view_drops_exactly_the_rows_on_duplicated_images(tmp_path):
             assert duplicated and len(clean) < len(original)
             assert summary["removed"][split] == {"rows": len(original) - len(clean), "images": len(duplicated)}
     assert "1 test image(s) duplicate train images" in (tmp_path / "logs/data/demo/leakage.log").read_text()
+    # The leakage figure and table reach the Snakemake report.
+    report_targets = ["results/figures/demo/leakage.png", "results/tables/demo/leakage.csv"]
+    for extra in ([], ["--report", "report.zip"]):
+        result = subprocess.run([*SNAKEMAKE, str(tmp_path / "clean.yaml"), "--cores", "2", *report_targets, *extra],
+                                cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+    with zipfile.ZipFile(tmp_path / "report.zip") as archive:
+        names = "\n".join(archive.namelist())
+    assert "leakage.png" in names and "leakage.html" in names
