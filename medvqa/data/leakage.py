@@ -18,11 +18,13 @@ uint64 words and compared block by block (XOR + popcount in numpy), n²/2 · wor
 C with at most ``BLOCK_ELEMENTS`` words in memory; 80k images (ROCOv2) take about 20 s on one
 core. Pairs are kept only up to the threshold.
 
-leakage.json = {"dataset", "hash": {exact, near, hash_size, threshold}, "images": {split: n},
-"questions": {split: n}, "pairs": {"train-test": {"exact", "near", "images_a", "images_b"}, ...},
-"affected": {"val"|"test": {images, image_ids, questions, share, same_question,
-same_question_same_answer}}}; "affected" counts val/test rows whose image duplicates (exact or
-near) a train image. leakage_pairs.csv: split_a, image_id_a, split_b, image_id_b, kind, distance.
+leakage.json = {"dataset", "hash": {exact, near, hash_size, bits, threshold}, "images": {split: n},
+"rows": {split: n}, "pairs": {"train-test": {"exact", "near", "images_a", "images_b"}, ...},
+"affected": {"val"|"test": {images, image_ids, rows, share [, question_ids, same_question,
+same_question_same_answer]}}}: the val/test rows whose image duplicates (exact or near) a train
+image, and for VQA how many of those questions (normalised) were asked of a duplicated train
+image too, and with the same (normalised) answer. Caption datasets: image pairs and rows only.
+leakage_pairs.csv: split_a, image_id_a, split_b, image_id_b, kind (exact | near), distance.
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-import imagehash
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -49,8 +50,9 @@ from medvqa.spec import Spec, check_choice, check_range
 
 log = logging.getLogger(__name__)
 
-HASHES = {"phash": imagehash.phash, "dhash": imagehash.dhash, "ahash": imagehash.average_hash,
-          "whash": imagehash.whash}
+# Config name → imagehash function (imported when hashing: checking a config stays light).
+HASHES = {"phash": "phash", "dhash": "dhash", "ahash": "average_hash", "whash": "whash"}
+_BYTE_BITS = np.array([bin(b).count("1") for b in range(256)], np.uint8)
 PAIR_COLUMNS = ("split_a", "image_id_a", "split_b", "image_id_b", "kind", "distance")
 BLOCK_ELEMENTS = 1 << 23  # uint64 words per XOR block (64 MiB), whatever the dataset size
 BATCH_ROWS = 64  # parquet rows decoded at a time
@@ -81,8 +83,10 @@ def fingerprint(data: bytes, spec: LeakageSpec) -> tuple[str, np.ndarray]:
     """(SHA-256 hex of the decoded RGB pixels, perceptual hash bits as a bool vector)."""
     with Image.open(io.BytesIO(data)) as img:
         rgb = img.convert("RGB")
+    import imagehash
+
     digest = hashlib.sha256(f"{rgb.width}x{rgb.height}:".encode() + rgb.tobytes()).hexdigest()
-    bits = HASHES[spec.hash](rgb, hash_size=spec.hash_size).hash.reshape(-1)
+    bits = getattr(imagehash, HASHES[spec.hash])(rgb, hash_size=spec.hash_size).hash.reshape(-1)
     return digest, bits
 
 
@@ -123,7 +127,7 @@ def near_pairs(words: np.ndarray, threshold: int) -> tuple[np.ndarray, np.ndarra
     for start in range(0, n, block):
         stop = min(n, start + block)
         xor = words[start:stop, None, :] ^ words[None, start:, :]
-        distance = np.bitwise_count(xor).sum(axis=2, dtype=np.int32)
+        distance = _popcount(xor).sum(axis=2, dtype=np.int32)
         rows, cols = np.nonzero(distance <= threshold)
         upper = start + rows < start + cols  # cols index from `start`: keep j > i only
         found_i.append(start + rows[upper])
@@ -132,6 +136,13 @@ def near_pairs(words: np.ndarray, threshold: int) -> tuple[np.ndarray, np.ndarra
     if not found_i:
         return np.zeros(0, int), np.zeros(0, int), np.zeros(0, np.int32)
     return np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_d)
+
+
+def _popcount(words: np.ndarray) -> np.ndarray:
+    """Set bits per uint64 word (numpy >= 2 has it built in; else a byte lookup table)."""
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(words)
+    return _BYTE_BITS[words.view(np.uint8)].reshape(*words.shape, 8).sum(axis=-1, dtype=np.uint8)
 
 
 def find_pairs(table: pd.DataFrame, words: np.ndarray, spec: LeakageSpec) -> pd.DataFrame:
@@ -205,7 +216,7 @@ def audit(spec: LeakageSpec, dataset: str, split_paths: Mapping[str, str | Path]
     texts = {split: read_text_columns(path) for split, path in split_paths.items()}
     report = {
         "dataset": dataset,
-        "hash": {"exact": "sha256 of decoded RGB pixels", "near": f"imagehash.{HASHES[spec.hash].__name__}",
+        "hash": {"exact": "sha256 of decoded RGB pixels", "near": f"imagehash.{HASHES[spec.hash]}",
                  "hash_size": spec.hash_size, "bits": spec.hash_size**2, "threshold": spec.threshold},
         "images": {split: int((table["split"] == split).sum()) for split in split_paths},
         "rows": {split: len(rows) for split, rows in texts.items()},

@@ -169,3 +169,11 @@ def test_summary_of_the_original_view_counts_rows_on_duplicated_images(tmp_path,
                         tmp_path / "summary.json", root / "leakage.json", FilterSpec(), paths)
     assert summary["leakage"]["on_duplicated_images"]["test"] == {"rows": 6, "share": 6 / 16}
     assert "removed" not in summary["leakage"]
+
+
+def test_lookup_popcount_equals_numpy():
+    from medvqa.data.leakage import _BYTE_BITS
+
+    words = np.random.default_rng(1).integers(0, 2**63, size=(50, 3), dtype=np.uint64)
+    table = _BYTE_BITS[words.view(np.uint8)].reshape(50, 3, 8).sum(axis=-1)
+    assert (table == np.bitwise_count(words)).all()
