@@ -137,7 +137,9 @@ def expand_experiments(config: dict[str, Any]) -> None:
             for question_type, subsample, leakage in grid:
                 name = _variant_name(base, question_type, subsample, leakage, filters)
                 if name not in datasets:
-                    variant = {**filters, "question_type": question_type, "subsample": subsample, "leakage": leakage}
+                    variant = {**filters, "question_type": question_type, "subsample": subsample}
+                    if leakages:  # only then: grids without it keep their filter params (no reruns)
+                        variant["leakage"] = leakage
                     datasets[name] = {**datasets[base], "filters": variant, "derived_from": base}
                     if _keeps_every_question(filters):
                         datasets[name]["images_from"] = base

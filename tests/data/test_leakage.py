@@ -95,7 +95,9 @@ def test_threshold_zero_keeps_exact_pairs_and_equal_hashes_only(tmp_path, plante
     assert len(pairs) < len(EXPECTED_PAIRS)
 
 
-def test_blocked_hamming_search_equals_brute_force():
+@pytest.mark.parametrize("block_elements", [1 << 23, 300 * 2 * 7])  # one block; blocks of 7 rows
+def test_blocked_hamming_search_equals_brute_force(monkeypatch, block_elements):
+    monkeypatch.setattr("medvqa.data.leakage.BLOCK_ELEMENTS", block_elements)
     rng = np.random.default_rng(0)
     words = rng.integers(0, 2**63, size=(300, 2), dtype=np.uint64)
     words[150] = words[3]
