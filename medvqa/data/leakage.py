@@ -244,3 +244,30 @@ def _log_verdict(dataset: str, report: dict) -> None:
                     "test rows (%.1f%%) are on them; see leakage.json", dataset, test["images"], report["hash"]["near"],
                     report["hash"]["threshold"], test["rows"], report["rows"]["test"], 100 * test["share"])
     log.info("%s: duplicate pairs per split pair: %s", dataset, report["pairs"] or "none")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m medvqa.data.leakage --split train=a.parquet --split test=b.parquet ...``"""
+    import argparse
+    import json
+
+    from medvqa.io import setup_logging
+
+    parser = argparse.ArgumentParser(description="Audit split parquets for duplicate and near-duplicate images.")
+    parser.add_argument("--split", action="append", required=True, metavar="NAME=PATH",
+                        help=f"a unified split parquet; NAME one of {', '.join(SPLITS)} (repeat per split)")
+    parser.add_argument("--dataset", default="dataset", help="name used in the report and log")
+    parser.add_argument("--spec", default="{}", help='LeakageSpec keys as JSON, e.g. \'{"threshold": 4}\'')
+    parser.add_argument("--out-json", required=True, help="leakage.json to write")
+    parser.add_argument("--out-pairs", required=True, help="leakage_pairs.csv to write")
+    args = parser.parse_args(argv)
+    setup_logging(None)
+    splits = dict(item.split("=", 1) for item in args.split)
+    for name in splits:
+        check_choice("--split", "name", name, SPLITS)
+    spec = LeakageSpec.from_mapping(json.loads(args.spec), where="--spec")
+    audit(spec, args.dataset, splits, args.out_json, args.out_pairs)
+
+
+if __name__ == "__main__":
+    main()

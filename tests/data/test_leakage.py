@@ -179,3 +179,12 @@ def test_lookup_popcount_equals_numpy():
     words = np.random.default_rng(1).integers(0, 2**63, size=(50, 3), dtype=np.uint64)
     table = _BYTE_BITS[words.view(np.uint8)].reshape(50, 3, 8).sum(axis=-1)
     assert (table == np.bitwise_count(words)).all()
+
+
+def test_command_line_writes_the_same_audit(tmp_path, planted):
+    from medvqa.data.leakage import main
+
+    root, paths, report = planted
+    main([*(a for s, p in paths.items() for a in ("--split", f"{s}={p}")), "--dataset", "planted",
+          "--spec", '{"threshold": 6}', "--out-json", str(tmp_path / "l.json"), "--out-pairs", str(tmp_path / "p.csv")])
+    assert json.loads((tmp_path / "l.json").read_text()) == json.loads((root / "leakage.json").read_text())
