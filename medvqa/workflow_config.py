@@ -119,8 +119,10 @@ def expand_experiments(config: dict[str, Any]) -> None:
     imported source files and leakage audit and only its filtered splits and what follows are
     built. When the base keeps every question (question type ``all``, no subsample, leakage
     ``keep``), a view's images are a subset of the base's, and the view reads the base's image
-    caches (``images_from: <base>``) instead of writing copies. The experiment then names the
-    derived views.
+    caches (``images_from: <base>``) instead of writing copies. A clean view (leakage ``drop``)
+    has its twin's train split, so it is not trained again: it is scored with the twin's runs
+    (``models_from: <twin>``, the same view with the base's leakage filter), and the clean and
+    original scores differ only by the removed questions. The experiment then names the views.
     """
     datasets = config["datasets"]
     for experiment in config["experiments"]:
@@ -135,16 +137,26 @@ def expand_experiments(config: dict[str, Any]) -> None:
                 leakages or [filters.get("leakage", "keep")],
             )
             for question_type, subsample, leakage in grid:
-                name = _variant_name(base, question_type, subsample, leakage, filters)
-                if name not in datasets:
-                    variant = {**filters, "question_type": question_type, "subsample": subsample}
-                    if leakages:  # only then: grids without it keep their filter params (no reruns)
-                        variant["leakage"] = leakage
-                    datasets[name] = {**datasets[base], "filters": variant, "derived_from": base}
-                    if _keeps_every_question(filters):
-                        datasets[name]["images_from"] = base
+                name = _define_view(datasets, base, question_type, subsample, leakage if leakages else None)
+                if leakage == "drop" and name != base and filters.get("leakage", "keep") == "keep":
+                    datasets[name]["models_from"] = _define_view(datasets, base, question_type, subsample, None)
                 names.append(name)
         experiment["datasets"] = list(dict.fromkeys(names))
+
+
+def _define_view(datasets: dict, base: str, question_type: str, subsample: int | None, leakage: str | None) -> str:
+    """The name of the base's view with these filters, defined in ``datasets`` if new;
+    leakage None = the base's own leakage filter (and no key: existing views keep their params)."""
+    filters = datasets[base].get("filters", {})
+    name = _variant_name(base, question_type, subsample, leakage or filters.get("leakage", "keep"), filters)
+    if name not in datasets:
+        variant = {**filters, "question_type": question_type, "subsample": subsample}
+        if leakage is not None:
+            variant["leakage"] = leakage
+        datasets[name] = {**datasets[base], "filters": variant, "derived_from": base}
+        if _keeps_every_question(filters):
+            datasets[name]["images_from"] = base
+    return name
 
 
 def _keeps_every_question(filters: Mapping[str, Any]) -> bool:
@@ -171,6 +183,11 @@ def clean_views(config: Mapping[str, Any], names: Any) -> dict[str, str]:
 def image_dataset(config: Mapping[str, Any], dataset: str) -> str:
     """The dataset view whose image caches hold this view's images (see ``expand_experiments``)."""
     return config["datasets"][dataset].get("images_from", dataset)
+
+
+def model_dataset(config: Mapping[str, Any], dataset: str) -> str:
+    """The dataset view whose training runs score this view (a clean view: its twin's)."""
+    return config["datasets"][dataset].get("models_from", dataset)
 
 
 def source_dataset(config: Mapping[str, Any], dataset: str) -> str:

@@ -162,9 +162,8 @@ def clean_table(
     write_csv(frame, outputs["csv"])
     notes = [f"{names[1]} is {names[0]} without the val/test rows whose image duplicates a train image "
              "(filters.leakage: drop; see the dataset's leakage table). Δ = clean - original, in points.",
-             f"Each view has its own training run: the same train split and seeds, but {names[1]}'s validation "
-             "split lacks the duplicated images too, so early stopping may choose another epoch; Δ can include "
-             "that difference as well as the removed questions."]
+             f"Both views are scored with the same training runs (a clean view has its original's train split "
+             "and reuses its checkpoints), so Δ comes from the removed questions alone."]
     if removed and split in removed:
         notes.append(f"Removed from {split}: {removed[split]['rows']} rows on {removed[split]['images']} image(s).")
     write_formats(header, rows, notes, f"{names[0]} vs {names[1]}: the {split} split with and without duplicated "

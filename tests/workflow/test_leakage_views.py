@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from medvqa.workflow_config import check_config, clean_views, expand_experiments, image_dataset, source_dataset
+from medvqa.workflow_config import (
+    check_config, clean_views, expand_experiments, image_dataset, model_dataset, source_dataset,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = ["snakemake", "-s", str(REPO / "Snakefile"), "--configfile", str(REPO / "config.yaml")]
@@ -29,6 +31,9 @@ def test_leakage_grid_makes_a_clean_view_of_the_same_source():
     clean = config["datasets"]["demo-clean"]
     assert clean["filters"]["leakage"] == "drop" and source_dataset(config, "demo-clean") == "demo"
     assert image_dataset(config, "demo-clean") == "demo"  # its images are a subset of demo's
+    # Same train split as its twin: scored with the twin's training runs, never trained again.
+    assert model_dataset(config, "demo-clean") == "demo" and model_dataset(config, "demo-closed-clean") == "demo-closed"
+    assert model_dataset(config, "demo-closed") == "demo-closed"
     assert clean_views(config, config["experiments"][0]["datasets"]) == {
         "demo-clean": "demo", "demo-closed-clean": "demo-closed"}
     check_config(config)
@@ -41,6 +46,7 @@ def test_clean_view_of_a_clean_base_is_called_original():
     expand_experiments(config)
     assert config["experiments"][0]["datasets"] == ["demo", "demo-original"]
     assert "images_from" not in config["datasets"]["demo-original"]  # demo lacks some of its images
+    assert model_dataset(config, "demo-original") == "demo-original" and model_dataset(config, "demo") == "demo"
     assert clean_views(config, ["demo", "demo-original"]) == {"demo": "demo-original"}
 
 
@@ -62,7 +68,9 @@ def test_clean_example_config_scores_one_model_on_both_views(tmp_path):
                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     counts = job_counts(result.stdout)
-    assert counts["train"] == 2 and counts["clean_table"] == 1 and counts["results_table"] == 2
+    # One training run, scored on both views.
+    assert counts["train"] == 1 and counts["predict_with_attention"] == 2 and counts["score_vqa"] == 2
+    assert counts["clean_table"] == 1 and counts["results_table"] == 2
     assert counts["leakage_audit"] == 1 and counts["leakage_figure"] == 1 and counts["summary"] == 1
     assert "results/tables/demo-clean/clean_vs_original.test.csv" in result.stdout
 
