@@ -154,7 +154,8 @@ def clean_table(
         for c, (before, after) in zip(columns, cells):
             record[f"{c.key}_original"] = None if before is None else before.value
             record[f"{c.key}_clean"] = None if after is None else after.value
-            delta = MISSING if before is None or after is None else f"{100 * (after.value - before.value):+.1f}"
+            # round first: a -0.04 point change prints as +0.0, not -0.0
+            delta = MISSING if before is None or after is None else f"{round(100 * (after.value - before.value), 1) + 0.0:+.1f}"
             row += [format_cell(before, c), format_cell(after, c), delta]
         records.append(record)
         rows.append(row)
