@@ -80,7 +80,8 @@ def leakage_figure(
     fig = new_figure(4.6, 2.5 * len(shown) + 0.4)
     axes = fig.subplots(len(shown), 2, squeeze=False)
     for (left, right), row in zip(axes, shown.itertuples()):
-        kind = "exact (same pixels)" if row.kind == "exact" else f"near ({audit['hash']['near']} distance {row.distance})"
+        near = f"near ({audit['hash']['near']} distance {row.distance})"
+        kind = "exact (same pixels)" if row.kind == "exact" else near
         for ax, split, image_id in ((left, row.split_a, row.image_id_a), (right, row.split_b, row.image_id_b)):
             ax.imshow(thumbs[(split, image_id)])
             ax.set_xticks([])
@@ -154,8 +155,9 @@ def clean_table(
         for c, (before, after) in zip(columns, cells):
             record[f"{c.key}_original"] = None if before is None else before.value
             record[f"{c.key}_clean"] = None if after is None else after.value
-            # round first: a -0.04 point change prints as +0.0, not -0.0
-            delta = MISSING if before is None or after is None else f"{round(100 * (after.value - before.value), 1) + 0.0:+.1f}"
+            delta = MISSING
+            if before is not None and after is not None:  # round first: -0.04 points prints +0.0, not -0.0
+                delta = f"{round(100 * (after.value - before.value), 1) + 0.0:+.1f}"
             row += [format_cell(before, c), format_cell(after, c), delta]
         records.append(record)
         rows.append(row)

@@ -54,7 +54,8 @@ def test_table_lists_every_split_pair_and_the_affected_share(audited, tmp_path):
     frame = leakage_table(audited[0] / "leakage.json", outputs(tmp_path, "leakage"))
     assert list(frame["split_a"] + "-" + frame["split_b"]) == [
         "train-train", "train-val", "train-test", "val-val", "val-test", "test-test"]
-    assert frame.set_index("split_b").loc["test"].query("split_a == 'train'")[["exact", "near"]].values.tolist() == [[2, 2]]
+    train_test = frame.query("split_a == 'train' and split_b == 'test'")
+    assert train_test[["exact", "near"]].values.tolist() == [[2, 2]]
     assert frame.query("split_a == 'val' and split_b == 'val'")["exact"].item() == 0
     md = (tmp_path / "leakage.md").read_text()
     assert "test: 3 image(s) duplicate a train image; 6 of 16 (37.5%) test rows" in md
