@@ -7,7 +7,8 @@
 #   results/data/{dataset}/answers.json               answer vocabulary + closed/open map
 #   results/data/{dataset}/images_{size}.{split}.npy  uint8 image cache (+ .ids.json), memory-mapped
 #   results/data/{dataset}/tokens/{tokenizer}.{split}.parquet   pre-tokenised text
-#   results/data/{dataset}/summary.json               sizes, answer distribution, baselines
+#   results/data/{dataset}/summary.json               sizes, answer distribution, baselines, leakage
+#   results/data/{dataset}/leakage.json               duplicate-image audit (+ leakage_pairs.csv)
 #   results/{predictions,captions}/{dataset}/baseline-*/0/{split}.parquet   baselines, scored like models
 #   results/models/{dataset}/{model}/{seed}/          checkpoint dir + history.csv
 #   results/predictions/{dataset}/{model}/{seed}/{split}.parquet
@@ -49,6 +50,7 @@ include: "rules/common.smk"
 include: "rules/report_common.smk"
 include: "rules/model_common.smk"
 include: "rules/caption_common.smk"
+include: "rules/leakage_common.smk"
 include: "rules/data.smk"
 include: "rules/baselines.smk"
 include: "rules/pretrained.smk"
@@ -57,6 +59,7 @@ include: "rules/infer.smk"
 include: "rules/caption.smk"
 include: "rules/evaluate.smk"
 include: "rules/figures.smk"
+include: "rules/leakage.smk"
 
 
 rule all:
@@ -64,6 +67,7 @@ rule all:
         data_targets(),
         evaluate_targets(),
         figure_targets(),
+        leakage_targets(),
 
 
 rule data:
@@ -84,3 +88,4 @@ rule evaluate:
 rule figures:
     input:
         figure_targets(),
+        leakage_targets(),

@@ -13,12 +13,14 @@ with ``--configfile`` without its line, before the Snakefile runs).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from medvqa.data.leakage import LeakageSpec
 from medvqa.data.prepare import FilterSpec, ImportSpec
 from medvqa.data.sources import source_spec
 from medvqa.data.tokens import TokenizerSpec
@@ -97,6 +99,7 @@ def check_config(config: Mapping[str, Any]) -> None:
         spec = ImportSpec.from_mapping(import_mapping(dataset), where=where)
         source_spec(spec.source, spec.options, name, spec.task)
         FilterSpec.from_mapping(dataset.get("filters"), where=f"{where}.filters")
+        LeakageSpec.from_mapping(dataset.get("leakage"), where=f"{where}.leakage")
         _check_names(f"{where}.tokenizers", dataset.get("tokenizers", []), config["tokenizers"], "tokenizer")
     for name, entry in config.get("pretrained", {}).items():
         _check_names(f"pretrained.{name}.dataset", [entry["dataset"]], config["datasets"], "dataset")
@@ -161,26 +164,31 @@ def _check_path(config: Mapping[str, Any], where: str, value: str) -> None:
         )
 
 
-def _variant_name(base: str, question_type: str, subsample: int | None, base_filters: Mapping) -> str:
+def _variant_name(base: str, question_type: str, subsample: int | None, leakage: str, base_filters: Mapping) -> str:
     name = base
     if question_type != base_filters.get("question_type", "all"):
         name += f"-{question_type}"
     if subsample != base_filters.get("subsample"):
         name += f"-n{subsample}" if subsample is not None else "-full"
+    if leakage != base_filters.get("leakage", "keep"):
+        name += "-clean" if leakage == "drop" else "-original"
     return name
 
 
 def expand_experiments(config: dict[str, Any]) -> None:
     """Turn grid experiments into plain ones, in place.
 
-    An experiment may list ``question_types`` and ``subsamples`` besides datasets, models and
-    seeds. Each combination that differs from a dataset's own filters becomes a derived
-    dataset view (e.g. ``demo-closed-n500``): a copy of the base entry with those filters and
-    ``derived_from: <base>``, so that it reuses the base's imported source files and only its
-    filtered splits and what follows are built. When the base keeps every question (question
-    type ``all``, no subsample), a view's images are a subset of the base's, and the view reads
-    the base's image caches (``images_from: <base>``) instead of writing copies. The experiment
-    then names the derived views.
+    An experiment may list ``question_types``, ``subsamples`` and ``leakage`` (keep | drop)
+    besides datasets, models and seeds. Each combination that differs from a dataset's own
+    filters becomes a derived dataset view (e.g. ``demo-closed-n500``, ``demo-clean``): a copy of
+    the base entry with those filters and ``derived_from: <base>``, so that it reuses the base's
+    imported source files and leakage audit and only its filtered splits and what follows are
+    built. When the base keeps every question (question type ``all``, no subsample, leakage
+    ``keep``), a view's images are a subset of the base's, and the view reads the base's image
+    caches (``images_from: <base>``) instead of writing copies. A clean view (leakage ``drop``)
+    has its twin's train split, so it is not trained again: it is scored with the twin's runs
+    (``models_from: <twin>``, the same view with the base's leakage filter), and the clean and
+    original scores differ only by the removed questions. The experiment then names the views.
     """
     datasets = config["datasets"]
     for i, experiment in enumerate(config["experiments"]):
@@ -188,28 +196,66 @@ def expand_experiments(config: dict[str, Any]) -> None:
         _check_names(f"experiments[{i}].datasets", experiment["datasets"], datasets, "dataset")
         question_types = experiment.pop("question_types", None)
         subsamples = experiment.pop("subsamples", None)
+        leakages = experiment.pop("leakage", None)
         names = []
         for base in experiment["datasets"]:
             filters = datasets[base].get("filters", {})
-            for question_type in question_types or [filters.get("question_type", "all")]:
-                for subsample in subsamples or [filters.get("subsample")]:
-                    name = _variant_name(base, question_type, subsample, filters)
-                    if name not in datasets:
-                        variant = {**filters, "question_type": question_type, "subsample": subsample}
-                        datasets[name] = {**datasets[base], "filters": variant, "derived_from": base}
-                        if _keeps_every_question(filters):
-                            datasets[name]["images_from"] = base
-                    names.append(name)
+            grid = itertools.product(
+                question_types or [filters.get("question_type", "all")], subsamples or [filters.get("subsample")],
+                leakages or [filters.get("leakage", "keep")],
+            )
+            for question_type, subsample, leakage in grid:
+                name = _define_view(datasets, base, question_type, subsample, leakage if leakages else None)
+                if leakage == "drop" and name != base and filters.get("leakage", "keep") == "keep":
+                    datasets[name]["models_from"] = _define_view(datasets, base, question_type, subsample, None)
+                names.append(name)
         experiment["datasets"] = list(dict.fromkeys(names))
 
 
+def _define_view(datasets: dict, base: str, question_type: str, subsample: int | None, leakage: str | None) -> str:
+    """The name of the base's view with these filters, defined in ``datasets`` if new;
+    leakage None = the base's own leakage filter (and no key: existing views keep their params)."""
+    filters = datasets[base].get("filters", {})
+    name = _variant_name(base, question_type, subsample, leakage or filters.get("leakage", "keep"), filters)
+    if name not in datasets:
+        variant = {**filters, "question_type": question_type, "subsample": subsample}
+        if leakage is not None:
+            variant["leakage"] = leakage
+        datasets[name] = {**datasets[base], "filters": variant, "derived_from": base}
+        if _keeps_every_question(filters):
+            datasets[name]["images_from"] = base
+    return name
+
+
 def _keeps_every_question(filters: Mapping[str, Any]) -> bool:
-    return filters.get("question_type", "all") == "all" and filters.get("subsample") is None
+    return (filters.get("question_type", "all") == "all" and filters.get("subsample") is None
+            and filters.get("leakage", "keep") == "keep")
+
+
+def clean_views(config: Mapping[str, Any], names: Any) -> dict[str, str]:
+    """{clean view: its original} for every view among ``names`` with filters.leakage: drop whose
+    twin (same source and filters, leakage keep) is among ``names`` too: the pairs that the
+    clean-vs-original tables compare."""
+    datasets = config["datasets"]
+    names = list(dict.fromkeys(names))
+
+    def key(name: str) -> tuple:
+        filters = {k: v for k, v in datasets[name].get("filters", {}).items() if k != "leakage"}
+        return source_dataset(config, name), repr(sorted(filters.items()))
+
+    originals = {key(n): n for n in names if datasets[n].get("filters", {}).get("leakage", "keep") == "keep"}
+    return {n: originals[key(n)] for n in names
+            if datasets[n].get("filters", {}).get("leakage") == "drop" and key(n) in originals}
 
 
 def image_dataset(config: Mapping[str, Any], dataset: str) -> str:
     """The dataset view whose image caches hold this view's images (see ``expand_experiments``)."""
     return config["datasets"][dataset].get("images_from", dataset)
+
+
+def model_dataset(config: Mapping[str, Any], dataset: str) -> str:
+    """The dataset view whose training runs score this view (a clean view: its twin's)."""
+    return config["datasets"][dataset].get("models_from", dataset)
 
 
 def source_dataset(config: Mapping[str, Any], dataset: str) -> str:

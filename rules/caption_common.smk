@@ -27,7 +27,7 @@ def caption_inputs(wildcards):
         **image_cache(wildcards.dataset, wildcards.split),
     }
     if trains(wildcards.model):
-        run = f"results/models/{wildcards.dataset}/{wildcards.model}/{wildcards.seed}"
+        run = f"results/models/{model_dataset(config, wildcards.dataset)}/{wildcards.model}/{wildcards.seed}"
         inputs.update(state=f"{run}/state.json", weights=f"{run}/best.safetensors")
     if model_pretrained_dirs(entry):
         inputs["pretrained"] = model_pretrained_dirs(entry)

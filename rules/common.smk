@@ -41,6 +41,27 @@ def source_files(pattern):
     return files
 
 
+def source_splits(key_prefix):
+    """Input function: the imported source's split parquets, keyed by key_prefix + split."""
+
+    def files(wildcards):
+        base = source_dataset(config, wildcards.dataset)
+        return {key_prefix + split: f"results/data/{base}/source/{split}.parquet" for split in SPLITS}
+
+    return files
+
+
+def leakage_params(wildcards):
+    return canonical(dataset_config(wildcards).get("leakage", {}))
+
+
+def leakage_filter_input(wildcards):
+    """The source's leakage.json, for views that drop val/test rows on duplicated images."""
+    if dataset_config(wildcards).get("filters", {}).get("leakage", "keep") != "drop":
+        return {}
+    return {"leakage": f"results/data/{source_dataset(config, wildcards.dataset)}/leakage.json"}
+
+
 def import_params(wildcards):
     return canonical(import_mapping(dataset_config(wildcards)))
 
@@ -80,7 +101,7 @@ def data_targets():
         if "derived_from" in d:
             continue  # experiment grid views: built when an experiment asks for them
         root = f"results/data/{dataset}"
-        targets.append(f"{root}/summary.json")
+        targets += [f"{root}/summary.json", f"{root}/leakage.json"]
         if d.get("task", "vqa") == "vqa":
             targets.append(f"{root}/answers.json")
         targets += [f"{root}/images_{d['image_size']}.{split}.npy" for split in SPLITS]

@@ -1,4 +1,5 @@
-# Data stages: source → validated split parquet → filters → answers, image cache, tokens, summary.
+# Data stages: source → validated split parquet → leakage audit, filters → answers, image cache,
+# tokens, summary.
 
 
 rule import_dataset:
@@ -22,9 +23,31 @@ rule import_dataset:
         "../workflow_scripts/import_dataset.py"
 
 
+rule leakage_audit:
+    """Duplicate and near-duplicate images within and across the imported splits (medvqa.data.leakage)."""
+    input:
+        unpack(source_splits("")),
+    output:
+        report="results/data/{dataset}/leakage.json",
+        pairs="results/data/{dataset}/leakage_pairs.csv",
+    log:
+        "logs/data/{dataset}/leakage.log",
+    params:
+        spec=leakage_params,
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../workflow_scripts/leakage_audit.py"
+
+
 rule filter_split:
     input:
-        source_files("results/data/{dataset}/source/{split}.parquet"),
+        unpack(leakage_filter_input),
+        source=source_files("results/data/{dataset}/source/{split}.parquet"),
     output:
         "results/data/{dataset}/{split}.parquet",
     log:
@@ -117,12 +140,16 @@ rule tokenize:
 rule summary:
     input:
         unpack(split_files("results/data/{dataset}/{split}.parquet")),
+        unpack(source_splits("source_")),
         rejected=source_files("results/data/{dataset}/rejected.csv"),
         meta=source_files("results/data/{dataset}/source/meta.json"),
+        leakage=source_files("results/data/{dataset}/leakage.json"),
     output:
         "results/data/{dataset}/summary.json",
     log:
         "logs/data/{dataset}/summary.log",
+    params:
+        filters=filter_params,
     threads: 1
     resources:
         mem_mb=4000,

@@ -156,7 +156,7 @@ def predict_inputs(wildcards):
     """The run (state.json, + best weights unless zero-shot), the split's parquet, image cache
     (and tokens), and the pretrained checkpoints the model is rebuilt from."""
     entry = config["models"][wildcards.model]
-    run = f"results/models/{wildcards.dataset}/{wildcards.model}/{wildcards.seed}"
+    run = f"results/models/{model_dataset(config, wildcards.dataset)}/{wildcards.model}/{wildcards.seed}"
     inputs = {"state": f"{run}/state.json", **split_inputs(wildcards.dataset, wildcards.split, entry.get("tokenizer"))}
     if not is_zero_shot(entry):
         inputs["weights"] = f"{run}/best.safetensors"

@@ -10,7 +10,7 @@
 
 from medvqa.data.baselines import BASELINE_RULES, BASELINE_SEED, BASELINES
 from medvqa.families import FAMILIES
-from medvqa.workflow_config import image_dataset
+from medvqa.workflow_config import image_dataset, model_dataset
 
 SEED_PATTERN = r"\d+"
 
@@ -154,7 +154,7 @@ def published_config():
 def run_histories(wildcards):
     """Every seed's history.csv of the model (an output of the training rule)."""
     seeds = model_seeds_of(wildcards.dataset, wildcards.model)
-    return [f"results/models/{wildcards.dataset}/{wildcards.model}/{s}/history.csv" for s in seeds]
+    return [f"results/models/{model_dataset(config, wildcards.dataset)}/{wildcards.model}/{s}/history.csv" for s in seeds]
 
 
 def image_cache(dataset, split):

@@ -1,8 +1,12 @@
 """Rule summary → medvqa.data.summary.summarise."""
 
+from medvqa.data.prepare import FilterSpec
 from medvqa.data.summary import summarise
 from medvqa.io import setup_logging
 
 setup_logging(snakemake.log[0])
-splits = {split: snakemake.input[split] for split in ("train", "val", "test")}
-summarise(snakemake.wildcards.dataset, splits, snakemake.input.rejected, snakemake.input.meta, snakemake.output[0])
+dataset, splits = snakemake.wildcards.dataset, ("train", "val", "test")
+filters = FilterSpec.from_mapping(snakemake.params.filters, where=f"datasets.{dataset}.filters")
+sources = {split: snakemake.input[f"source_{split}"] for split in splits}
+summarise(dataset, {s: snakemake.input[s] for s in splits}, snakemake.input.rejected, snakemake.input.meta,
+          snakemake.output[0], snakemake.input.leakage, filters, sources)

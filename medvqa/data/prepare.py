@@ -3,7 +3,8 @@
 import_dataset:  source (demo | hf | slake | local) → results/data/{dataset}/source/{split}.parquet,
                  results/data/{dataset}/rejected.csv, results/data/{dataset}/source/meta.json
 filter_split:    source/{split}.parquet → results/data/{dataset}/{split}.parquet
-                 (question type, language, seeded subsample)
+                 (question type, language, leakage, seeded subsample); with
+                 filters.leakage: drop it also reads the source's leakage.json
 
 Rows follow ``medvqa.data.schema``; bad rows fail the stage or, with on_bad_sample: skip, are
 listed in rejected.csv. Every file is written atomically.
@@ -22,7 +23,8 @@ import pandas as pd
 
 from medvqa.data import schema
 from medvqa.data.sources import load_source
-from medvqa.io import write_csv, write_json, write_parquet
+from medvqa.data.leakage import duplicated_images
+from medvqa.io import read_json, write_csv, write_json, write_parquet
 from medvqa.spec import ConfigError, Spec, check_choice, check_range
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ class FilterSpec(Spec):
     subsample: int | None = None
     subsample_seed: int = 0
     subsample_splits: tuple[str, ...] = ("train",)
+    leakage: str = "keep"  # drop: val/test rows on images that duplicate a train image (leakage.json)
 
     def validate(self, where: str) -> None:
         check_choice(where, "question_type", self.question_type, ("all", "closed", "open"))
@@ -55,6 +58,7 @@ class FilterSpec(Spec):
                 f"{where}: language={self.language!r} is not 'all' or a language code as the q_lang "
                 f"column holds them (e.g. en, zh)"
             )
+        check_choice(where, "leakage", self.leakage, ("keep", "drop"))
         if self.subsample is not None:
             check_range(where, "subsample", self.subsample, 1)
         for split in self.subsample_splits:
@@ -96,12 +100,15 @@ def import_dataset(
     return counts
 
 
-def filter_rows(rows: pd.DataFrame, spec: FilterSpec, split: str) -> pd.DataFrame:
-    """Apply the question-type, language and subsample filters to one split's rows."""
+def filter_rows(rows: pd.DataFrame, spec: FilterSpec, split: str, duplicated: frozenset = frozenset()) -> pd.DataFrame:
+    """Apply the question-type, language, leakage and subsample filters to one split's rows;
+    ``duplicated``: the split's image ids that duplicate a train image (leakage.json)."""
     if spec.question_type != "all" and "answer_type" in rows:
         rows = rows[rows["answer_type"] == spec.question_type]
     if spec.language != "all" and "q_lang" in rows:
         rows = rows[rows["q_lang"].isna() | (rows["q_lang"] == spec.language)]
+    if spec.leakage == "drop" and split != "train":
+        rows = rows[~rows["image_id"].astype(str).isin(duplicated)]
     if spec.subsample is not None and split in spec.subsample_splits and len(rows) > spec.subsample:
         # Sampling the sorted ids (not the row order) keeps the subset stable when a
         # source reorders rows between versions.
@@ -111,9 +118,17 @@ def filter_rows(rows: pd.DataFrame, spec: FilterSpec, split: str) -> pd.DataFram
     return rows.reset_index(drop=True)
 
 
-def filter_split(spec: FilterSpec, dataset: str, split: str, source_path: str | Path, out_path: str | Path) -> int:
+def filter_split(
+    spec: FilterSpec, dataset: str, split: str, source_path: str | Path, out_path: str | Path,
+    leakage_path: str | Path | None = None,
+) -> int:
     rows = pd.read_parquet(source_path)
-    kept = filter_rows(rows, spec, split)
+    duplicated = frozenset()
+    if spec.leakage == "drop":
+        if leakage_path is None:
+            raise ValueError(f"dataset {dataset!r}: filters.leakage is drop but no leakage.json was given")
+        duplicated = duplicated_images(read_json(leakage_path), split)
+    kept = filter_rows(rows, spec, split, duplicated)
     if kept.empty:
         present = "; ".join(
             f"{column} values present: {', '.join(sorted(rows[column].dropna().astype(str).unique()))}"

@@ -2,19 +2,24 @@
 
 Holds rows and unique images per split, closed/open counts, the answer distribution, the
 majority-answer and question-only baselines on val and test (how far a model gets without
-looking at the image), the rejected rows by kind of reason, and the source's own notes (e.g. the
-closed-question rule of datasets without an answer-type column).
+looking at the image), the rejected rows by kind of reason, the source's own notes (e.g. the
+closed-question rule of datasets without an answer-type column), and the leakage audit
+(``leakage``): duplicate pairs per split pair, the val/test rows of this view on an image that
+duplicates a train image, and, in a clean view (filters.leakage: drop), what the filter removed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
 
 from medvqa.data.answers import normalise_answer
 from medvqa.data.baselines import majority_baseline, question_only_baseline
+from medvqa.data.leakage import duplicated_images
+from medvqa.data.prepare import FilterSpec, filter_rows
 from medvqa.data.schema import read_text_columns, task_of
 from medvqa.io import read_json, write_json
 
@@ -33,10 +38,34 @@ def _split_summary(rows: pd.DataFrame) -> dict:
     return out
 
 
+def leakage_summary(
+    audit: Mapping, splits: Mapping[str, pd.DataFrame], filters: FilterSpec,
+    source_paths: Mapping[str, str | Path],
+) -> dict:
+    """The audit's pair counts, this view's val/test rows on duplicated images, and what the
+    leakage filter removed: the rows that pass the view's other filters (before any subsample)
+    and sit on a duplicated image."""
+    out = {"hash": audit["hash"], "pairs": audit["pairs"], "filter": filters.leakage, "on_duplicated_images": {}}
+    unsampled = dataclasses.replace(filters, leakage="keep", subsample=None)
+    for split in ("val", "test"):
+        duplicated = duplicated_images(audit, split)
+        rows = splits[split]
+        hit = int(rows["image_id"].astype(str).isin(duplicated).sum())
+        out["on_duplicated_images"][split] = {"rows": hit, "share": hit / len(rows) if len(rows) else 0.0}
+        if filters.leakage == "drop":
+            candidates = filter_rows(read_text_columns(source_paths[split]), unsampled, split)
+            removed = candidates[candidates["image_id"].astype(str).isin(duplicated)]
+            out.setdefault("removed", {})[split] = {"rows": len(removed), "images": int(removed["image_id"].nunique())}
+    return out
+
+
 def summarise(
     dataset: str, split_paths: Mapping[str, str | Path], rejected_path: str | Path,
-    meta_path: str | Path, out_path: str | Path,
+    meta_path: str | Path, out_path: str | Path, leakage_path: str | Path | None = None,
+    filters: FilterSpec | None = None, source_paths: Mapping[str, str | Path] | None = None,
 ) -> dict:
+    """Write summary.json; the leakage section needs the source's leakage.json, the view's
+    filters and its source split parquets."""
     splits = {split: read_text_columns(path) for split, path in split_paths.items()}
     rejected = pd.read_csv(rejected_path)
     # By kind: the detail in parentheses (a file name, an error text) would make one entry per row.
@@ -59,5 +88,7 @@ def summarise(
             for split in ("val", "test")
             if split in splits
         }
+    if leakage_path is not None:
+        summary["leakage"] = leakage_summary(read_json(leakage_path), splits, filters or FilterSpec(), source_paths)
     write_json(summary, out_path)
     return summary
