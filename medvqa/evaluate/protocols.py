@@ -77,7 +77,8 @@ def footnote(name: str, described: Mapping[str, object]) -> str:
         source = "this project's rule"
     else:
         read = Reference(reference["repository"], tuple(reference["files"]), reference["commit"])
-        source = "reproduces " + read.text()
+        # A publication read at no commit is followed, not reproduced (medgemma: not even read).
+        source = ("reproduces " if read.commit else "meant to follow ") + read.text()
     return f"{described.get('label')} ({name}; {source}): {described.get('rules')}"
 
 
@@ -177,7 +178,7 @@ MULTIMEDEVAL = Reference(
 # its metric definitions are not verified; the metric names come from Google's model card.
 MEDGEMMA = Reference(
     "MedGemma Technical Report, arXiv:2507.05201",
-    ("metric definitions NOT verified against the report text (only its abstract was read)",),
+    ("(metric definitions NOT verified against the report text: only its abstract was read)",),
     None,
 )
 MEDGEMMA_NOT_VERIFIED = "not verified against the report text"

@@ -239,7 +239,9 @@ def test_medgemma_says_its_definitions_are_not_verified():
     assert protocol.reference.commit is None and "2507.05201" in protocol.reference.repository
     assert "NOT verified against the report text" in protocol.reference.files[0]
     assert "not verified against the report text" in protocol.rules
-    assert "not verified against the report text" in protocol.footnote()
+    footnote = protocol.footnote()
+    assert "not verified against the report text" in footnote and "reproduces" not in footnote
+    assert footnote.startswith("MedGemma (medgemma; meant to follow MedGemma Technical Report, arXiv:2507.05201 (")
 
 
 def test_exact_match_protocol():
