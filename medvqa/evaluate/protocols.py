@@ -77,7 +77,8 @@ def footnote(name: str, described: Mapping[str, object]) -> str:
         source = "this project's rule"
     else:
         read = Reference(reference["repository"], tuple(reference["files"]), reference["commit"])
-        source = "reproduces " + read.text()
+        # A publication read at no commit is followed, not reproduced (medgemma: not even read).
+        source = ("reproduces " if read.commit else "meant to follow ") + read.text()
     return f"{described.get('label')} ({name}; {source}): {described.get('rules')}"
 
 
@@ -134,7 +135,8 @@ def token_f1_scores(preds, refs, kinds) -> Scored:
 
 
 def medgemma_scores(preds, refs, kinds) -> Scored:
-    """Closed: exact match; open: token recall; extra token_f1 over every question."""
+    """Closed: exact match; open: token recall; extra token_f1 over every question (see its rules text:
+    the report's own definitions are not verified)."""
     main, f1 = [], []
     for pred, answer, kind in zip(_text(preds), _text(refs), kinds, strict=True):
         p, r = answer_tokens(pred), answer_tokens(answer)
@@ -172,7 +174,14 @@ MULTIMEDEVAL = Reference(
     ("multimedeval/task_families.py (VQA.evaluate)", "multimedeval/utils.py (clean_str, @ e06fe64)"),
     "12ab84bb0d503dbcacd2cb0caf578000468f3356",
 )
-MEDGEMMA = Reference("MedGemma Technical Report, arXiv:2507.05201", ("VQA evaluation metric definitions",), None)
+# Only the report's abstract was readable through this project's search tools (2026-12-02), so
+# its metric definitions are not verified; the metric names come from Google's model card.
+MEDGEMMA = Reference(
+    "MedGemma Technical Report, arXiv:2507.05201",
+    ("(metric definitions NOT verified against the report text: only its abstract was read)",),
+    None,
+)
+MEDGEMMA_NOT_VERIFIED = "not verified against the report text"
 
 PROTOCOLS: dict[str, Protocol] = {
     "exact_match": Protocol(
@@ -217,11 +226,15 @@ PROTOCOLS: dict[str, Protocol] = {
     ),
     "medgemma": Protocol(
         "medgemma", "MedGemma", medgemma_scores,
-        "the MedGemma technical report's definitions, on this project's normalisation (the report "
-        "publishes no tokeniser): closed questions: accuracy (exact match); open questions: token "
-        "recall of the reference tokens (as reported for SLAKE open); extra token_f1: SQuAD-style "
-        "token F1 over every question (the report's 'tokenized F1' headline). Closed/open from the "
-        "data's answer_type", MEDGEMMA,
+        f"meant to follow the MedGemma technical report (arXiv:2507.05201), but {MEDGEMMA_NOT_VERIFIED}: "
+        "only its abstract could be read. Google's medgemma-4b-it model card (v1.0.1) names the metric "
+        "'Tokenized F1' for SLAKE (radiology) and VQA-RAD (its 'balanced split', Yang et al. 2024, "
+        "arXiv:2405.03162) and the MedGemma 1.5 card adds 'Accuracy (on closed subset)'; neither defines "
+        "the tokenisation, the normalisation, the averaging or the closed subset, and neither mentions an "
+        "open-question recall. Computed here on this project's normalisation: closed questions: accuracy "
+        "(exact match); open questions: token recall of the reference tokens (this project's choice, not "
+        "from the cards); extra token_f1: SQuAD-style multiset token F1 over every question (this "
+        "project's reading of 'Tokenized F1'). Closed/open from the data's answer_type", MEDGEMMA,
         (("medgemma_f1", "MedGemma F1", "token_f1"), ("medgemma_closed", "MedGemma closed", "closed"),
          ("medgemma_open", "MedGemma open recall", "open")),
     ),

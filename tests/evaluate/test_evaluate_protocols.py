@@ -212,6 +212,9 @@ def test_multimedeval_bleu1_equals_torchmetrics(pred, ref):
 
 # --- medgemma and exact_match ---
 
+# The MedGemma report's text could not be read through the search tools (only its abstract), so
+# these cases pin the rules the protocol states, not quotations of the report.
+
 def test_medgemma_definitions():
     scored = _scores("medgemma", ["Yes.", "yes, there is", "the left lung apex"], ["yes", "yes", "left lung"],
                      ["closed", "closed", "open"])
@@ -219,6 +222,26 @@ def test_medgemma_definitions():
     assert scored.per_question.tolist() == [1.0, 0.0, 1.0]
     # token F1: 'yes there is' vs 'yes' P=1/3 R=1 -> 0.5; 'left lung apex' vs 'left lung' -> 0.8
     assert scored.extras["token_f1"].tolist() == pytest.approx([1.0, 0.5, 0.8])
+
+
+def test_medgemma_token_f1_is_multiset_and_covers_every_question():
+    scored = _scores("medgemma", ["lung lung", "", "", "left"], ["lung", "", "left", "left lung"],
+                     ["open", "open", "closed", "open"])
+    # multiset overlap: 'lung lung' vs 'lung' shares one 'lung': P=1/2 R=1 -> 2/3; recall 1
+    # both empty -> 1 (F1 and recall); only the prediction empty -> 0; 'left' vs 'left lung':
+    # P=1 R=1/2 -> F1 2/3, recall 1/2
+    assert scored.extras["token_f1"].tolist() == pytest.approx([2 / 3, 1.0, 0.0, 2 / 3])
+    assert scored.per_question.tolist() == pytest.approx([1.0, 1.0, 0.0, 0.5])
+
+
+def test_medgemma_says_its_definitions_are_not_verified():
+    protocol = protocols.get("medgemma")
+    assert protocol.reference.commit is None and "2507.05201" in protocol.reference.repository
+    assert "NOT verified against the report text" in protocol.reference.files[0]
+    assert "not verified against the report text" in protocol.rules
+    footnote = protocol.footnote()
+    assert "not verified against the report text" in footnote and "reproduces" not in footnote
+    assert footnote.startswith("MedGemma (medgemma; meant to follow MedGemma Technical Report, arXiv:2507.05201 (")
 
 
 def test_exact_match_protocol():
