@@ -165,7 +165,7 @@ def clean_table(
     write_csv(frame, outputs["csv"])
     notes = [f"{names[1]} is {names[0]} without the val/test rows whose image duplicates a train image "
              "(filters.leakage: drop; see the dataset's leakage table). Δ = clean - original, in points.",
-             f"Both views are scored with the same training runs (a clean view has its original's train split "
+             "Both views are scored with the same training runs (a clean view has its original's train split "
              "and reuses its checkpoints), so Δ comes from the removed questions alone."]
     if removed and split in removed:
         notes.append(f"Removed from {split}: {removed[split]['rows']} rows on {removed[split]['images']} image(s).")
