@@ -39,7 +39,6 @@ if not workflow.config_settings.configfiles:
     configfile: "config.yaml"
 
 
-
 validate(config, "rules/config.schema.yaml")
 
 

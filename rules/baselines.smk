@@ -20,14 +20,14 @@ rule vqa_baseline:
     wildcard_constraints:
         dataset=task_datasets("vqa"),
         model=baseline_names("vqa"),
-    params:
-        name="{model}",
+    conda:
+        "../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/data.yaml"
+    params:
+        name="{model}",
     script:
         "../workflow_scripts/baseline.py"
 
@@ -44,14 +44,14 @@ rule caption_baseline:
     wildcard_constraints:
         dataset=task_datasets("caption"),
         model="baseline-frequent-caption",
-    params:
-        name="{model}",
+    conda:
+        "../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/data.yaml"
+    params:
+        name="{model}",
     script:
         "../workflow_scripts/baseline.py"
 
@@ -69,13 +69,13 @@ rule nearest_caption_baseline:
     wildcard_constraints:
         dataset=task_datasets("caption"),
         model="baseline-nearest-caption",
-    params:
-        name="{model}",
+    conda:
+        "../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
-    conda:
-        "../envs/data.yaml"
+    params:
+        name="{model}",
     script:
         "../workflow_scripts/baseline.py"

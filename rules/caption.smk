@@ -6,6 +6,7 @@
 #   results/captions/{dataset}/{model}/{seed}/shards/{split}.{shard}.parquet
 #       the shards of a model with shards: N > 1 (medvqa.shards), merged into {split}.parquet
 
+
 rule caption:
     input:
         unpack(caption_inputs),
@@ -17,17 +18,17 @@ rule caption:
         dataset=task_datasets("caption"),
         model=caption_models(sharded=False),
         seed=SEED_PATTERN,
-    params:
-        spec=caption_params,
-        seed="{seed}",
-        model_name="{model}",
+    conda:
+        "../envs/train.yaml"
     threads: 2
     resources:
         gpu=1,
         mem_mb=16000,
         runtime=480,
-    conda:
-        "../envs/train.yaml"
+    params:
+        spec=caption_params,
+        seed="{seed}",
+        model_name="{model}",
     script:
         "../workflow_scripts/caption.py"
 

@@ -11,14 +11,14 @@ rule import_dataset:
         meta="results/data/{dataset}/source/meta.json",
     log:
         "logs/data/{dataset}/import.log",
-    params:
-        spec=import_params,
+    conda:
+        "../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=8000,
         runtime=120,
-    conda:
-        "../envs/data.yaml"
+    params:
+        spec=import_params,
     script:
         "../workflow_scripts/import_dataset.py"
 
@@ -32,14 +32,14 @@ rule leakage_audit:
         pairs="results/data/{dataset}/leakage_pairs.csv",
     log:
         "logs/data/{dataset}/leakage.log",
-    params:
-        spec=leakage_params,
+    conda:
+        "../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=120,
-    conda:
-        "../envs/data.yaml"
+    params:
+        spec=leakage_params,
     script:
         "../workflow_scripts/leakage_audit.py"
 
@@ -52,14 +52,14 @@ rule filter_split:
         "results/data/{dataset}/{split}.parquet",
     log:
         "logs/data/{dataset}/filter.{split}.log",
-    params:
-        spec=filter_params,
+    conda:
+        "../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../envs/data.yaml"
+    params:
+        spec=filter_params,
     script:
         "../workflow_scripts/filter_split.py"
 
@@ -71,12 +71,12 @@ rule answers:
         "results/data/{dataset}/answers.json",
     log:
         "logs/data/{dataset}/answers.log",
+    conda:
+        "../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/data.yaml"
     script:
         "../workflow_scripts/answers.py"
 
@@ -89,12 +89,12 @@ rule image_cache:
         ids="results/data/{dataset}/images_{size}.{split}.ids.json",
     log:
         "logs/data/{dataset}/images_{size}.{split}.log",
+    conda:
+        "../envs/data.yaml"
     threads: 4
     resources:
         mem_mb=4000,
         runtime=120,
-    conda:
-        "../envs/data.yaml"
     script:
         "../workflow_scripts/image_cache.py"
 
@@ -106,14 +106,14 @@ rule word_vocab:
         "results/data/{dataset}/tokens/{tokenizer}.vocab.json",
     log:
         "logs/data/{dataset}/tokens/{tokenizer}.vocab.log",
-    params:
-        spec=tokenizer_params,
+    conda:
+        "../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/data.yaml"
+    params:
+        spec=tokenizer_params,
     script:
         "../workflow_scripts/word_vocab.py"
 
@@ -125,14 +125,14 @@ rule tokenize:
         "results/data/{dataset}/tokens/{tokenizer}.{split}.parquet",
     log:
         "logs/data/{dataset}/tokens/{tokenizer}.{split}.log",
-    params:
-        spec=tokenizer_params,
+    conda:
+        "../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../envs/data.yaml"
+    params:
+        spec=tokenizer_params,
     script:
         "../workflow_scripts/tokenize_split.py"
 
@@ -148,13 +148,13 @@ rule summary:
         "results/data/{dataset}/summary.json",
     log:
         "logs/data/{dataset}/summary.log",
-    params:
-        filters=filter_params,
+    conda:
+        "../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../envs/data.yaml"
+    params:
+        filters=filter_params,
     script:
         "../workflow_scripts/summary.py"

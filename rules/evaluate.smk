@@ -20,15 +20,15 @@ rule score_vqa:
         dataset=task_datasets("vqa"),
         model=model_names(),
         seed=SEED_PATTERN,
-    params:
-        spec=score_params(),
-        model_run=score_run,
+    conda:
+        "../envs/evaluate.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../envs/evaluate.yaml"
+    params:
+        spec=score_params(),
+        model_run=score_run,
     script:
         "../workflow_scripts/score.py"
 
@@ -45,15 +45,15 @@ rule score_captions:
         dataset=task_datasets("caption"),
         model=model_names(),
         seed=SEED_PATTERN,
-    params:
-        spec=score_params(),
-        model_run=score_run,
+    conda:
+        "../envs/evaluate.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
-    conda:
-        "../envs/evaluate.yaml"
+    params:
+        spec=score_params(),
+        model_run=score_run,
     script:
         "../workflow_scripts/score_captions.py"
 
@@ -67,14 +67,14 @@ rule aggregate_seeds:
         "logs/metrics/{dataset}/{model}/{split}.seeds.log",
     wildcard_constraints:
         model=model_names(),
-    params:
-        seeds=run_seeds,
+    conda:
+        "../envs/evaluate.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../envs/evaluate.yaml"
+    params:
+        seeds=run_seeds,
     script:
         "../workflow_scripts/aggregate_seeds.py"
 
@@ -96,13 +96,13 @@ rule compare_models:
         "logs/metrics/{dataset}/mcnemar.{split}.log",
     wildcard_constraints:
         dataset=task_datasets("vqa"),
-    params:
-        runs=dataset_runs,
+    conda:
+        "../envs/evaluate.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../envs/evaluate.yaml"
+    params:
+        runs=dataset_runs,
     script:
         "../workflow_scripts/compare_models.py"

@@ -32,16 +32,16 @@ rule training_curves:
         "logs/figures/{dataset}/{model}/curves.log",
     wildcard_constraints:
         model=model_names(),
-    params:
-        seeds=run_seeds,
-        spec=figure_params(),
-        title="{model} on {dataset}: training curves",
+    conda:
+        "../envs/evaluate.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/evaluate.yaml"
+    params:
+        seeds=run_seeds,
+        spec=figure_params(),
+        title="{model} on {dataset}: training curves",
     script:
         "../workflow_scripts/figure_curves.py"
 
@@ -64,15 +64,15 @@ rule reliability_diagram:
         dataset=task_datasets("vqa"),
         model=model_names(),
         seed=SEED_PATTERN,
-    params:
-        spec=figure_params(),
-        title="{model} on {dataset}/{split}, seed {seed}: reliability",
+    conda:
+        "../envs/evaluate.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/evaluate.yaml"
+    params:
+        spec=figure_params(),
+        title="{model} on {dataset}/{split}, seed {seed}: reliability",
     script:
         "../workflow_scripts/figure_reliability.py"
 
@@ -91,16 +91,16 @@ rule comparison_bars:
         pdf="results/figures/{dataset}/comparison.{split}.pdf",
     log:
         "logs/figures/{dataset}/comparison.{split}.log",
-    params:
-        runs=table_runs,
-        spec=figure_params(),
-        title="{dataset}/{split}: model comparison",
+    conda:
+        "../envs/evaluate.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/evaluate.yaml"
+    params:
+        runs=table_runs,
+        spec=figure_params(),
+        title="{dataset}/{split}: model comparison",
     script:
         "../workflow_scripts/figure_comparison.py"
 
@@ -124,15 +124,15 @@ rule caption_gallery:
         dataset=task_datasets("caption"),
         model=model_names(),
         seed=SEED_PATTERN,
-    params:
-        spec=figure_params(),
-        title="{model} on {dataset}/{split}, seed {seed}: generated captions",
+    conda:
+        "../envs/evaluate.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/evaluate.yaml"
+    params:
+        spec=figure_params(),
+        title="{model} on {dataset}/{split}, seed {seed}: generated captions",
     script:
         "../workflow_scripts/figure_gallery.py"
 
@@ -159,15 +159,15 @@ rule attention_maps:
         dataset=task_datasets("vqa"),
         model=model_names(),
         seed=SEED_PATTERN,
-    params:
-        spec=figure_params(),
-        title="{model} on {dataset}/{split}, seed {seed}: question-guided attention",
+    conda:
+        "../envs/evaluate.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/evaluate.yaml"
+    params:
+        spec=figure_params(),
+        title="{model} on {dataset}/{split}, seed {seed}: question-guided attention",
     script:
         "../workflow_scripts/figure_attention.py"
 
@@ -188,14 +188,14 @@ rule results_table:
         ),
     log:
         "logs/tables/{dataset}/results.{split}.log",
-    params:
-        runs=table_runs,
+    conda:
+        "../envs/evaluate.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../envs/evaluate.yaml"
+    params:
+        runs=table_runs,
     script:
         "../workflow_scripts/table.py"
 
@@ -216,15 +216,15 @@ rule published_table:
         ),
     log:
         "logs/tables/{dataset}/published.{split}.log",
-    params:
-        runs=dataset_runs,
-        entries=published_entries,
+    conda:
+        "../envs/evaluate.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../envs/evaluate.yaml"
+    params:
+        runs=dataset_runs,
+        entries=published_entries,
     script:
         "../workflow_scripts/table_published.py"
 
@@ -247,13 +247,13 @@ rule mcnemar_table:
         "logs/tables/{dataset}/mcnemar.{split}.log",
     wildcard_constraints:
         dataset=task_datasets("vqa"),
-    params:
-        title="{dataset}: pairwise McNemar tests on the {split} split",
+    conda:
+        "../envs/evaluate.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../envs/evaluate.yaml"
+    params:
+        title="{dataset}: pairwise McNemar tests on the {split} split",
     script:
         "../workflow_scripts/table_mcnemar.py"

@@ -7,6 +7,7 @@
 #   results/predictions/{dataset}/{model}/{seed}/shards/{split}.{shard}.parquet
 #       the shards of a model with shards: N > 1 (medvqa.shards), merged into {split}.parquet
 
+
 rule predict:
     input:
         unpack(predict_inputs),
@@ -17,16 +18,16 @@ rule predict:
     wildcard_constraints:
         model=classifier_models(attention=False),
         seed=SEED_PATTERN,
-    params:
-        spec=predict_params,
-        generate=generate_params,
+    conda:
+        "../envs/train.yaml"
     threads: 2
     resources:
         gpu=1,
         mem_mb=family_mem_mb,
         runtime=60,
-    conda:
-        "../envs/train.yaml"
+    params:
+        spec=predict_params,
+        generate=generate_params,
     script:
         "../workflow_scripts/predict.py"
 
@@ -61,14 +62,14 @@ use rule predict as generate_answers_shard with:
     wildcard_constraints:
         model=models_of(GENERATIVE_FAMILIES, sharded=True),
         seed=SEED_PATTERN,
-    params:
-        spec=predict_params,
-        generate=generate_params,
-        shard=shard_param,
     resources:
         gpu=1,
         mem_mb=family_mem_mb,
         runtime=240,
+    params:
+        spec=predict_params,
+        generate=generate_params,
+        shard=shard_param,
 
 
 rule merge_prediction_shards:
@@ -83,13 +84,13 @@ rule merge_prediction_shards:
     wildcard_constraints:
         model=models_of(GENERATIVE_FAMILIES, sharded=True),
         seed=SEED_PATTERN,
-    params:
-        id_column="question_id",
+    conda:
+        "../envs/evaluate.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../envs/evaluate.yaml"
+    params:
+        id_column="question_id",
     script:
         "../workflow_scripts/merge_shards.py"

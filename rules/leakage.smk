@@ -24,15 +24,15 @@ rule leakage_figure:
         "logs/figures/{dataset}/leakage.log",
     wildcard_constraints:
         dataset=audited_datasets(),
-    params:
-        spec=figure_params(),
-        title="{dataset}: duplicate images (examples)",
+    conda:
+        "../envs/evaluate.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/evaluate.yaml"
+    params:
+        spec=figure_params(),
+        title="{dataset}: duplicate images (examples)",
     script:
         "../workflow_scripts/figure_leakage.py"
 
@@ -56,12 +56,12 @@ rule leakage_table:
         "logs/tables/{dataset}/leakage.log",
     wildcard_constraints:
         dataset=audited_datasets(),
+    conda:
+        "../envs/evaluate.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../envs/evaluate.yaml"
     script:
         "../workflow_scripts/table_leakage.py"
 
@@ -87,15 +87,15 @@ rule clean_table:
         "logs/tables/{dataset}/clean_vs_original.{split}.log",
     wildcard_constraints:
         dataset=clean_view_names(),
-    params:
-        original=clean_original,
-        original_runs=original_runs,
-        clean_runs=dataset_runs,
+    conda:
+        "../envs/evaluate.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../envs/evaluate.yaml"
+    params:
+        original=clean_original,
+        original_runs=original_runs,
+        clean_runs=dataset_runs,
     script:
         "../workflow_scripts/table_clean.py"

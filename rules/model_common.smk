@@ -6,6 +6,7 @@ from medvqa.families import FAMILIES, family_names
 
 # --- pretrained.smk ---
 
+
 def pretrained_entry(wildcards):
     return config["pretrained"][wildcards.name]
 
@@ -65,8 +66,10 @@ def models_of(families, zero_shot=None, multi_gpu=None, sharded=None):
     asked; only those trained on several GPUs, or on one, if asked; only those whose inference
     is sharded, or not, if asked)."""
     return name_regex(
-        name for name, entry in config["models"].items()
-        if entry["family"] in families and (zero_shot is None or is_zero_shot(entry) == zero_shot)
+        name
+        for name, entry in config["models"].items()
+        if entry["family"] in families
+        and (zero_shot is None or is_zero_shot(entry) == zero_shot)
         and (multi_gpu is None or (entry_gpus(entry) > 1) == multi_gpu)
         and (sharded is None or (n_shards(name) > 1) == sharded)
     )
@@ -151,6 +154,7 @@ def family_mem_mb(wildcards):
 
 
 # --- infer.smk ---
+
 
 def predict_inputs(wildcards):
     """The run (state.json, + best weights unless zero-shot), the split's parquet, image cache

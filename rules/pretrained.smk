@@ -2,6 +2,7 @@
 #   results/pretrained/{name}/  config.json, model.safetensors, tokenizer + processor files
 #   (kind clip_gpt2: clip/ and gpt2/ subdirectories, one checkpoint each)
 
+
 rule tiny_checkpoint:
     input:
         pretrained_train_splits,
@@ -11,16 +12,16 @@ rule tiny_checkpoint:
         "logs/pretrained/{name}.log",
     wildcard_constraints:
         name="|".join(config.get("pretrained", {})) or "(?!x)x",
+    conda:
+        "../envs/train.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
         kind=pretrained_kind,
         model=pretrained_model_params,
         seed=pretrained_seed,
         image_size=pretrained_image_size,
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../envs/train.yaml"
     script:
         "../workflow_scripts/pretrained.py"

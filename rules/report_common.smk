@@ -154,7 +154,9 @@ def published_config():
 def run_histories(wildcards):
     """Every seed's history.csv of the model (an output of the training rule)."""
     seeds = model_seeds_of(wildcards.dataset, wildcards.model)
-    return [f"results/models/{model_dataset(config, wildcards.dataset)}/{wildcards.model}/{s}/history.csv" for s in seeds]
+    return [
+        f"results/models/{model_dataset(config, wildcards.dataset)}/{wildcards.model}/{s}/history.csv" for s in seeds
+    ]
 
 
 def image_cache(dataset, split):

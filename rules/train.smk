@@ -4,6 +4,7 @@
 #    + adapter/ for vlm_sft LoRA runs: the best adapter in PEFT's own format)
 # Zero-shot entries (model.finetune: false) train nothing: state.json + an empty history.csv.
 
+
 rule train:
     input:
         unpack(train_inputs),
@@ -16,16 +17,16 @@ rule train:
     wildcard_constraints:
         model=models_of(CLASSIFIER_FAMILIES + GENERATIVE_FAMILIES, zero_shot=False, multi_gpu=False),
         seed=SEED_PATTERN,
-    params:
-        model=model_entry,
-        seed="{seed}",
+    conda:
+        "../envs/train.yaml"
     threads: 2
     resources:
         gpu=1,
         mem_mb=family_mem_mb,
         runtime=480,
-    conda:
-        "../envs/train.yaml"
+    params:
+        model=model_entry,
+        seed="{seed}",
     script:
         "../workflow_scripts/train.py"
 
@@ -41,15 +42,15 @@ rule zero_shot:
     wildcard_constraints:
         model=models_of(GENERATIVE_FAMILIES, zero_shot=True),
         seed=SEED_PATTERN,
-    params:
-        model=model_entry,
-        seed="{seed}",
+    conda:
+        "../envs/train.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/train.yaml"
+    params:
+        model=model_entry,
+        seed="{seed}",
     script:
         "../workflow_scripts/train.py"
 
@@ -69,18 +70,18 @@ rule train_ddp:
     wildcard_constraints:
         model=models_of(CLASSIFIER_FAMILIES + GENERATIVE_FAMILIES, zero_shot=False, multi_gpu=True),
         seed=SEED_PATTERN,
-    params:
-        entry=train_entry_json,
-        inputs=train_inputs_json,
-        out="results/models/{dataset}/{model}/{seed}",
-        checkout=CHECKOUT,
+    conda:
+        "../envs/train.yaml"
     threads: 8
     resources:
         gpu=train_gpus,
         mem_mb=family_mem_mb,
         runtime=480,
-    conda:
-        "../envs/train.yaml"
+    params:
+        entry=train_entry_json,
+        inputs=train_inputs_json,
+        out="results/models/{dataset}/{model}/{seed}",
+        checkout=CHECKOUT,
     # A conda environment blocks an inherited PYTHONPATH, so the shell names the checkout.
     shell:
         "PYTHONPATH={params.checkout:q}${{PYTHONPATH:+:$PYTHONPATH}}"

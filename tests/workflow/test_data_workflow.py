@@ -68,3 +68,10 @@ def test_changing_one_filter_rebuilds_only_that_dataset(workdir, tmp_path):
     assert result.returncode == 0
     assert "filter_split" in out and "import_dataset" not in out
     assert "demo_captions" not in out.split("Job stats")[0]
+
+
+def test_workflow_files_are_snakefmt_clean():
+    """The Snakefile and rules/ are formatted by snakefmt (line length in pyproject.toml)."""
+    result = subprocess.run(["snakefmt", "--check", "Snakefile", "rules"], cwd=REPO, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
