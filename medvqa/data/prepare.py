@@ -103,19 +103,33 @@ def import_dataset(
 def filter_rows(rows: pd.DataFrame, spec: FilterSpec, split: str, duplicated: frozenset = frozenset()) -> pd.DataFrame:
     """Apply the question-type, language, leakage and subsample filters to one split's rows;
     ``duplicated``: the split's image ids that duplicate a train image (leakage.json)."""
+    return filter_steps(rows, spec, split, duplicated)[0]
+
+
+def filter_steps(
+    rows: pd.DataFrame, spec: FilterSpec, split: str, duplicated: frozenset = frozenset()
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """``filter_rows`` and how many rows each filter dropped, in the order they apply
+    ({"question_type": n, "language": n, "leakage": n, "subsample": n}; summary.json states them)."""
+    dropped = dict.fromkeys(("question_type", "language", "leakage", "subsample"), 0)
+
+    def keep(name: str, mask) -> pd.DataFrame:
+        dropped[name] = int((~mask).sum())
+        return rows[mask]
+
     if spec.question_type != "all" and "answer_type" in rows:
-        rows = rows[rows["answer_type"] == spec.question_type]
+        rows = keep("question_type", rows["answer_type"] == spec.question_type)
     if spec.language != "all" and "q_lang" in rows:
-        rows = rows[rows["q_lang"].isna() | (rows["q_lang"] == spec.language)]
+        rows = keep("language", rows["q_lang"].isna() | (rows["q_lang"] == spec.language))
     if spec.leakage == "drop" and split != "train":
-        rows = rows[~rows["image_id"].astype(str).isin(duplicated)]
+        rows = keep("leakage", ~rows["image_id"].astype(str).isin(duplicated))
     if spec.subsample is not None and split in spec.subsample_splits and len(rows) > spec.subsample:
         # Sampling the sorted ids (not the row order) keeps the subset stable when a
         # source reorders rows between versions.
         ids = rows["question_id" if "question_id" in rows else "image_id"]
-        keep = ids.sort_values().sample(n=spec.subsample, random_state=spec.subsample_seed)
-        rows = rows[ids.isin(set(keep))]
-    return rows.reset_index(drop=True)
+        kept_ids = ids.sort_values().sample(n=spec.subsample, random_state=spec.subsample_seed)
+        rows = keep("subsample", ids.isin(set(kept_ids)))
+    return rows.reset_index(drop=True), dropped
 
 
 def filter_split(

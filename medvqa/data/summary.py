@@ -5,13 +5,15 @@ majority-answer and question-only baselines on val and test (how far a model get
 looking at the image), the rejected rows by kind of reason, the source's own notes (e.g. the
 closed-question rule of datasets without an answer-type column), and the leakage audit
 (``leakage``): duplicate pairs per split pair, the val/test rows of this view on an image that
-duplicates a train image, and, in a clean view (filters.leakage: drop), what the filter removed.
+duplicates a train image, and, in a clean view (filters.leakage: drop), what the filter removed;
+and (``filters``) the view's filter settings with, per split, the imported rows and how many rows
+each filter (question type, language, leakage, subsample) dropped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +21,7 @@ import pandas as pd
 from medvqa.data.answers import normalise_answer
 from medvqa.data.baselines import majority_baseline, question_only_baseline
 from medvqa.data.leakage import duplicated_images
-from medvqa.data.prepare import FilterSpec, filter_rows
+from medvqa.data.prepare import FilterSpec, filter_rows, filter_steps
 from medvqa.data.schema import read_text_columns, task_of
 from medvqa.io import read_json, write_json
 
@@ -59,6 +61,17 @@ def leakage_summary(
     return out
 
 
+def filter_summary(filters: FilterSpec, source_paths: Mapping[str, str | Path], audit: Mapping | None) -> dict:
+    """The view's filter settings and, per split, the imported rows and how many each filter dropped."""
+    out = {"settings": filters.to_dict(), "splits": {}}
+    for split, path in source_paths.items():
+        rows = read_text_columns(path)
+        duplicated = duplicated_images(audit, split) if audit is not None else frozenset()
+        kept, dropped = filter_steps(rows, filters, split, duplicated)
+        out["splits"][split] = {"imported": len(rows), "kept": len(kept), "dropped": dropped}
+    return out
+
+
 def summarise(
     dataset: str, split_paths: Mapping[str, str | Path], rejected_path: str | Path,
     meta_path: str | Path, out_path: str | Path, leakage_path: str | Path | None = None,
@@ -90,5 +103,8 @@ def summarise(
         }
     if leakage_path is not None:
         summary["leakage"] = leakage_summary(read_json(leakage_path), splits, filters or FilterSpec(), source_paths)
+    if filters is not None and source_paths is not None:
+        audit = read_json(leakage_path) if leakage_path is not None else None
+        summary["filters"] = filter_summary(filters, source_paths, audit)
     write_json(summary, out_path)
     return summary

@@ -57,3 +57,27 @@ def test_a_language_name_is_refused_at_load_and_an_empty_filter_lists_the_values
     with pytest.raises(ValueError, match=r"left no rows of 18 \(answer_type values present: closed, open; "
                                          r"q_lang values present: en, zh\)"):
         filter_split(FilterSpec(language="fr"), "d", "train", src, tmp_path / "out.parquet")
+
+
+def test_summary_states_the_filters_and_the_rows_each_one_dropped(tmp_path):
+    """Issue 13: summary.json says which language (and other filters) a view kept, and what they dropped."""
+    from medvqa.data.summary import summarise
+
+    filters = FilterSpec.from_mapping({"language": "en", "question_type": "closed"})
+    sources, views = {}, {}
+    for split in ("train", "val", "test"):
+        sources[split] = tmp_path / f"source_{split}.parquet"
+        views[split] = tmp_path / f"{split}.parquet"
+        vqa_rows(n_images=4, questions_per_image=3, split=split).to_parquet(sources[split])  # q 0, 1: en; q 2: zh
+        filter_split(filters, "mine", split, sources[split], views[split])
+    pd.DataFrame(columns=["split", "id", "reason"]).to_csv(tmp_path / "rejected.csv", index=False)
+    (tmp_path / "meta.json").write_text('{"source": "local"}')
+    summary = summarise("mine", views, tmp_path / "rejected.csv", tmp_path / "meta.json", tmp_path / "s.json",
+                        filters=filters, source_paths=sources)
+    stated = summary["filters"]
+    assert stated["settings"]["language"] == "en" and stated["settings"]["question_type"] == "closed"
+    # Per image: q0 closed/en (kept), q1 open/en (question type drops it), q2 closed/zh (language drops it).
+    assert stated["splits"]["test"] == {
+        "imported": 12, "kept": 4, "dropped": {"question_type": 4, "language": 4, "leakage": 0, "subsample": 0},
+    }
+    assert summary["splits"]["test"]["rows"] == 4  # the view's own count agrees
