@@ -29,7 +29,7 @@ rule vqa_baseline:
     params:
         name="{model}",
     script:
-        "../workflow_scripts/baseline.py"
+        "../workflow_scripts/baselines.py"
 
 
 rule caption_baseline:
@@ -53,7 +53,7 @@ rule caption_baseline:
     params:
         name="{model}",
     script:
-        "../workflow_scripts/baseline.py"
+        "../workflow_scripts/baselines.py"
 
 
 rule nearest_caption_baseline:
@@ -78,4 +78,4 @@ rule nearest_caption_baseline:
     params:
         name="{model}",
     script:
-        "../workflow_scripts/baseline.py"
+        "../workflow_scripts/baselines.py"

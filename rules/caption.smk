@@ -8,6 +8,7 @@
 
 
 rule caption:
+    """Captions of one split by a captioning model (zero-shot or fine-tuned), in resumable chunks."""
     input:
         unpack(caption_inputs),
     output:
@@ -35,6 +36,7 @@ rule caption:
 
 # A model with shards: N captions each split as N jobs (stable id-hash rule), merged in split order.
 use rule caption as caption_shard with:
+    """Captions of one shard of a split, for a model with shards: N."""
     output:
         captions="results/captions/{dataset}/{model}/{seed}/shards/{split}.{shard}.parquet",
     log:
@@ -51,6 +53,7 @@ use rule caption as caption_shard with:
 
 
 use rule merge_prediction_shards as merge_caption_shards with:
+    """The captions of a sharded model, in the split's image order."""
     input:
         shards=shard_files("results/captions/{dataset}/{model}/{seed}/shards/{split}.{shard}.parquet"),
         data="results/data/{dataset}/{split}.parquet",

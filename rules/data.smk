@@ -3,6 +3,7 @@
 
 
 rule import_dataset:
+    """Read a dataset source, validate every row and write the unified source splits."""
     output:
         train="results/data/{dataset}/source/train.parquet",
         val="results/data/{dataset}/source/val.parquet",
@@ -45,6 +46,7 @@ rule leakage_audit:
 
 
 rule filter_split:
+    """Apply the view's filters (question type, language, leakage, subsample) to one split."""
     input:
         unpack(leakage_filter_input),
         source=source_files("results/data/{dataset}/source/{split}.parquet"),
@@ -65,6 +67,7 @@ rule filter_split:
 
 
 rule answers:
+    """The answer vocabulary of the train split and the closed/open map."""
     input:
         unpack(split_files("results/data/{dataset}/{split}.parquet")),
     output:
@@ -82,6 +85,7 @@ rule answers:
 
 
 rule image_cache:
+    """Decode and resize one split's images into a memory-mapped uint8 cache."""
     input:
         "results/data/{dataset}/{split}.parquet",
     output:
@@ -100,6 +104,7 @@ rule image_cache:
 
 
 rule word_vocab:
+    """The word vocabulary of the train split (tokenizers of kind words)."""
     input:
         "results/data/{dataset}/train.parquet",
     output:
@@ -118,7 +123,8 @@ rule word_vocab:
         "../workflow_scripts/word_vocab.py"
 
 
-rule tokenize:
+rule tokenize_split:
+    """Pre-tokenise one split's questions with a configured tokenizer."""
     input:
         unpack(tokenizer_inputs),
     output:
@@ -138,6 +144,7 @@ rule tokenize:
 
 
 rule summary:
+    """summary.json: sizes, answers, baselines, rejected rows, filters and leakage of a view."""
     input:
         unpack(split_files("results/data/{dataset}/{split}.parquet")),
         unpack(source_splits("source_")),

@@ -9,6 +9,7 @@
 
 
 rule score_vqa:
+    """Score one predictions file under every protocol into a metrics JSON."""
     input:
         data="results/data/{dataset}/{split}.parquet",
         predictions="results/predictions/{dataset}/{model}/{seed}/{split}.parquet",
@@ -30,10 +31,11 @@ rule score_vqa:
         spec=score_params(),
         model_run=score_run,
     script:
-        "../workflow_scripts/score.py"
+        "../workflow_scripts/score_vqa.py"
 
 
 rule score_captions:
+    """Score one captions file under every caption protocol into a metrics JSON."""
     input:
         data="results/data/{dataset}/{split}.parquet",
         captions="results/captions/{dataset}/{model}/{seed}/{split}.parquet",
@@ -59,6 +61,7 @@ rule score_captions:
 
 
 rule aggregate_seeds:
+    """Mean, std and interval over the seeds of one model."""
     input:
         seed_metrics,
     output:
@@ -80,6 +83,7 @@ rule aggregate_seeds:
 
 
 rule compare_models:
+    """Exact McNemar tests between the models scored on the same questions (Holm-adjusted)."""
     input:
         data="results/data/{dataset}/{split}.parquet",
         predictions=dataset_predictions,

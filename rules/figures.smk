@@ -17,6 +17,7 @@
 
 
 rule training_curves:
+    """Training and validation curves of one run."""
     input:
         run_histories,
     output:
@@ -43,10 +44,11 @@ rule training_curves:
         spec=figure_params(),
         title="{model} on {dataset}: training curves",
     script:
-        "../workflow_scripts/figure_curves.py"
+        "../workflow_scripts/training_curves.py"
 
 
 rule reliability_diagram:
+    """Reliability diagram of each confidence source of one run."""
     input:
         "results/metrics/{dataset}/{model}/{seed}/{split}.json",
     output:
@@ -74,10 +76,11 @@ rule reliability_diagram:
         spec=figure_params(),
         title="{model} on {dataset}/{split}, seed {seed}: reliability",
     script:
-        "../workflow_scripts/figure_reliability.py"
+        "../workflow_scripts/reliability_diagram.py"
 
 
 rule comparison_bars:
+    """Models and baselines side by side under the figure metric, with intervals."""
     input:
         table_metrics,
     output:
@@ -102,10 +105,11 @@ rule comparison_bars:
         spec=figure_params(),
         title="{dataset}/{split}: model comparison",
     script:
-        "../workflow_scripts/figure_comparison.py"
+        "../workflow_scripts/comparison_bars.py"
 
 
 rule caption_gallery:
+    """A fixed sample of images with their reference and generated captions."""
     input:
         data="results/data/{dataset}/{split}.parquet",
         captions="results/captions/{dataset}/{model}/{seed}/{split}.parquet",
@@ -134,10 +138,11 @@ rule caption_gallery:
         spec=figure_params(),
         title="{model} on {dataset}/{split}, seed {seed}: generated captions",
     script:
-        "../workflow_scripts/figure_gallery.py"
+        "../workflow_scripts/caption_gallery.py"
 
 
 rule attention_maps:
+    """Question-guided attention maps over a fixed sample of questions."""
     input:
         unpack(image_cache_files),
         attention="results/predictions/{dataset}/{model}/{seed}/{split}.attention.npy",
@@ -169,10 +174,11 @@ rule attention_maps:
         spec=figure_params(),
         title="{model} on {dataset}/{split}, seed {seed}: question-guided attention",
     script:
-        "../workflow_scripts/figure_attention.py"
+        "../workflow_scripts/attention_maps.py"
 
 
 rule results_table:
+    """The results table of a dataset and split (CSV, Markdown, LaTeX, HTML)."""
     input:
         table_metrics,
     output:
@@ -197,10 +203,11 @@ rule results_table:
     params:
         runs=table_runs,
     script:
-        "../workflow_scripts/table.py"
+        "../workflow_scripts/results_table.py"
 
 
 rule published_table:
+    """Published numbers beside this project's, under the same protocol and split."""
     input:
         dataset_metrics,
     output:
@@ -226,7 +233,7 @@ rule published_table:
         runs=dataset_runs,
         entries=published_entries,
     script:
-        "../workflow_scripts/table_published.py"
+        "../workflow_scripts/published_table.py"
 
 
 rule mcnemar_table:
@@ -256,4 +263,4 @@ rule mcnemar_table:
     params:
         title="{dataset}: pairwise McNemar tests on the {split} split",
     script:
-        "../workflow_scripts/table_mcnemar.py"
+        "../workflow_scripts/mcnemar_table.py"

@@ -9,6 +9,7 @@
 
 
 rule predict:
+    """Answers of a classifier run for one split."""
     input:
         unpack(predict_inputs),
     output:
@@ -33,6 +34,7 @@ rule predict:
 
 
 use rule predict as predict_with_attention with:
+    """Answers of a classifier run, with its attention maps."""
     output:
         predictions="results/predictions/{dataset}/{model}/{seed}/{split}.parquet",
         attention="results/predictions/{dataset}/{model}/{seed}/{split}.attention.npy",
@@ -44,6 +46,7 @@ use rule predict as predict_with_attention with:
 
 # Generative families decode answers token by token (model.generate settings: generate:).
 use rule predict as generate_answers with:
+    """Generated answers of a generative run for one split."""
     wildcard_constraints:
         model=models_of(GENERATIVE_FAMILIES, sharded=False),
         seed=SEED_PATTERN,
@@ -55,6 +58,7 @@ use rule predict as generate_answers with:
 
 # A model with shards: N answers each split as N jobs (stable id-hash rule), merged in split order.
 use rule predict as generate_answers_shard with:
+    """Generated answers of one shard of a split, for a model with shards: N."""
     output:
         predictions="results/predictions/{dataset}/{model}/{seed}/shards/{split}.{shard}.parquet",
     log:

@@ -34,7 +34,7 @@ rule leakage_figure:
         spec=figure_params(),
         title="{dataset}: duplicate images (examples)",
     script:
-        "../workflow_scripts/figure_leakage.py"
+        "../workflow_scripts/leakage_figure.py"
 
 
 rule leakage_table:
@@ -63,7 +63,7 @@ rule leakage_table:
         mem_mb=1000,
         runtime=10,
     script:
-        "../workflow_scripts/table_leakage.py"
+        "../workflow_scripts/leakage_table.py"
 
 
 rule clean_table:
@@ -98,4 +98,4 @@ rule clean_table:
         original_runs=original_runs,
         clean_runs=dataset_runs,
     script:
-        "../workflow_scripts/table_clean.py"
+        "../workflow_scripts/clean_table.py"

@@ -4,6 +4,7 @@
 
 
 rule tiny_checkpoint:
+    """A tiny random stand-in of a hub checkpoint, written with save_pretrained."""
     input:
         pretrained_train_splits,
     output:
@@ -24,4 +25,4 @@ rule tiny_checkpoint:
         seed=pretrained_seed,
         image_size=pretrained_image_size,
     script:
-        "../workflow_scripts/pretrained.py"
+        "../workflow_scripts/tiny_checkpoint.py"

@@ -6,6 +6,7 @@
 
 
 rule train:
+    """Train one model on one dataset with one seed (resumable)."""
     input:
         unpack(train_inputs),
     output:
@@ -32,6 +33,7 @@ rule train:
 
 
 rule zero_shot:
+    """The run directory of a model used as pretrained (no training)."""
     input:
         unpack(train_inputs),
     output:
@@ -59,6 +61,7 @@ rule zero_shot:
 # (medvqa.training.distributed; train.batch_size is the global batch). Rank 0 writes the
 # outputs; every rank's stderr (rank 0's progress, any rank's errors) goes to the log.
 rule train_ddp:
+    """Train one model on several GPUs of one node under torchrun."""
     input:
         unpack(train_inputs),
     output:

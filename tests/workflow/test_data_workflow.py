@@ -75,3 +75,22 @@ def test_workflow_files_are_snakefmt_clean():
     result = subprocess.run(["snakefmt", "--check", "Snakefile", "rules"], cwd=REPO, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_rule_has_a_one_line_docstring_and_a_script_named_after_it():
+    import re
+
+    missing, misnamed = [], []
+    for smk in sorted((REPO / "rules").glob("*.smk")):
+        for block in re.split(r"\n(?=rule |use rule )", smk.read_text()):
+            head = re.match(r'(?:rule (\w+):|use rule \w+ as (\w+) with:)\n(\s*""".*?"""\n)?', block)
+            if not head:
+                continue
+            name = head.group(1) or head.group(2)
+            if not head.group(3):
+                missing.append(f"{smk.name}:{name}")
+            script = re.search(r'script:\n\s*"\.\./workflow_scripts/(\w+)\.py"', block)
+            shared = {"predict", "caption", "train", "baselines", "merge_shards"}  # scripts several rules run
+            if script and script.group(1) != name and script.group(1) not in shared:
+                misnamed.append(f"{name} runs {script.group(1)}.py")
+    assert not missing and not misnamed, (missing, misnamed)
