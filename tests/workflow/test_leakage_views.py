@@ -68,8 +68,9 @@ def test_clean_example_config_scores_one_model_on_both_views(tmp_path):
                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     counts = job_counts(result.stdout)
-    # One training run, scored on both views.
-    assert counts["train"] == 1 and counts["predict_with_attention"] == 2 and counts["score_vqa"] == 2
+    # One training run, scored on both views (each view also scores its two VQA baselines).
+    assert counts["train"] == 1 and counts["predict_with_attention"] == 2 and counts["score_vqa"] == 2 + 2 * 2
+    assert counts["vqa_baseline"] == 2 * 2
     assert counts["clean_table"] == 1 and counts["results_table"] == 2
     assert counts["leakage_audit"] == 1 and counts["leakage_figure"] == 1 and counts["summary"] == 1
     assert "results/tables/demo-clean/clean_vs_original.test.csv" in result.stdout
