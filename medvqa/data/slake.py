@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from medvqa.data.unify import SourceNotFoundError, reading, resolve_columns, unify_rows
+from medvqa.data.unify import reading, require_layout, resolve_columns, unify_rows
 from medvqa.spec import Spec
 
 SLAKE_URL = "https://www.med-vqa.com/slake/"
@@ -38,16 +38,12 @@ class SlakeSourceSpec(Spec):
 
 
 def _check_layout(root: Path, dataset: str) -> None:
-    missing = [str(root / name) for name in SPLIT_FILES.values() if not (root / name).is_file()]
-    if not (root / "imgs").is_dir():
-        missing.append(str(root / "imgs") + "/")
-    if missing:
-        raise SourceNotFoundError(
-            f"dataset {dataset!r} (source slake): {', '.join(missing)} not found. Download the "
-            f"SLAKE release from the official site {SLAKE_URL}, unpack it and set "
-            f"options.path to the Slake1.0 folder that holds train.json, validate.json, test.json "
-            f"and imgs/. Parquet mirrors on the hub load with source: hf, preset: slake instead."
-        )
+    require_layout(
+        root, list(SPLIT_FILES.values()), "imgs", f"dataset {dataset!r} (source slake)",
+        f"Download the SLAKE release from the official site {SLAKE_URL}, unpack it and set options.path "
+        f"to the Slake1.0 folder that holds train.json, validate.json, test.json and imgs/. Parquet "
+        f"mirrors on the hub load with source: hf, preset: slake instead.",
+    )
 
 
 def load_slake(spec: SlakeSourceSpec, dataset: str) -> pd.DataFrame:

@@ -20,7 +20,7 @@ import io
 import json
 import math
 import os
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,16 @@ def reading(dataset: str, source: str, path: Path) -> Iterator[None]:
         ) from None
     except json.JSONDecodeError as exc:
         raise SourceFileError(f"{where}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+
+
+def require_layout(root: Path, files: Sequence[str], folder: str, where: str, advice: str) -> None:
+    """Raise SourceNotFoundError naming every missing file and folder of a release under ``root``
+    (``where``: e.g. "dataset 'x' (source slake)"; ``advice``: how to obtain the release)."""
+    missing = [str(root / name) for name in files if not (root / name).is_file()]
+    if not (root / folder).is_dir():
+        missing.append(f"{root / folder}/")
+    if missing:
+        raise SourceNotFoundError(f"{where}: {', '.join(missing)} not found. {advice}")
 
 
 def json_problem(text: str, lines: bool) -> str:

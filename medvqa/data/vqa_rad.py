@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from medvqa.data.unify import SourceNotFoundError, resolve_columns, unify_rows
+from medvqa.data.unify import reading, require_layout, resolve_columns, unify_rows
 from medvqa.spec import Spec, check_range
 
 VQA_RAD_URL = "https://osf.io/89kps/"
@@ -50,23 +50,20 @@ class VqaRadSourceSpec(Spec):
 
 
 def _check_layout(root: Path, dataset: str) -> None:
-    missing = [str(p) for p in (root / JSON_NAME,) if not p.is_file()]
-    if not (root / IMAGE_DIR).is_dir():
-        missing.append(str(root / IMAGE_DIR) + "/")
-    if missing:
-        raise SourceNotFoundError(
-            f"dataset {dataset!r} (source vqa_rad): {', '.join(missing)} not found. Download the "
-            f"VQA-RAD release from {VQA_RAD_URL}, unpack it and set options.path to the folder that "
-            f"holds '{JSON_NAME}' and '{IMAGE_DIR}/'. The hub copy (flaviagiammarino/vqa-rad) has no "
-            f"answer types: it loads with source: hf, preset: vqa_rad instead."
-        )
+    require_layout(
+        root, [JSON_NAME], IMAGE_DIR, f"dataset {dataset!r} (source vqa_rad)",
+        f"Download the VQA-RAD release from {VQA_RAD_URL}, unpack it and set options.path to the folder "
+        f"that holds '{JSON_NAME}' and '{IMAGE_DIR}/'. The hub copy (flaviagiammarino/vqa-rad) has no "
+        f"answer types: it loads with source: hf, preset: vqa_rad instead.",
+    )
 
 
 def load_vqa_rad(spec: VqaRadSourceSpec, dataset: str) -> pd.DataFrame:
     """All VQA-RAD questions as unified VQA rows of train / val / test (see module docstring)."""
     root = Path(spec.path).expanduser()
     _check_layout(root, dataset)
-    raw = pd.DataFrame(json.loads((root / JSON_NAME).read_text(encoding="utf-8")))
+    with reading(dataset, "vqa_rad", root / JSON_NAME):
+        raw = pd.DataFrame(json.loads((root / JSON_NAME).read_text(encoding="utf-8")))
     phrase = raw["phrase_type"].astype(str).str.strip() if "phrase_type" in raw else pd.Series("", index=raw.index)
     raw["split"] = phrase.isin(TEST_PHRASE_TYPES).map({True: "test", False: "train"})
     where = f"datasets.{dataset}.options (vqa_rad source)"

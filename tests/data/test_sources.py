@@ -19,7 +19,7 @@ from data.fixtures import (
 from medvqa.data import schema
 from medvqa.data.prepare import FilterSpec, filter_rows
 from medvqa.data.sources import SOURCES, SourceNotFoundError, load_source
-from medvqa.data.unify import CLOSED_RULE, content_id
+from medvqa.data.unify import CLOSED_RULE, SourceFileError, content_id
 from medvqa.spec import ConfigError
 
 
@@ -346,3 +346,11 @@ def test_imported_and_filtered_splits_carry_the_answer_type_rule(tmp_path):
     attrs = pd.read_parquet(tmp_path / "test.parquet", columns=[]).attrs
     assert attrs["answer_type_rule"] == "answer_type column of the source, lower-cased"
     assert json.loads((tmp_path / "meta.json").read_text())["test_split_rule"] == attrs["test_split_rule"]
+
+
+def test_malformed_vqa_rad_json_names_dataset_file_and_place(tmp_path):
+    folder = vqa_rad_release(tmp_path)
+    path = folder / "VQA_RAD Dataset Public.json"
+    path.write_text(path.read_text(encoding="utf-8")[:-10], encoding="utf-8")
+    with pytest.raises(SourceFileError, match=r"dataset 'rad' \(source vqa_rad\): .*Public.json: invalid JSON at line 1"):
+        load_source("vqa_rad", {"path": str(folder)}, "rad")
