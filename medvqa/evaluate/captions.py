@@ -19,7 +19,6 @@ import re
 import string
 from collections.abc import Callable, Iterator, Sequence
 from importlib import metadata
-from typing import Any
 
 import numpy as np
 
