@@ -10,12 +10,14 @@ processor of the real classes, into one directory:
 
 ``AutoProcessor.from_pretrained(dir)`` and ``AutoModelForImageTextToText.from_pretrained(dir)``
 load it exactly as they load ``Qwen/Qwen2-VL-2B-Instruct``, ``Qwen/Qwen2.5-VL-3B-Instruct``,
-``OpenGVLab/InternVL3-1B-hf``, ``llava-hf/llava-1.5-7b-hf`` and
-``llava-hf/llava-v1.6-mistral-7b-hf`` (same model_type, classes, special tokens and template).
+``Qwen/Qwen3-VL-2B-Instruct``, ``OpenGVLab/InternVL3-1B-hf``, ``llava-hf/llava-1.5-7b-hf``,
+``llava-hf/llava-v1.6-mistral-7b-hf`` and ``google/medgemma-4b-it`` (Gemma 3) (same model_type, classes,
+special tokens and template; templates in ``medvqa.tiny_vlm_templates``).
 
 Tokenizers are BPEs learnt offline (``medvqa.tiny_bpe``, deterministic) from ``texts`` plus the chat template's fixed
 words: byte-level with Qwen2's pre-tokeniser for the Qwen and InternVL families, SentencePiece-style
-(▁ word boundaries, byte fallback) for the LLaMA/Mistral language models of LLaVA.
+(▁ word boundaries, byte fallback) for the LLaMA/Mistral language models of LLaVA and for Gemma
+(which, unlike LLaMA, adds no ▁ before the first word).
 """
 
 from __future__ import annotations
@@ -27,11 +29,14 @@ from pathlib import Path
 
 from medvqa.spec import ConfigError, Spec, check_choice, check_range
 from medvqa.tiny_bpe import learn_bpe, word_counts
+from medvqa.tiny_vlm_templates import (
+    GEMMA3_TEMPLATE, INTERNVL_TEMPLATE, LLAVA_NEXT_TEMPLATE, LLAVA_TEMPLATE, QWEN2_VL_TEMPLATE, QWEN3_VL_TEMPLATE,
+)
 from medvqa.training.seed import seed_everything
 
 log = logging.getLogger(__name__)
 
-TINY_ARCHITECTURES = ("qwen2_vl", "qwen2_5_vl", "internvl", "llava", "llava_next")
+TINY_ARCHITECTURES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "internvl", "llava", "llava_next", "gemma3")
 
 # Special tokens of the Qwen2 tokenizer family, in the order (and so the relative ids) of the real one.
 QWEN_SPECIALS = (
@@ -48,53 +53,14 @@ INTERNVL_NAMED = {
     "context_image_token": "<IMG_CONTEXT>", "video_token": "<video>",
 }
 
-# Chat templates equivalent to the ones the real checkpoints ship (chat_template.json / .jinja).
-QWEN2_VL_TEMPLATE = (
-    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
-    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
-    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
-    "<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
-    "{% else %}{% for content in message['content'] %}"
-    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
-    "{% set image_count.value = image_count.value + 1 %}"
-    "{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}"
-    "<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif content['type'] == 'video' or 'video' in content %}"
-    "{% set video_count.value = video_count.value + 1 %}"
-    "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}"
-    "<|vision_start|><|video_pad|><|vision_end|>"
-    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-INTERNVL_TEMPLATE = (
-    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n'}}"
-    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
-    "{% for content in message['content'] %}{% if content['type'] == 'image' %}{{ '<IMG_CONTEXT>\n' }}"
-    "{% elif content['type'] == 'video' %}{{ '<video>\n' }}"
-    "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}{% endfor %}{% endif %}"
-    "{{'<|im_end|>\n'}}{% endfor %}{% if add_generation_prompt %}{{'<|im_start|>assistant\n' }}{% endif %}"
-)
-LLAVA_TEMPLATE = (  # llava-hf/llava-1.5-*-hf (Vicuna style)
-    "{% for message in messages %}{% if message['role'] != 'system' %}{{ message['role'].upper() + ': '}}{% endif %}"
-    "{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>\n' }}{% endfor %}"
-    "{% if message['role'] != 'assistant' %}"
-    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}"
-    "{{ content['text'] + ' '}}{% endfor %}"
-    "{% else %}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}"
-    "{% generation %}{{ content['text'] + ' '}}{% endgeneration %}{% endfor %}{% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
-)
-LLAVA_NEXT_TEMPLATE = (  # llava-hf/llava-v1.6-mistral-7b-hf (Mistral [INST] style)
-    "{% for message in messages %}{% if message['role'] == 'system' %}"
-    "{{ '<<SYS>>\n' + message['content'][0]['text'] + '\n<</SYS>>\n\n' }}"
-    "{% elif message['role'] == 'user' %}{{ '[INST] ' }}"
-    "{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>\n' }}{% endfor %}"
-    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ content['text'] }}{% endfor %}"
-    "{{' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' ' + message['content'][0]['text'] + '</s> '}}"
-    "{% else %}{{ raise_exception('Only user and assistant roles are supported!') }}{% endif %}{% endfor %}"
-)
+# Gemma's special tokens: control tokens first (ids 0-4, turn markers at 105/106 in the real one), image tokens last.
+GEMMA_CONTROL = ("<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "<start_of_turn>", "<end_of_turn>")
+GEMMA_NAMED = {"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>"}
+# generation_config.eos_token_id of the real chat checkpoints: (end of turn, eos) by the end-of-turn token.
+STOP_TOKENS = (("<|im_end|>", "<|endoftext|>"), ("<end_of_turn>", "<eos>"))
 # Words the templates add around every conversation; the tokenizer learns them too.
-TEMPLATE_WORDS = ("system", "user", "assistant", "USER: ASSISTANT:", "[INST] [/INST]", "You are a helpful assistant.")
+TEMPLATE_WORDS = ("system", "user", "assistant", "model", "USER: ASSISTANT:", "[INST] [/INST]",
+                  "You are a helpful assistant.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,6 +143,27 @@ def train_llama_tokenizer(texts: Iterable[str], vocab_size: int):
         vocab=vocab, merges=merges, pad_token="<pad>", add_bos_token=True,
         extra_special_tokens={"image_token": "<image>"},
     )
+    return tokenizer
+
+
+def train_gemma_tokenizer(texts: Iterable[str], vocab_size: int):
+    """A ``GemmaTokenizer`` (BPE over ▁-joined text with byte fallback) plus Gemma 3's turn and image tokens."""
+    from tokenizers import pre_tokenizers
+    from transformers import GemmaTokenizer
+
+    # Gemma keeps spaces as ▁ glued to the next word and adds none before the first word; learning from
+    # each text with and without a leading space gives both forms of a word, as the real vocabulary has.
+    pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="never", split=True),
+        pre_tokenizers.Punctuation(behavior="isolated"),
+    ])
+    texts = [*texts, *TEMPLATE_WORDS]
+    counts = word_counts([*texts, *(f" {t}" for t in texts)], pre_tokenizer=pre_tokenizer)
+    byte_tokens = [f"<0x{i:02X}>" for i in range(256)]
+    vocab, merges = learn_bpe(counts, vocab_size + 263, [*GEMMA_CONTROL, *byte_tokens], alphabet=["\n"])
+    vocab = _append_tokens(vocab, GEMMA_NAMED.values())
+    tokenizer = GemmaTokenizer(vocab=vocab, merges=merges, add_bos_token=True, extra_special_tokens=GEMMA_NAMED)
+    tokenizer.add_tokens(["<start_of_turn>", "<end_of_turn>"], special_tokens=True)
     return tokenizer
 
 
@@ -278,11 +265,68 @@ def _llava(spec: TinyVlmSpec, texts: list[str], next_version: bool):
     return tf.LlavaNextForConditionalGeneration(config), processor
 
 
+def _qwen3_vl(spec: TinyVlmSpec, texts: list[str]):
+    """Qwen3-VL: 16-pixel patches, DeepStack vision features, interleaved M-RoPE, Qwen3 LM (explicit head_dim)."""
+    import transformers as tf
+
+    tokenizer = train_qwen_tokenizer(texts, spec.vocab_size, QWEN_SPECIALS)
+    head_dim = spec.hidden_size // spec.heads
+    rope = {**_mrope(spec), "rope_theta": 5_000_000.0, "mrope_interleaved": True}
+    # Patch 16 × merge 2: the processor resizes to multiples of 32 within this pixel budget.
+    pixels = dict(min_pixels=32 * 32, max_pixels=(-(-spec.image_size // 32) * 32) ** 2, patch_size=16, merge_size=2,
+                  temporal_patch_size=2, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    vision = dict(depth=spec.vision_layers, hidden_size=spec.vision_hidden_size, num_heads=spec.vision_heads,
+                  intermediate_size=2 * spec.vision_hidden_size, out_hidden_size=spec.hidden_size, patch_size=16,
+                  num_position_embeddings=64, deepstack_visual_indexes=[0])
+    ids = tokenizer.convert_tokens_to_ids
+    config = tf.Qwen3VLConfig(
+        text_config=_text_config(spec, tokenizer, head_dim=head_dim, rope_parameters=rope), vision_config=vision,
+        image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
+        tie_word_embeddings=True,  # as the 2B/4B checkpoints
+    )
+    video = tf.Qwen3VLVideoProcessor(size={"shortest_edge": 32 * 32, "longest_edge": 4 * spec.image_size**2},
+                                     patch_size=16, merge_size=2, temporal_patch_size=2)
+    processor = tf.Qwen3VLProcessor(image_processor=tf.Qwen2VLImageProcessor(**pixels), tokenizer=tokenizer,
+                                    video_processor=video, chat_template=QWEN3_VL_TEMPLATE)
+    return tf.Qwen3VLForConditionalGeneration(config), processor
+
+
+def _gemma3(spec: TinyVlmSpec, texts: list[str]):
+    """Gemma 3 / MedGemma: SigLIP tower, average-pooled to ``(image_size / 28)²`` soft tokens, Gemma 3 LM."""
+    import transformers as tf
+
+    tokenizer = train_gemma_tokenizer(texts, spec.vocab_size)
+    side, head_dim = spec.image_size, spec.hidden_size // spec.heads
+    # 4 sliding-window layers to 1 global in the real model; a tiny one keeps one of each.
+    layer_types = ["sliding_attention"] * (spec.layers - 1) + ["full_attention"]
+    text = _text_config(spec, tokenizer, head_dim=head_dim, query_pre_attn_scalar=head_dim, sliding_window=512,
+                        layer_types=layer_types)
+    vision = dict(hidden_size=spec.vision_hidden_size, intermediate_size=2 * spec.vision_hidden_size,
+                  num_hidden_layers=spec.vision_layers, num_attention_heads=spec.vision_heads, image_size=side,
+                  patch_size=14, vision_use_head=False)
+    tokens = (side // 28) ** 2  # 2×2 average pooling of the 14-pixel patches
+    ids = tokenizer.convert_tokens_to_ids
+    config = tf.Gemma3Config(
+        text_config=text, vision_config=vision, mm_tokens_per_image=tokens, boi_token_index=ids("<start_of_image>"),
+        eoi_token_index=ids("<end_of_image>"), image_token_index=ids("<image_soft_token>"),
+    )
+    image_processor = tf.Gemma3ImageProcessor(size={"height": side, "width": side}, image_mean=[0.5] * 3,
+                                              image_std=[0.5] * 3)
+    processor = tf.Gemma3Processor(image_processor=image_processor, tokenizer=tokenizer,
+                                   chat_template=GEMMA3_TEMPLATE, image_seq_length=tokens)
+    return tf.Gemma3ForConditionalGeneration(config), processor
+
+
 def _build(arch: str, spec: TinyVlmSpec, texts: list[str]):
     if arch in ("qwen2_vl", "qwen2_5_vl"):
         return _qwen_vl(spec, texts, "2" if arch == "qwen2_vl" else "2.5")
+    if arch == "qwen3_vl":
+        return _qwen3_vl(spec, texts)
     if arch == "internvl":
         return _internvl(spec, texts)
+    if arch == "gemma3":
+        return _gemma3(spec, texts)
     return _llava(spec, texts, next_version=arch == "llava_next")
 
 
@@ -299,8 +343,9 @@ def write_tiny_vlm(
     model, processor = _build(arch, spec, [str(t) for t in texts])
     tokenizer = processor.tokenizer
     # Real checkpoints stop on the end-of-turn token as well as on the tokenizer's eos.
-    stops = [tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")]
-    model.generation_config.eos_token_id = stops if "<|im_end|>" in tokenizer.get_vocab() else tokenizer.eos_token_id
+    vocab = tokenizer.get_vocab()
+    stops = next(([vocab[t] for t in pair] for pair in STOP_TOKENS if pair[0] in vocab), tokenizer.eos_token_id)
+    model.generation_config.eos_token_id = stops
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     out_dir = Path(out_dir)
     model.save_pretrained(out_dir)

@@ -118,6 +118,12 @@ def encode_target(tokenizer, answer: str, end_of_turn: str) -> list[int]:
     return tokenizer(f"{answer}{end_of_turn}", add_special_tokens=False)["input_ids"]
 
 
+def adds_special_tokens(tokenizer, prompts: Sequence[str]) -> bool:
+    """False when the chat template already wrote the BOS token (Gemma 3), so tokenising adds no second one."""
+    bos = tokenizer.bos_token
+    return not (bos and all(p.startswith(bos) for p in prompts))
+
+
 def pad_sequences(seqs: Sequence[torch.Tensor], value: int, side: str) -> torch.Tensor:
     """1-D tensors → (B, max_len), padded with ``value`` on the ``side`` ('left' | 'right')."""
     width = max(len(s) for s in seqs)
@@ -149,9 +155,10 @@ class VlmCollator:
         # One processor call for the whole batch: per-image calls cost 3-6x as much.
         prompts = [render_prompt(self.processor, e.get("question"), self.fmt) for e in examples]
         side = "right" if self.with_labels else self.padding_side
+        # One image list per conversation (Gemma 3 and Idefics3 require it; the others accept it).
         encoded = self.processor(
-            images=[as_pil(e["image"]) for e in examples], text=prompts, return_tensors="pt", padding=True,
-            padding_side=side,
+            images=[[as_pil(e["image"])] for e in examples], text=prompts, return_tensors="pt", padding=True,
+            padding_side=side, add_special_tokens=adds_special_tokens(self.processor.tokenizer, prompts),
         )
         return self.append_targets(dict(encoded), examples) if self.with_labels else dict(encoded)
 

@@ -57,9 +57,11 @@ class VlmArchitecture:
 ARCHITECTURES: dict[str, VlmArchitecture] = {
     "qwen2_vl": VlmArchitecture("<|im_end|>"),
     "qwen2_5_vl": VlmArchitecture("<|im_end|>"),
+    "qwen3_vl": VlmArchitecture("<|im_end|>"),
     "internvl": VlmArchitecture("<|im_end|>"),
     "llava": VlmArchitecture(None),  # Vicuna: "ASSISTANT: {answer}</s>"
     "llava_next": VlmArchitecture(None),  # Mistral: "[/INST] {answer}</s>"
+    "gemma3": VlmArchitecture("<end_of_turn>"),  # Gemma 3, MedGemma: "<start_of_turn>model\n{answer}<end_of_turn>"
 }
 FALLBACK_ARCHITECTURE = VlmArchitecture(None)
 

@@ -15,13 +15,16 @@ from medvqa.models.vlm_collate import IGNORE_INDEX, VlmCollator, as_pil, load_ex
 from medvqa.models.vlm_sft import VlmSftSpec, load_processor, prompt_format
 from medvqa.tiny_vlm import TINY_ARCHITECTURES
 
-END_OF_TURN = {"qwen2_vl": "<|im_end|>", "qwen2_5_vl": "<|im_end|>", "internvl": "<|im_end|>",
-               "llava": "</s>", "llava_next": "</s>"}
+END_OF_TURN = {"qwen2_vl": "<|im_end|>", "qwen2_5_vl": "<|im_end|>", "qwen3_vl": "<|im_end|>", "internvl": "<|im_end|>",
+               "llava": "</s>", "llava_next": "</s>", "gemma3": "<end_of_turn>"}
 
 
 def encode_prompt(processor, image, prompt: str) -> dict[str, torch.Tensor]:
-    """The processor on one image and prompt: the reference the batched collator must equal."""
-    return dict(processor(images=[as_pil(image)], text=[prompt], return_tensors="pt"))
+    """The processor on one image and prompt: the reference the batched collator must equal. A template
+    that writes the BOS itself (Gemma 3) is tokenised without special tokens, as apply_chat_template does."""
+    bos_written = prompt.startswith(processor.tokenizer.bos_token or "\0")
+    return dict(processor(images=[[as_pil(image)]], text=[prompt], return_tensors="pt",
+                          add_special_tokens=not bos_written))
 
 
 def _setup(tiny_vlm, arch):
@@ -92,6 +95,39 @@ def test_qwen_sequence_is_the_chat_template_of_the_whole_conversation(tiny_vlm):
     assert text == expected
     assert batch["mm_token_type_ids"].shape == batch["input_ids"].shape
     assert batch["mm_token_type_ids"].sum() == n_image  # answer tokens are text (type 0)
+
+
+def test_qwen3_vl_sequence_is_the_chat_template_of_the_whole_conversation(tiny_vlm):
+    processor, fmt = _setup(tiny_vlm, "qwen3_vl")
+    batch = VlmCollator(processor, fmt)([vqa_examples(1)[0]])
+    n_image = int((batch["input_ids"] == processor.image_token_id).sum())
+    expected = (  # Qwen3-VL-Instruct: no default system turn, no <think> block
+        "<|im_start|>user\n<|vision_start|>" + "<|image_pad|>" * n_image + "<|vision_end|>"
+        "Is the image red? Answer briefly.<|im_end|>\n<|im_start|>assistant\nyes<|im_end|>"
+    )
+    assert n_image == 4  # a 64-pixel budget: 4×4 patches of 16, merged 2×2
+    assert processor.tokenizer.decode(batch["input_ids"][0]) == expected
+    assert batch["mm_token_type_ids"].sum() == n_image
+
+
+def test_gemma3_sequence_has_one_bos_and_learns_only_the_model_turn(tiny_vlm):
+    processor, fmt = _setup(tiny_vlm, "gemma3")
+    tokenizer = processor.tokenizer
+    batch = VlmCollator(processor, fmt)([vqa_examples(1)[0]])
+    ids = batch["input_ids"][0].tolist()
+    soft = "<image_soft_token>" * processor.image_seq_length
+    expected = (
+        "<bos><start_of_turn>user\n\n\n<start_of_image>" + soft + "<end_of_image>\n\n"
+        "Is the image red? Answer briefly.<end_of_turn>\n<start_of_turn>model\nyes<end_of_turn>"
+    )
+    assert tokenizer.decode(ids) == expected
+    assert ids.count(tokenizer.bos_token_id) == 1 and ids[0] == tokenizer.bos_token_id
+    labels = [t for t in batch["labels"][0].tolist() if t != IGNORE_INDEX]
+    assert labels == tokenizer("yes<end_of_turn>", add_special_tokens=False)["input_ids"]
+    assert labels == ids[-len(labels):]
+    # Image soft tokens are type 1 (bidirectional attention among them), everything else 0.
+    soft_id = tokenizer.convert_tokens_to_ids("<image_soft_token>")
+    assert batch["token_type_ids"][0].tolist() == [int(t == soft_id) for t in ids]
 
 
 @pytest.mark.parametrize("arch", ["qwen2_vl", "llava_next"])

@@ -8,11 +8,13 @@ import torch
 
 from medvqa.models.vlm_collate import PromptFormat, render_prompt
 from medvqa.spec import ConfigError
-from medvqa.tiny_vlm import INTERNVL_SPECIALS, QWEN_SPECIALS, TINY_ARCHITECTURES, TinyVlmSpec, write_tiny_vlm
+from medvqa.tiny_vlm import GEMMA_CONTROL, GEMMA_NAMED, INTERNVL_SPECIALS, QWEN_SPECIALS, TINY_ARCHITECTURES, TinyVlmSpec, write_tiny_vlm
 
 CLASSES = {
     "qwen2_vl": ("Qwen2VLForConditionalGeneration", "Qwen2VLProcessor"),
     "qwen2_5_vl": ("Qwen2_5_VLForConditionalGeneration", "Qwen2_5_VLProcessor"),
+    "qwen3_vl": ("Qwen3VLForConditionalGeneration", "Qwen3VLProcessor"),
+    "gemma3": ("Gemma3ForConditionalGeneration", "Gemma3Processor"),
     "internvl": ("InternVLForConditionalGeneration", "InternVLProcessor"),
     "llava": ("LlavaForConditionalGeneration", "LlavaProcessor"),
     "llava_next": ("LlavaNextForConditionalGeneration", "LlavaNextProcessor"),
@@ -24,13 +26,17 @@ QWEN_PROMPT = (
 PROMPTS = {  # what the real checkpoints' chat templates render
     "qwen2_vl": QWEN_PROMPT,
     "qwen2_5_vl": QWEN_PROMPT,
+    "qwen3_vl": QWEN_PROMPT.removeprefix("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"),
+    "gemma3": "<bos><start_of_turn>user\n<start_of_image>Is the image red? Answer briefly.<end_of_turn>\n"
+              "<start_of_turn>model\n",
     "internvl": "<|im_start|>user\n<IMG_CONTEXT>\nIs the image red? Answer briefly.<|im_end|>\n<|im_start|>assistant\n",
     "llava": "USER: <image>\nIs the image red? Answer briefly. ASSISTANT:",
     "llava_next": "[INST] <image>\nIs the image red? Answer briefly. [/INST]",
 }
 SPECIALS = {
-    "qwen2_vl": QWEN_SPECIALS, "qwen2_5_vl": QWEN_SPECIALS, "internvl": QWEN_SPECIALS + INTERNVL_SPECIALS,
+    "qwen2_vl": QWEN_SPECIALS, "qwen2_5_vl": QWEN_SPECIALS, "qwen3_vl": QWEN_SPECIALS, "internvl": QWEN_SPECIALS + INTERNVL_SPECIALS,
     "llava": ("<s>", "</s>", "<image>", "<pad>"), "llava_next": ("<s>", "</s>", "<image>", "<pad>"),
+    "gemma3": (*GEMMA_CONTROL, *GEMMA_NAMED.values()),
 }
 
 
@@ -51,7 +57,8 @@ def test_tiny_checkpoint_loads_through_the_auto_classes(tiny_vlm, arch):
     prompt = render_prompt(processor, "Is the image red?", PromptFormat(end_of_turn=tokenizer.eos_token))
     assert prompt == PROMPTS[arch]
     image = np.full((64, 64, 3), 120, np.uint8)
-    inputs = processor(images=[image], text=[prompt], return_tensors="pt")
+    # The Gemma 3 template writes <bos> itself, as apply_chat_template(tokenize=True) knows.
+    inputs = processor(images=[[image]], text=[prompt], return_tensors="pt", add_special_tokens=arch != "gemma3")
     with torch.no_grad():
         logits = model(**inputs).logits
     assert logits.shape == (1, inputs["input_ids"].shape[1], len(tokenizer))
