@@ -7,8 +7,9 @@ hub checkpoint of one *kind*, written with ``save_pretrained`` so that the real 
   clip_gpt2     clip/ (CLIP) + gpt2/ (GPT2LMHeadModel + tokenizer)  the two towers of flamingo
   blip_vqa      BlipForQuestionAnswering + BlipProcessor         Salesforce/blip-vqa-base
   blip_caption  BlipForConditionalGeneration + BlipProcessor     Salesforce/blip-image-captioning-base
-  qwen2_vl, qwen2_5_vl, internvl, llava, llava_next
-                AutoModelForImageTextToText + AutoProcessor      Qwen/Qwen2-VL-2B-Instruct, ...
+  qwen2_vl, qwen2_5_vl, qwen3_vl, internvl, llava, llava_next, gemma3
+                AutoModelForImageTextToText + AutoProcessor      Qwen/Qwen2-VL-2B-Instruct, ...,
+                                                                 google/medgemma-4b-it
 
 Tokenizers learn from the text of one or more train splits (``pretrained.{name}.text_from``):
 CLIP from the questions (or captions), the others from questions and answers (or captions).
@@ -29,7 +30,7 @@ from medvqa.data.schema import read_text_columns, task_of
 from medvqa.pretrained import TinyClipSpec, write_tiny_clip
 from medvqa.spec import ConfigError, Spec, check_choice
 from medvqa.tiny_hf import TinyHFSpec, texts_of, write_tiny_blip, write_tiny_clip_gpt2
-from medvqa.tiny_vlm import TinyVlmSpec, write_tiny_vlm
+from medvqa.tiny_vlm import TINY_ARCHITECTURES, TinyVlmSpec, write_tiny_vlm
 
 
 class TinyKind(NamedTuple):
@@ -67,7 +68,7 @@ TINY_KINDS: dict[str, TinyKind] = {
     "blip_vqa": TinyKind(TinyHFSpec, texts_of, functools.partial(_blip, "vqa")),
     "blip_caption": TinyKind(TinyHFSpec, texts_of, functools.partial(_blip, "caption")),
     **{arch: TinyKind(TinyVlmSpec, texts_of, functools.partial(_vlm, arch))
-       for arch in ("qwen2_vl", "qwen2_5_vl", "internvl", "llava", "llava_next")},
+       for arch in TINY_ARCHITECTURES},
 }
 
 

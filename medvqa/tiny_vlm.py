@@ -294,6 +294,7 @@ def _qwen3_vl(spec: TinyVlmSpec, texts: list[str]):
 
 def _gemma3(spec: TinyVlmSpec, texts: list[str]):
     """Gemma 3 / MedGemma: SigLIP tower, average-pooled to ``(image_size / 28)²`` soft tokens, Gemma 3 LM."""
+    import torch
     import transformers as tf
 
     tokenizer = train_gemma_tokenizer(texts, spec.vocab_size)
@@ -310,12 +311,21 @@ def _gemma3(spec: TinyVlmSpec, texts: list[str]):
     config = tf.Gemma3Config(
         text_config=text, vision_config=vision, mm_tokens_per_image=tokens, boi_token_index=ids("<start_of_image>"),
         eoi_token_index=ids("<end_of_image>"), image_token_index=ids("<image_soft_token>"),
+        initializer_range=spec.initializer_range,  # Gemma 3 initialises every weight from the top-level value
+        # The real checkpoints tie the output head to the embeddings; a random tied tiny model only echoes
+        # its last input token (the "\n" closing the prompt), so generation tests would see empty text.
+        tie_word_embeddings=False,
     )
     image_processor = tf.Gemma3ImageProcessor(size={"height": side, "width": side}, image_mean=[0.5] * 3,
                                               image_std=[0.5] * 3)
     processor = tf.Gemma3Processor(image_processor=image_processor, tokenizer=tokenizer,
                                    chat_template=GEMMA3_TEMPLATE, image_seq_length=tokens)
-    return tf.Gemma3ForConditionalGeneration(config), processor
+    model = tf.Gemma3ForConditionalGeneration(config)
+    # Gemma 3 initialises the vision→text projection to zeros (a fresh model ignores images); a trained
+    # checkpoint's is not, so the stand-in's is random like its other weights.
+    projection = model.model.multi_modal_projector.mm_input_projection_weight
+    torch.nn.init.normal_(projection.data, std=spec.initializer_range)
+    return model, processor
 
 
 def _build(arch: str, spec: TinyVlmSpec, texts: list[str]):

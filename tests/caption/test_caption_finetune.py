@@ -25,7 +25,7 @@ def caption_paths(caption_split) -> TrainPaths:
     return TrainPaths(split, split)
 
 
-def _entries(tmp_path, texts, blip_dir, tiny_vlm) -> dict[str, dict]:
+def _entries(tmp_path, texts, blip_dir, tiny_vlm, vlm_arch: str = "qwen2_vl") -> dict[str, dict]:
     towers = write_tiny_clip_gpt2(tmp_path / "clip_gpt2", texts, seed=0, image_size=IMAGE_SIZE)
     return {
         "blip": {"family": "blip", "model": {"checkpoint": str(blip_dir), "task": "caption"}},
@@ -33,16 +33,18 @@ def _entries(tmp_path, texts, blip_dir, tiny_vlm) -> dict[str, dict]:
             "vision": str(towers["vision"]), "lm": str(towers["lm"]), "num_latents": 4, "resampler_depth": 1,
             "heads": 2, "prompt": "Caption:", "max_answer_tokens": 32}},
         "vlm": {"family": "vlm_sft", "model": {
-            "checkpoint": str(tiny_vlm("qwen2_vl")), "lora_r": 4, "lora_alpha": 8, "lora_dropout": 0.0,
+            "checkpoint": str(tiny_vlm(vlm_arch)), "lora_r": 4, "lora_alpha": 8, "lora_dropout": 0.0,
             "caption_prompt": "Write the report."}},
     }
 
 
-@pytest.mark.parametrize("kind", ["blip", "flamingo", "vlm"])
+@pytest.mark.parametrize("kind, vlm_arch", [
+    ("blip", None), ("flamingo", None), ("vlm", "qwen2_vl"), ("vlm", "qwen3_vl"), ("vlm", "gemma3"),
+])
 def test_captioning_families_fine_tune_on_captions_and_caption_from_the_run(
-    kind, caption_split, caption_paths, texts, blip_dir, tiny_vlm, tmp_path,
+    kind, vlm_arch, caption_split, caption_paths, texts, blip_dir, tiny_vlm, tmp_path,
 ):
-    entry = {**_entries(tmp_path, texts, blip_dir, tiny_vlm)[kind], "train": TRAIN}
+    entry = {**_entries(tmp_path, texts, blip_dir, tiny_vlm, vlm_arch or "qwen2_vl")[kind], "train": TRAIN}
     state = run_training(ModelConfig.from_mapping(entry), caption_paths, tmp_path / "run", seed=0)
 
     assert state["answers"] == []  # captions have no answer vocabulary
