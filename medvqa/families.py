@@ -37,14 +37,17 @@ class FamilyFacts:
     attention_maps: bool = False  # predict writes question-guided attention maps (attention figure)
     caption_kind: str | None = None  # a key of medvqa.caption_models.CAPTION_KINDS; None: no captions
     mem_mb: int = 16000  # host memory of its training and prediction jobs (a VLM loads whole first)
+    # Subdirectory of a trained run holding the model in its ecosystem's own format (a declared
+    # output of rule train): loadable with Hugging Face / PEFT alone. None: medvqa's checkpoint only.
+    export_dir: str | None = None
 
 
 FAMILIES: dict[str, FamilyFacts] = {
     "cnn_lstm": FamilyFacts(CnnLstmSpec, generative=False, attention_maps=True),
     "clip_classifier": FamilyFacts(ClipClassifierSpec, generative=False),
     "flamingo": FamilyFacts(FlamingoSpec, generative=True, caption_kind="flamingo"),
-    "blip": FamilyFacts(BlipSpec, generative=True, caption_kind="blip"),
-    "vlm_sft": FamilyFacts(VlmSftSpec, generative=True, caption_kind="vlm", mem_mb=64000),
+    "blip": FamilyFacts(BlipSpec, generative=True, caption_kind="blip", export_dir="hf_model"),
+    "vlm_sft": FamilyFacts(VlmSftSpec, generative=True, caption_kind="vlm", mem_mb=64000, export_dir="adapter"),
 }
 
 

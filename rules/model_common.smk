@@ -39,6 +39,8 @@ def pretrained_image_size(wildcards):
 CLASSIFIER_FAMILIES = family_names(generative=False)
 GENERATIVE_FAMILIES = family_names(generative=True)
 ATTENTION_FAMILIES = family_names(attention_maps=True)
+# Families whose trained runs also hold the model in a Hugging Face format (rule train_{family}).
+PLAIN_FAMILIES = family_names(export_dir=None)
 
 
 def is_zero_shot(entry):

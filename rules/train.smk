@@ -1,7 +1,9 @@
 # Training, one engine for every family (medvqa.training.engine):
 #   results/models/{dataset}/{model}/{seed}/  best.safetensors, state.json, history.csv
 #   (+ resume/, deliberately not an output: it survives a killed job so the re-run resumes;
-#    + adapter/ for vlm_sft LoRA runs: the best adapter in PEFT's own format)
+#    + hf_model/ for blip: the best model as a save_pretrained directory with its processor;
+#    + adapter/ for vlm_sft LoRA runs: the best adapter in PEFT's own format with the processor.
+#    Those two families train in rules train_blip / train_vlm, which declare that directory too.)
 # Zero-shot entries (model.finetune: false) train nothing: state.json + an empty history.csv.
 
 
@@ -16,7 +18,7 @@ rule train:
     log:
         "logs/models/{dataset}/{model}/{seed}/train.log",
     wildcard_constraints:
-        model=models_of(CLASSIFIER_FAMILIES + GENERATIVE_FAMILIES, zero_shot=False, multi_gpu=False),
+        model=models_of(PLAIN_FAMILIES, zero_shot=False, multi_gpu=False),
         seed=SEED_PATTERN,
     conda:
         "../envs/train.yaml"
@@ -71,7 +73,7 @@ rule train_ddp:
     log:
         "logs/models/{dataset}/{model}/{seed}/train.log",
     wildcard_constraints:
-        model=models_of(CLASSIFIER_FAMILIES + GENERATIVE_FAMILIES, zero_shot=False, multi_gpu=True),
+        model=models_of(PLAIN_FAMILIES, zero_shot=False, multi_gpu=True),
         seed=SEED_PATTERN,
     conda:
         "../envs/train.yaml"
@@ -91,3 +93,54 @@ rule train_ddp:
         " torchrun --standalone --nproc_per_node={resources.gpu} -m medvqa.train"
         " --entry {params.entry:q} --inputs {params.inputs:q} --out {params.out:q}"
         " --seed {wildcards.seed} --threads {threads} 2> {log:q}"
+
+
+# blip and vlm_sft runs also write their Hugging Face export (medvqa.families: export_dir).
+
+
+use rule train as train_blip with:
+    """Train one BLIP model (resumable); also writes hf_model/ (save_pretrained)."""
+    output:
+        weights="results/models/{dataset}/{model}/{seed}/best.safetensors",
+        state="results/models/{dataset}/{model}/{seed}/state.json",
+        history="results/models/{dataset}/{model}/{seed}/history.csv",
+        hf_model=directory("results/models/{dataset}/{model}/{seed}/hf_model"),
+    wildcard_constraints:
+        model=models_of(["blip"], zero_shot=False, multi_gpu=False),
+        seed=SEED_PATTERN,
+
+
+use rule train as train_vlm with:
+    """Train one vlm_sft LoRA model (resumable); also writes adapter/ (PEFT)."""
+    output:
+        weights="results/models/{dataset}/{model}/{seed}/best.safetensors",
+        state="results/models/{dataset}/{model}/{seed}/state.json",
+        history="results/models/{dataset}/{model}/{seed}/history.csv",
+        adapter=directory("results/models/{dataset}/{model}/{seed}/adapter"),
+    wildcard_constraints:
+        model=models_of(["vlm_sft"], zero_shot=False, multi_gpu=False),
+        seed=SEED_PATTERN,
+
+
+use rule train_ddp as train_blip_ddp with:
+    """Train one BLIP model on several GPUs under torchrun; also writes hf_model/."""
+    output:
+        weights="results/models/{dataset}/{model}/{seed}/best.safetensors",
+        state="results/models/{dataset}/{model}/{seed}/state.json",
+        history="results/models/{dataset}/{model}/{seed}/history.csv",
+        hf_model=directory("results/models/{dataset}/{model}/{seed}/hf_model"),
+    wildcard_constraints:
+        model=models_of(["blip"], zero_shot=False, multi_gpu=True),
+        seed=SEED_PATTERN,
+
+
+use rule train_ddp as train_vlm_ddp with:
+    """Train one vlm_sft LoRA model on several GPUs under torchrun; also writes adapter/."""
+    output:
+        weights="results/models/{dataset}/{model}/{seed}/best.safetensors",
+        state="results/models/{dataset}/{model}/{seed}/state.json",
+        history="results/models/{dataset}/{model}/{seed}/history.csv",
+        adapter=directory("results/models/{dataset}/{model}/{seed}/adapter"),
+    wildcard_constraints:
+        model=models_of(["vlm_sft"], zero_shot=False, multi_gpu=True),
+        seed=SEED_PATTERN,

@@ -14,7 +14,8 @@ as BLIP's own generate starts) and ``labels`` = the same with -100 on padding; t
 shifts internally (logits[:, t] predict labels[:, t + 1]), so labels[:, 0] is never scored.
 
 Trained by the shared engine (every weight saved; the validation loss selects the best epoch);
-predictions are generated (``predict_split``).
+predictions are generated (``predict_split``). A trained run also holds ``hf_model/``, the best
+model as a ``save_pretrained`` directory with its processor (``export_hf``).
 
 Batch: ids (list[str]); images (B, H, W, 3) uint8; VQA only: input_ids / attention_mask
 (B, Lq), the right-padded question; decoder_input_ids / decoder_attention_mask / labels (B, La).
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -251,8 +253,19 @@ def predict_split(
     return generate_split(data, make_collate(args), run.generation, predict_batch), None
 
 
+def export_hf(module: BlipFineTune, args: Mapping[str, Any], out_dir: Path) -> None:
+    """``out_dir/hf_model``: the fine-tuned Hugging Face model + the checkpoint's processor, as
+    ``save_pretrained`` writes them, so ``BlipForQuestionAnswering.from_pretrained(dir)`` (VQA) or
+    ``BlipForConditionalGeneration.from_pretrained(dir)`` (captions) loads it without medvqa."""
+    from transformers import BlipProcessor
+
+    target = Path(out_dir) / "hf_model"
+    module.hf.save_pretrained(target)
+    BlipProcessor.from_pretrained(args["checkpoint"]).save_pretrained(target)
+
+
 # All of BLIP is fine-tuned, so a checkpoint holds every weight.
 FAMILY = ModelFamily(
     BlipSpec, builder_args, build, param_groups, text_image_split, make_collate, lm_score(loss), predict_split,
-    monitor="val_loss",
+    monitor="val_loss", export=export_hf,
 )

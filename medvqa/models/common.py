@@ -16,8 +16,9 @@ same slots, so the training engine (``medvqa.training.engine``) and the predicti
 plus ``monitor`` (the validation metric that selects the best epoch: ``val_accuracy`` is
 maximised, ``val_loss`` minimised), ``saves`` (which tensors a checkpoint holds: ``all``, or
 ``trainable`` when the frozen rest is reloaded from the pretrained checkpoint) and an
-optional ``export(module, out_dir)`` that writes the best model in its ecosystem's own format
-(e.g. a PEFT adapter).
+optional ``export(module, args, out_dir)`` that writes the best model in its ecosystem's own format
+under ``out_dir`` (a PEFT adapter, a ``save_pretrained`` directory), in the subdirectory named by
+``medvqa.families.FAMILIES[family].export_dir``.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ class ModelFamily:
     monitor: str = "val_accuracy"  # val_accuracy (higher is better) | val_loss (lower is better)
     saves: str = "all"  # all | trainable
     finetunes: Callable[[Mapping[str, Any]], bool] = always
-    export: Callable[[nn.Module, Path], None] | None = None
+    export: Callable[[nn.Module, Mapping[str, Any], Path], None] | None = None
 
     def __post_init__(self) -> None:
         if self.monitor not in MONITORS or self.saves not in SAVES:

@@ -5,8 +5,9 @@ Reads a checkpoint directory or hub id (config.json, weights, tokenizer, chat te
 processor). Trained by the shared engine (``medvqa.training.engine``) with the language-model
 loss on the answer tokens; the validation loss selects the best epoch. A run directory holds
   best.safetensors   the LoRA weights of the best epoch (only they train; ``saves="trainable"``)
-  adapter/           the same adapter as ``PeftModel.save_pretrained`` writes it, for use
-                     outside medvqa: ``PeftModel.from_pretrained(base, run_dir / "adapter")``
+  adapter/           the same adapter as ``PeftModel.save_pretrained`` writes it (base model: hub
+                     id or absolute path) + the run's processor, for use outside medvqa:
+                     ``PeftModel.from_pretrained(base, run_dir / "adapter")``
   state.json, history.csv (epoch, train_loss, val_loss, lr, seconds)
 
 Two config entries per checkpoint give the paper's comparison:
@@ -32,6 +33,7 @@ import torch
 from torch import nn
 
 from medvqa.generation import generate_answers, prediction_frame
+from medvqa.io import read_json, write_json
 from medvqa.models.common import BatchScore, DataInfo, ModelFamily, PredictRun, Step, resolve_dtype
 from medvqa.models.generative import TextImageSplit, answer_tokens, text_image_split
 from medvqa.models.vlm_collate import PromptFormat, VlmCollator
@@ -286,9 +288,22 @@ def predict_split(
     return prediction_frame(results, run.generation.confidence), None
 
 
-def export_adapter(module: nn.Module, out_dir: Path) -> None:
-    """``out_dir/adapter``: adapter_config.json + adapter_model.safetensors (PEFT's own format)."""
-    module.save_pretrained(Path(out_dir) / "adapter")
+def export_adapter(module: nn.Module, args: Mapping[str, Any], out_dir: Path) -> None:
+    """``out_dir/adapter``: adapter_config.json + adapter_model.safetensors (PEFT's own format) and the
+    run's processor (its image settings, tokenizer, chat template).
+
+    ``base_model_name_or_path`` is the hub id, or the checkpoint directory's absolute path, so
+    ``PeftModel.from_pretrained`` finds the base model from any working directory.
+    """
+    from medvqa.training.checkpoint import absolute_if_local
+
+    spec = spec_of(args)
+    adapter = Path(out_dir) / "adapter"
+    module.save_pretrained(adapter)
+    load_processor(spec).save_pretrained(adapter)
+    config = read_json(adapter / "adapter_config.json")
+    config["base_model_name_or_path"] = absolute_if_local(spec.checkpoint)
+    write_json(config, adapter / "adapter_config.json")
 
 
 def finetunes(args: Mapping[str, Any]) -> bool:
@@ -296,12 +311,13 @@ def finetunes(args: Mapping[str, Any]) -> bool:
 
 
 def load_trained(model_dir: str | Path, device: str | torch.device = "cpu"):
-    """(model, processor, spec) of a run directory (zero-shot: the base model) on ``device``."""
+    """(model, processor, spec) of a run directory (zero-shot: the base model) on ``device``, from any
+    working directory (a relative checkpoint path resolves as ``load_checkpoint`` resolves it)."""
     # Imported here: the checkpoint module imports medvqa.models, whose registry imports this module.
     from medvqa.training.checkpoint import load_checkpoint
 
-    model, state = load_checkpoint(model_dir)
-    spec = spec_of(state["args"])
+    model, _ = load_checkpoint(model_dir)
+    spec = spec_of(model.args)
     return model.module.to(device).eval(), load_processor(spec), spec
 
 

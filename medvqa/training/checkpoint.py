@@ -200,15 +200,37 @@ def write_zero_shot(out_dir: str | Path, state: Mapping[str, Any], history_colum
     write_json(published(state), out_dir / STATE)
 
 
+def absolute_if_local(name: str) -> str:
+    """A hub id as it is; an existing local path as an absolute path (valid from any working directory)."""
+    return str(Path(name).resolve()) if Path(name).exists() else name
+
+
+def resolve_run_path(value: Any, model_dir: str | Path) -> Any:
+    """A relative path of a run's state.json (``results/pretrained/...``, relative to the directory
+    training ran in) as a path that exists from here: unchanged when it exists from the working
+    directory, else joined to the nearest ancestor of ``model_dir`` that holds it. Hub ids and
+    other values come back unchanged."""
+    if not isinstance(value, str) or "/" not in value or Path(value).is_absolute() or Path(value).exists():
+        return value
+    for parent in Path(model_dir).resolve().parents:
+        if (parent / value).exists():
+            return str(parent / value)
+    return value
+
+
 def load_checkpoint(model_dir: str | Path) -> tuple[BuiltModel, dict[str, Any]]:
     """Rebuild the best model of a run from its directory alone; returns (model, state.json).
 
-    Zero-shot runs (no weights file) give the pretrained model as it is.
+    Works from any working directory: relative checkpoint paths in the builder args resolve
+    against the run's ancestors (``resolve_run_path``; the model's ``args`` hold the resolved
+    paths, state.json's are as written). Zero-shot runs (no weights file) give the pretrained
+    model as it is.
     """
     model_dir = Path(model_dir)
     state = read_json(model_dir / STATE)
     family = family_of(state["family"])
-    model = rebuild_model(state["family"], state["args"])
+    args = {key: resolve_run_path(value, model_dir) for key, value in state["args"].items()}
+    model = rebuild_model(state["family"], args)
     if family.finetunes(state["args"]):
         load_weights(model.module, model_dir / WEIGHTS, trainable_only=family.saves == "trainable")
     model.module.eval()

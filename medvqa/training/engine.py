@@ -248,12 +248,12 @@ def _history_row(epoch: int, train: tuple, val: tuple, loop: Loop, seconds: floa
     return {key: row[key] for key in history_columns(loop.family)}
 
 
-def _publish(loop: Loop, resume_dir: Path, out_dir: Path, state: dict[str, Any]) -> None:
+def _publish(loop: Loop, args: dict[str, Any], resume_dir: Path, out_dir: Path, state: dict[str, Any]) -> None:
     """The final outputs; a family with ``export`` also writes the best model in its own format."""
     checkpoint.finalise(resume_dir, out_dir, state)
     if loop.family.export is not None:
         checkpoint.load_weights(loop.module, out_dir / checkpoint.WEIGHTS, loop.family.saves == "trainable")
-        loop.family.export(loop.module, out_dir)
+        loop.family.export(loop.module, args, out_dir)
 
 
 class Batching(NamedTuple):
@@ -323,7 +323,7 @@ def train(spec: TrainSpec, model: BuiltModel, data: TrainData, out_dir: str | Pa
         log.info("epoch %d: %s%s", epoch, ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"),
                  " (best)" if improved else "")
     if distributed.is_main():
-        _publish(loop, resume_dir, out_dir, state)
+        _publish(loop, model.args, resume_dir, out_dir, state)
     distributed.barrier()
     log.info("best %s %.4f at epoch %d", monitor, state[f"best_{monitor}"], state["best_epoch"])
     return checkpoint.published(state)

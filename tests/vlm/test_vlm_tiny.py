@@ -8,7 +8,9 @@ import torch
 
 from medvqa.models.vlm_collate import PromptFormat, render_prompt
 from medvqa.spec import ConfigError
-from medvqa.tiny_vlm import GEMMA_CONTROL, GEMMA_NAMED, INTERNVL_SPECIALS, QWEN_SPECIALS, TINY_ARCHITECTURES, TinyVlmSpec, write_tiny_vlm
+from medvqa.tiny_vlm import (
+    GEMMA_CONTROL, GEMMA_NAMED, INTERNVL_SPECIALS, QWEN_SPECIALS, TINY_ARCHITECTURES, TinyVlmSpec, write_tiny_vlm,
+)
 
 CLASSES = {
     "qwen2_vl": ("Qwen2VLForConditionalGeneration", "Qwen2VLProcessor"),
@@ -34,7 +36,8 @@ PROMPTS = {  # what the real checkpoints' chat templates render
     "llava_next": "[INST] <image>\nIs the image red? Answer briefly. [/INST]",
 }
 SPECIALS = {
-    "qwen2_vl": QWEN_SPECIALS, "qwen2_5_vl": QWEN_SPECIALS, "qwen3_vl": QWEN_SPECIALS, "internvl": QWEN_SPECIALS + INTERNVL_SPECIALS,
+    "qwen2_vl": QWEN_SPECIALS, "qwen2_5_vl": QWEN_SPECIALS, "qwen3_vl": QWEN_SPECIALS,
+    "internvl": QWEN_SPECIALS + INTERNVL_SPECIALS,
     "llava": ("<s>", "</s>", "<image>", "<pad>"), "llava_next": ("<s>", "</s>", "<image>", "<pad>"),
     "gemma3": (*GEMMA_CONTROL, *GEMMA_NAMED.values()),
 }
