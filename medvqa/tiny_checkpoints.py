@@ -7,9 +7,10 @@ hub checkpoint of one *kind*, written with ``save_pretrained`` so that the real 
   clip_gpt2     clip/ (CLIP) + gpt2/ (GPT2LMHeadModel + tokenizer)  the two towers of flamingo
   blip_vqa      BlipForQuestionAnswering + BlipProcessor         Salesforce/blip-vqa-base
   blip_caption  BlipForConditionalGeneration + BlipProcessor     Salesforce/blip-image-captioning-base
-  qwen2_vl, qwen2_5_vl, qwen3_vl, internvl, llava, llava_next, gemma3
+  qwen2_vl, qwen2_5_vl, qwen3_vl, internvl, llava, llava_next, gemma3, idefics3
                 AutoModelForImageTextToText + AutoProcessor      Qwen/Qwen2-VL-2B-Instruct, ...,
-                                                                 google/medgemma-4b-it
+                                                                 google/medgemma-4b-it,
+                                                                 HuggingFaceTB/SmolVLM-256M-Instruct
 
 Tokenizers learn from the text of one or more train splits (``pretrained.{name}.text_from``):
 CLIP from the questions (or captions), the others from questions and answers (or captions).

@@ -11,13 +11,11 @@ processor of the real classes, into one directory:
 ``AutoProcessor.from_pretrained(dir)`` and ``AutoModelForImageTextToText.from_pretrained(dir)``
 load it exactly as they load ``Qwen/Qwen2-VL-2B-Instruct``, ``Qwen/Qwen2.5-VL-3B-Instruct``,
 ``Qwen/Qwen3-VL-2B-Instruct``, ``OpenGVLab/InternVL3-1B-hf``, ``llava-hf/llava-1.5-7b-hf``,
-``llava-hf/llava-v1.6-mistral-7b-hf`` and ``google/medgemma-4b-it`` (Gemma 3) (same model_type, classes,
+``llava-hf/llava-v1.6-mistral-7b-hf``, ``google/medgemma-4b-it`` (Gemma 3) and
+``HuggingFaceTB/SmolVLM-256M-Instruct`` (Idefics3) (same model_type, classes,
 special tokens and template; templates in ``medvqa.tiny_vlm_templates``).
 
-Tokenizers are BPEs learnt offline (``medvqa.tiny_bpe``, deterministic) from ``texts`` plus the chat template's fixed
-words: byte-level with Qwen2's pre-tokeniser for the Qwen and InternVL families, SentencePiece-style
-(▁ word boundaries, byte fallback) for the LLaMA/Mistral language models of LLaVA and for Gemma
-(which, unlike LLaMA, adds no ▁ before the first word).
+Tokenizers are the real classes with BPEs learnt offline from ``texts`` (``medvqa.tiny_vlm_tokenizers``).
 """
 
 from __future__ import annotations
@@ -28,39 +26,23 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from medvqa.spec import ConfigError, Spec, check_choice, check_range
-from medvqa.tiny_bpe import learn_bpe, word_counts
 from medvqa.tiny_vlm_templates import (
     GEMMA3_TEMPLATE, INTERNVL_TEMPLATE, LLAVA_NEXT_TEMPLATE, LLAVA_TEMPLATE, QWEN2_VL_TEMPLATE, QWEN3_VL_TEMPLATE,
+    SMOLVLM_TEMPLATE,
+)
+from medvqa.tiny_vlm_tokenizers import (
+    INTERNVL_NAMED, INTERNVL_SPECIALS, QWEN_SPECIALS, train_gemma_tokenizer, train_llama_tokenizer,
+    train_qwen_tokenizer, train_smollm_tokenizer,
 )
 from medvqa.training.seed import seed_everything
 
 log = logging.getLogger(__name__)
 
-TINY_ARCHITECTURES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "internvl", "llava", "llava_next", "gemma3")
+TINY_ARCHITECTURES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "internvl", "llava", "llava_next", "gemma3", "idefics3")
 
-# Special tokens of the Qwen2 tokenizer family, in the order (and so the relative ids) of the real one.
-QWEN_SPECIALS = (
-    "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>",
-    "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>",
-    "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>",
-)
-# InternVL3-hf adds these after Qwen2.5's; the processor finds them by name on the tokenizer.
-INTERNVL_SPECIALS = (
-    "<img>", "</img>", "<IMG_CONTEXT>", "<quad>", "</quad>", "<ref>", "</ref>", "<box>", "</box>", "<video>",
-)
-INTERNVL_NAMED = {
-    "start_image_token": "<img>", "end_image_token": "</img>",
-    "context_image_token": "<IMG_CONTEXT>", "video_token": "<video>",
-}
-
-# Gemma's special tokens: control tokens first (ids 0-4, turn markers at 105/106 in the real one), image tokens last.
-GEMMA_CONTROL = ("<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "<start_of_turn>", "<end_of_turn>")
-GEMMA_NAMED = {"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>"}
 # generation_config.eos_token_id of the real chat checkpoints: (end of turn, eos) by the end-of-turn token.
-STOP_TOKENS = (("<|im_end|>", "<|endoftext|>"), ("<end_of_turn>", "<eos>"))
-# Words the templates add around every conversation; the tokenizer learns them too.
-TEMPLATE_WORDS = ("system", "user", "assistant", "model", "USER: ASSISTANT:", "[INST] [/INST]",
-                  "You are a helpful assistant.")
+# SmolLM2 also has <|im_end|>, so SmolVLM's <end_of_utterance> is looked for first.
+STOP_TOKENS = (("<end_of_utterance>", "<|im_end|>"), ("<|im_end|>", "<|endoftext|>"), ("<end_of_turn>", "<eos>"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,80 +73,6 @@ class TinyVlmSpec(Spec):
         head_dim = self.hidden_size // self.heads
         if self.hidden_size % self.heads or self.heads % self.kv_heads or head_dim % 4:
             raise ConfigError(f"{where}: hidden_size/heads must divide evenly, with head_dim a multiple of 4")
-
-
-def _append_tokens(vocab: dict[str, int], tokens: Iterable[str]) -> dict[str, int]:
-    """``vocab`` with ``tokens`` appended at the next ids, as the real added tokens sit after the BPE."""
-    vocab = dict(vocab)
-    for token in tokens:
-        vocab.setdefault(token, len(vocab))
-    return vocab
-
-
-def train_qwen_tokenizer(texts: Iterable[str], vocab_size: int, specials: tuple[str, ...], named: dict | None = None):
-    """A ``Qwen2Tokenizer`` (byte-level BPE, Qwen2 pre-tokeniser) learnt from ``texts`` offline."""
-    from tokenizers import Regex, normalizers, pre_tokenizers
-    from transformers import Qwen2Tokenizer
-    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
-
-    pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
-    counts = word_counts([*texts, *TEMPLATE_WORDS], normalizers.NFC(), pre_tokenizer)
-    vocab, merges = learn_bpe(counts, vocab_size, alphabet=pre_tokenizers.ByteLevel.alphabet())
-    vocab = _append_tokens(vocab, ("<|endoftext|>", *specials, *(named or {}).values()))
-    extra = dict(named) if named else list(specials)
-    tokenizer = Qwen2Tokenizer(
-        vocab=vocab, merges=merges, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-        unk_token=None, extra_special_tokens=extra,
-    )
-    if named:  # named tokens (InternVL) register only themselves as special; add the rest explicitly
-        tokenizer.add_tokens([t for t in specials if t not in named.values()], special_tokens=True)
-    return tokenizer
-
-
-def train_llama_tokenizer(texts: Iterable[str], vocab_size: int):
-    """A ``LlamaTokenizer`` (▁-prefixed BPE with byte fallback) plus LLaVA's ``<image>`` and ``<pad>``."""
-    from tokenizers import pre_tokenizers
-    from transformers import LlamaTokenizer
-
-    # Splitting at spaces and punctuation while learning keeps merges inside words, as
-    # SentencePiece's trainer does (it never merges across a ▁ boundary or a script change).
-    pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=True),
-        pre_tokenizers.Punctuation(behavior="isolated"),
-    ])
-    byte_tokens = [f"<0x{i:02X}>" for i in range(256)]
-    counts = word_counts([*texts, *TEMPLATE_WORDS], pre_tokenizer=pre_tokenizer)
-    vocab, merges = learn_bpe(counts, vocab_size + 259, ["<unk>", "<s>", "</s>", *byte_tokens])
-    vocab = _append_tokens(vocab, ("<image>", "<pad>"))
-    tokenizer = LlamaTokenizer(
-        vocab=vocab, merges=merges, pad_token="<pad>", add_bos_token=True,
-        extra_special_tokens={"image_token": "<image>"},
-    )
-    return tokenizer
-
-
-def train_gemma_tokenizer(texts: Iterable[str], vocab_size: int):
-    """A ``GemmaTokenizer`` (BPE over ▁-joined text with byte fallback) plus Gemma 3's turn and image tokens."""
-    from tokenizers import pre_tokenizers
-    from transformers import GemmaTokenizer
-
-    # Gemma keeps spaces as ▁ glued to the next word and adds none before the first word; learning from
-    # each text with and without a leading space gives both forms of a word, as the real vocabulary has.
-    pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="never", split=True),
-        pre_tokenizers.Punctuation(behavior="isolated"),
-    ])
-    texts = [*texts, *TEMPLATE_WORDS]
-    counts = word_counts([*texts, *(f" {t}" for t in texts)], pre_tokenizer=pre_tokenizer)
-    byte_tokens = [f"<0x{i:02X}>" for i in range(256)]
-    vocab, merges = learn_bpe(counts, vocab_size + 263, [*GEMMA_CONTROL, *byte_tokens], alphabet=["\n"])
-    vocab = _append_tokens(vocab, GEMMA_NAMED.values())
-    tokenizer = GemmaTokenizer(vocab=vocab, merges=merges, add_bos_token=True, extra_special_tokens=GEMMA_NAMED)
-    tokenizer.add_tokens(["<start_of_turn>", "<end_of_turn>"], special_tokens=True)
-    return tokenizer
 
 
 def _text_config(spec: TinyVlmSpec, tokenizer, model_type: str | None = None, **extra) -> dict:
@@ -328,6 +236,28 @@ def _gemma3(spec: TinyVlmSpec, texts: list[str]):
     return model, processor
 
 
+def _idefics3(spec: TinyVlmSpec, texts: list[str]):
+    """SmolVLM (Idefics3 architecture): SigLIP-style tower, pixel-shuffle connector, LLaMA (SmolLM2) LM."""
+    import transformers as tf
+
+    tokenizer = train_smollm_tokenizer(texts, spec.vocab_size)
+    side = spec.image_size
+    # Pixel shuffle by 2 merges 2×2 patches into one LM token; one global image, no tiles.
+    image_seq_len = (side // 14) ** 2 // 4
+    vision = dict(hidden_size=spec.vision_hidden_size, intermediate_size=2 * spec.vision_hidden_size,
+                  num_hidden_layers=spec.vision_layers, num_attention_heads=spec.vision_heads, image_size=side,
+                  patch_size=14)
+    config = tf.Idefics3Config(vision_config=vision, text_config=_text_config(spec, tokenizer, "llama"),
+                               scale_factor=2, image_token_id=tokenizer.convert_tokens_to_ids("<image>"))
+    image_processor = tf.Idefics3ImageProcessor(
+        do_image_splitting=False, size={"longest_edge": side}, max_image_size={"longest_edge": side},
+        image_mean=[0.5] * 3, image_std=[0.5] * 3,
+    )
+    processor = tf.Idefics3Processor(image_processor=image_processor, tokenizer=tokenizer,
+                                     image_seq_len=image_seq_len, chat_template=SMOLVLM_TEMPLATE)
+    return tf.Idefics3ForConditionalGeneration(config), processor
+
+
 def _build(arch: str, spec: TinyVlmSpec, texts: list[str]):
     if arch in ("qwen2_vl", "qwen2_5_vl"):
         return _qwen_vl(spec, texts, "2" if arch == "qwen2_vl" else "2.5")
@@ -337,6 +267,8 @@ def _build(arch: str, spec: TinyVlmSpec, texts: list[str]):
         return _internvl(spec, texts)
     if arch == "gemma3":
         return _gemma3(spec, texts)
+    if arch == "idefics3":
+        return _idefics3(spec, texts)
     return _llava(spec, texts, next_version=arch == "llava_next")
 
 

@@ -89,3 +89,10 @@ GEMMA3_TEMPLATE = (  # google/gemma-3-*-it and google/medgemma-4b-it: system tex
     "{{ '<end_of_turn>\n' }}{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{'<start_of_turn>model\n'}}{%- endif -%}"
 )
+SMOLVLM_TEMPLATE = (  # HuggingFaceTB/SmolVLM-256M-Instruct (Idefics3): "User:<image>…<end_of_utterance>\nAssistant:"
+    "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}"
+    "{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}"
+    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}"
+    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)

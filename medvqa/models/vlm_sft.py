@@ -64,6 +64,8 @@ ARCHITECTURES: dict[str, VlmArchitecture] = {
     "llava": VlmArchitecture(None),  # Vicuna: "ASSISTANT: {answer}</s>"
     "llava_next": VlmArchitecture(None),  # Mistral: "[/INST] {answer}</s>"
     "gemma3": VlmArchitecture("<end_of_turn>"),  # Gemma 3, MedGemma: "<start_of_turn>model\n{answer}<end_of_turn>"
+    # SmolVLM (Idefics3): "Assistant: {answer}<end_of_utterance>"; its LM is model.text_model
+    "idefics3": VlmArchitecture("<end_of_utterance>", language_model=r"model\.text_model\."),
 }
 FALLBACK_ARCHITECTURE = VlmArchitecture(None)
 

@@ -40,6 +40,7 @@ def _entries(tmp_path, texts, blip_dir, tiny_vlm, vlm_arch: str = "qwen2_vl") ->
 
 @pytest.mark.parametrize("kind, vlm_arch", [
     ("blip", None), ("flamingo", None), ("vlm", "qwen2_vl"), ("vlm", "qwen3_vl"), ("vlm", "gemma3"),
+    ("vlm", "idefics3"),
 ])
 def test_captioning_families_fine_tune_on_captions_and_caption_from_the_run(
     kind, vlm_arch, caption_split, caption_paths, texts, blip_dir, tiny_vlm, tmp_path,

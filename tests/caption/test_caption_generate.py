@@ -61,7 +61,7 @@ def test_blip_batched_equals_one_at_a_time(caption_split, sharp_blip_dir, num_be
     assert len(set(single)) > 3
 
 
-@pytest.mark.parametrize("arch", ["qwen2_vl", "llava", "qwen3_vl", "gemma3"])
+@pytest.mark.parametrize("arch", ["qwen2_vl", "llava", "qwen3_vl", "gemma3", "idefics3"])
 def test_vlm_batched_equals_one_at_a_time(caption_split, tiny_vlm, tmp_path, arch):
     common = dict(kind="vlm", checkpoint=str(tiny_vlm(arch)), chunk_size=10)
     _, batched = _run(caption_split, tmp_path / "b.parquet", batch_size=4, **common)

@@ -16,7 +16,7 @@ from medvqa.models.vlm_sft import VlmSftSpec, load_processor, prompt_format
 from medvqa.tiny_vlm import TINY_ARCHITECTURES
 
 END_OF_TURN = {"qwen2_vl": "<|im_end|>", "qwen2_5_vl": "<|im_end|>", "qwen3_vl": "<|im_end|>", "internvl": "<|im_end|>",
-               "llava": "</s>", "llava_next": "</s>", "gemma3": "<end_of_turn>"}
+               "llava": "</s>", "llava_next": "</s>", "gemma3": "<end_of_turn>", "idefics3": "<end_of_utterance>"}
 
 
 def encode_prompt(processor, image, prompt: str) -> dict[str, torch.Tensor]:
@@ -128,6 +128,20 @@ def test_gemma3_sequence_has_one_bos_and_learns_only_the_model_turn(tiny_vlm):
     # Image soft tokens are type 1 (bidirectional attention among them), everything else 0.
     soft_id = tokenizer.convert_tokens_to_ids("<image_soft_token>")
     assert batch["token_type_ids"][0].tolist() == [int(t == soft_id) for t in ids]
+
+
+def test_smolvlm_sequence_is_the_chat_template_of_the_whole_conversation(tiny_vlm):
+    processor, fmt = _setup(tiny_vlm, "idefics3")
+    batch = VlmCollator(processor, fmt)([vqa_examples(1)[0]])
+    image = "<fake_token_around_image><global-img>" + "<image>" * processor.image_seq_len + "<fake_token_around_image>"
+    # As the template renders the conversation, but for the space after "Assistant:" (the generation
+    # prompt ends at the colon, so the answer is learnt right after it, as LLaVA's is).
+    expected = (f"<|im_start|>User:{image}Is the image red? Answer briefly.<end_of_utterance>\n"
+                "Assistant:yes<end_of_utterance>")
+    assert processor.tokenizer.decode(batch["input_ids"][0]) == expected
+    assert processor.image_seq_len == 4 and batch["pixel_values"].shape == (1, 1, 3, 56, 56)
+    labels = [t for t in batch["labels"][0].tolist() if t != IGNORE_INDEX]
+    assert processor.tokenizer.decode(labels) == "yes<end_of_utterance>"
 
 
 @pytest.mark.parametrize("arch", ["qwen2_vl", "llava_next"])

@@ -8,8 +8,9 @@ import torch
 
 from medvqa.models.vlm_collate import PromptFormat, render_prompt
 from medvqa.spec import ConfigError
-from medvqa.tiny_vlm import (
-    GEMMA_CONTROL, GEMMA_NAMED, INTERNVL_SPECIALS, QWEN_SPECIALS, TINY_ARCHITECTURES, TinyVlmSpec, write_tiny_vlm,
+from medvqa.tiny_vlm import TINY_ARCHITECTURES, TinyVlmSpec, write_tiny_vlm
+from medvqa.tiny_vlm_tokenizers import (
+    GEMMA_CONTROL, GEMMA_NAMED, INTERNVL_SPECIALS, QWEN_SPECIALS, SMOLVLM_CONTROL, SMOLVLM_IMAGE,
 )
 
 CLASSES = {
@@ -17,6 +18,7 @@ CLASSES = {
     "qwen2_5_vl": ("Qwen2_5_VLForConditionalGeneration", "Qwen2_5_VLProcessor"),
     "qwen3_vl": ("Qwen3VLForConditionalGeneration", "Qwen3VLProcessor"),
     "gemma3": ("Gemma3ForConditionalGeneration", "Gemma3Processor"),
+    "idefics3": ("Idefics3ForConditionalGeneration", "Idefics3Processor"),
     "internvl": ("InternVLForConditionalGeneration", "InternVLProcessor"),
     "llava": ("LlavaForConditionalGeneration", "LlavaProcessor"),
     "llava_next": ("LlavaNextForConditionalGeneration", "LlavaNextProcessor"),
@@ -31,6 +33,7 @@ PROMPTS = {  # what the real checkpoints' chat templates render
     "qwen3_vl": QWEN_PROMPT.removeprefix("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"),
     "gemma3": "<bos><start_of_turn>user\n<start_of_image>Is the image red? Answer briefly.<end_of_turn>\n"
               "<start_of_turn>model\n",
+    "idefics3": "<|im_start|>User:<image>Is the image red? Answer briefly.<end_of_utterance>\nAssistant:",
     "internvl": "<|im_start|>user\n<IMG_CONTEXT>\nIs the image red? Answer briefly.<|im_end|>\n<|im_start|>assistant\n",
     "llava": "USER: <image>\nIs the image red? Answer briefly. ASSISTANT:",
     "llava_next": "[INST] <image>\nIs the image red? Answer briefly. [/INST]",
@@ -40,6 +43,7 @@ SPECIALS = {
     "internvl": QWEN_SPECIALS + INTERNVL_SPECIALS,
     "llava": ("<s>", "</s>", "<image>", "<pad>"), "llava_next": ("<s>", "</s>", "<image>", "<pad>"),
     "gemma3": (*GEMMA_CONTROL, *GEMMA_NAMED.values()),
+    "idefics3": (*SMOLVLM_CONTROL, *SMOLVLM_IMAGE),
 }
 
 

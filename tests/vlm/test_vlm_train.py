@@ -4,6 +4,7 @@ the checkpoint and the exported PEFT adapter reload exactly."""
 from __future__ import annotations
 
 import importlib.util
+import re
 
 import pandas as pd
 import pytest
@@ -14,7 +15,7 @@ from vlm.vlm_fixture import vqa_examples
 from medvqa.models import MODEL_FAMILIES, build_model
 from medvqa.models.common import DataInfo
 from medvqa.models.vlm_collate import VlmCollator
-from medvqa.models.vlm_sft import VlmSftSpec, build_vlm, load_vlm, prompt_format
+from medvqa.models.vlm_sft import VlmSftSpec, architecture_of, build_vlm, load_vlm, prompt_format
 from medvqa.spec import ConfigError
 from medvqa.tiny_vlm import TINY_ARCHITECTURES
 from medvqa.training.checkpoint import load_checkpoint
@@ -44,7 +45,8 @@ def test_lora_fine_tune_trains_only_the_adapter_and_reloads_exactly(tiny_vlm, ar
     module = model.module
     lora = {n: p.detach().clone() for n, p in module.named_parameters() if p.requires_grad}
     frozen = {n: p.detach().clone() for n, p in module.named_parameters() if not p.requires_grad}
-    assert lora and all("lora_" in n and ".language_model." in n for n in lora)  # no LoRA in the vision tower
+    language_model = architecture_of(arch).language_model  # SmolVLM's LM is model.text_model
+    assert lora and all("lora_" in n and re.search(language_model, n) for n in lora)  # no LoRA in the vision tower
     examples = vqa_examples(8)
     collate = MODEL_FAMILIES["vlm_sft"].collate(model.args, ["yes", "no"], 0)
     batch = collate(examples[:4])
