@@ -102,3 +102,15 @@ def test_runs_load_from_another_working_directory(workflow_root, tmp_path, monke
     assert all(torch.equal(ours[k], v) for k, v in exported.state_dict().items())
     cnn, state = medvqa.load_trained(runs["cnn"])
     assert cnn.family == "cnn_lstm" and not cnn.module.training and state["answers"]
+
+
+def test_only_relative_paths_that_exist_from_an_ancestor_of_the_run_are_resolved(tmp_path, monkeypatch):
+    from medvqa.training.checkpoint import resolve_run_path
+
+    run = tmp_path / "results/models/d/m/0"
+    run.mkdir(parents=True)
+    (tmp_path / "results/pretrained/ckpt").mkdir(parents=True)
+    monkeypatch.chdir(run)
+    assert resolve_run_path("results/pretrained/ckpt", run) == str(tmp_path / "results/pretrained/ckpt")
+    for value in ("Qwen/Qwen2-VL-2B-Instruct", "Answer yes/no.", "a/" + "x" * 300, 3, "/abs/path", "vqa"):
+        assert resolve_run_path(value, run) == value

@@ -210,12 +210,14 @@ def resolve_run_path(value: Any, model_dir: str | Path) -> Any:
     training ran in) as a path that exists from here: unchanged when it exists from the working
     directory, else joined to the nearest ancestor of ``model_dir`` that holds it. Hub ids and
     other values come back unchanged."""
-    if not isinstance(value, str) or "/" not in value or Path(value).is_absolute() or Path(value).exists():
+    if not isinstance(value, str) or "/" not in value or Path(value).is_absolute():
         return value
-    for parent in Path(model_dir).resolve().parents:
-        if (parent / value).exists():
-            return str(parent / value)
-    return value
+    try:  # a prompt with a "/" may be no valid path at all (a name too long, say)
+        if Path(value).exists():
+            return value
+        return next((str(p / value) for p in Path(model_dir).resolve().parents if (p / value).exists()), value)
+    except OSError:
+        return value
 
 
 def load_checkpoint(model_dir: str | Path) -> tuple[BuiltModel, dict[str, Any]]:

@@ -47,6 +47,17 @@ def test_the_family_table_matches_the_registry():
     assert family_names(attention_maps=True) == ("cnn_lstm",)
 
 
+def test_families_with_a_hugging_face_export_declare_it_in_their_training_rules():
+    exporting = {name: f.export_dir for name, f in FAMILIES.items() if f.export_dir}
+    assert exporting == {"blip": "hf_model", "vlm_sft": "adapter"}
+    assert {name for name, family in MODEL_FAMILIES.items() if family.export} == set(exporting)
+    rules = (REPO / "rules" / "train.smk").read_text()
+    for name, directory in exporting.items():
+        declared = f'{directory}=directory("results/models/{{dataset}}/{{model}}/{{seed}}/{directory}")'
+        assert rules.count(declared) == 2, name  # one GPU and torchrun
+        assert rules.count(f'model=models_of(["{name}"], zero_shot=False') == 2, name
+
+
 def test_schema_names_no_family_and_check_config_names_an_unknown_one():
     assert "enum" not in schema()["$defs"]["model"]["properties"]["family"]
     config = copy.deepcopy(load(REPO / "config.yaml"))
