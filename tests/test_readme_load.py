@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from training.vqa_fixture import build_fixture, cnn_lstm_config, split_paths, split_rows, train_paths
 
-import medvqa
+from medvqa.models import load_trained
 from medvqa.tiny_hf import write_tiny_blip
 from medvqa.tiny_vlm import write_tiny_vlm
 from medvqa.train import ModelConfig, TrainPaths, run_training
@@ -96,11 +96,11 @@ def test_runs_load_from_another_working_directory(workflow_root, tmp_path, monke
     model, processor, spec = load_vlm_run(runs["vlm"])
     assert spec.checkpoint == base and hasattr(model, "peft_config") and processor.chat_template
     # BLIP: hf_model/ holds exactly the weights medvqa rebuilds from best.safetensors.
-    built, _ = medvqa.load_trained(runs["blip"])
+    built, _ = load_trained(runs["blip"])
     exported = BlipForQuestionAnswering.from_pretrained(runs["blip"] / "hf_model")
     ours = built.module.hf.state_dict()
     assert all(torch.equal(ours[k], v) for k, v in exported.state_dict().items())
-    cnn, state = medvqa.load_trained(runs["cnn"])
+    cnn, state = load_trained(runs["cnn"])
     assert cnn.family == "cnn_lstm" and not cnn.module.training and state["answers"]
 
 

@@ -7,7 +7,8 @@ slots, and one training engine and one prediction stage drive them all.
 ``builder_args`` turns a config's ``model:`` sub-mapping plus facts about the data
 (``DataInfo``) into JSON-able builder arguments; ``build`` turns those arguments into an
 ``nn.Module``. The arguments are saved in every checkpoint, so prediction rebuilds the model
-from the checkpoint directory alone (``rebuild_model`` followed by loading the saved weights).
+from the checkpoint directory alone (``rebuild_model`` followed by loading the saved weights);
+``load_trained(run_dir)`` does that for a user, from any working directory.
 
 What the workflow needs to know of each family without torch (its config spec, generative or
 not, attention maps, caption kind, host memory) is in ``medvqa.families.FAMILIES``, under the
@@ -17,8 +18,10 @@ same keys; that module's docstring lists the places a new family touches.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, NamedTuple
 
+import torch
 from torch import nn
 
 from medvqa.models import blip, clip_classifier, cnn_lstm, flamingo, vlm_sft
@@ -74,3 +77,20 @@ def count_parameters(module: nn.Module) -> tuple[int, int]:
     """(trainable, total) parameter counts."""
     total = sum(p.numel() for p in module.parameters())
     return sum(p.numel() for p in module.parameters() if p.requires_grad), total
+
+
+def load_trained(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[BuiltModel, dict[str, Any]]:
+    """The trained model of a run directory (``results/models/{dataset}/{model}/{seed}/``), any family,
+    rebuilt from that directory alone and usable from any working directory.
+
+    Returns ``(model, state)``: ``model.module`` is the torch module in eval mode on ``device``,
+    ``model.family`` / ``model.args`` its family and builder arguments; ``state`` is state.json
+    (``answers``: a classifier's answer classes, in logit order). Families with a Hugging Face
+    format also export it (``hf_model/`` for BLIP, ``adapter/`` for vlm_sft; see the README).
+    """
+    # Imported here: the checkpoint module imports this one.
+    from medvqa.training.checkpoint import load_checkpoint
+
+    model, state = load_checkpoint(run_dir)
+    model.module.to(device).eval()
+    return model, state
