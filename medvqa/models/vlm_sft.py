@@ -1,5 +1,6 @@
 """The ``vlm_sft`` family: any ``AutoModelForImageTextToText`` + ``AutoProcessor`` checkpoint
-(Qwen2-VL, Qwen2.5-VL, InternVL3-hf, LLaVA-1.5, LLaVA-NeXT, ...) with optional LoRA / QLoRA.
+(Qwen2-VL, Qwen2.5-VL, Qwen3-VL, InternVL3-hf, LLaVA-1.5, LLaVA-NeXT, Gemma 3 / MedGemma, SmolVLM
+(Idefics3), ...) with optional LoRA / QLoRA.
 
 Reads a checkpoint directory or hub id (config.json, weights, tokenizer, chat template,
 processor). Trained by the shared engine (``medvqa.training.engine``) with the language-model

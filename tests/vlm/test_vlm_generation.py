@@ -111,10 +111,11 @@ def _split_files(root, split, n_images):
     return paths
 
 
-def test_training_and_prediction_stages_from_files(tiny_vlm, tmp_path):
+@pytest.mark.parametrize("arch", ["internvl", "qwen3_vl", "gemma3", "idefics3"])
+def test_training_and_prediction_stages_from_files(tiny_vlm, tmp_path, arch):
     train, test = _split_files(tmp_path, "train", 4), _split_files(tmp_path, "test", 2)
     config = ModelConfig.from_mapping({
-        "family": "vlm_sft", "model": {"checkpoint": str(tiny_vlm("internvl")), "lora_r": 4},
+        "family": "vlm_sft", "model": {"checkpoint": str(tiny_vlm(arch)), "lora_r": 4},
         "train": {"epochs": 2, "batch_size": 4, "device": "cpu"},
         "generate": {"max_new_tokens": 3, "num_samples": 2},
     })
@@ -125,10 +126,11 @@ def test_training_and_prediction_stages_from_files(tiny_vlm, tmp_path):
     assert frame["samples"].map(len).eq(2).all() and frame["confidence"].between(0, 1).all()
 
 
-def test_zero_shot_entry_trains_nothing_and_answers_with_the_base_model(tiny_vlm, tmp_path):
+@pytest.mark.parametrize("arch", ["qwen2_vl", "qwen3_vl", "gemma3", "idefics3"])
+def test_zero_shot_entry_trains_nothing_and_answers_with_the_base_model(tiny_vlm, tmp_path, arch):
     train, test = _split_files(tmp_path, "train", 4), _split_files(tmp_path, "test", 2)
     config = ModelConfig.from_mapping({
-        "family": "vlm_sft", "model": {"checkpoint": str(tiny_vlm("qwen2_vl")), "finetune": False},
+        "family": "vlm_sft", "model": {"checkpoint": str(tiny_vlm(arch)), "finetune": False},
         "generate": {"max_new_tokens": 3},
     })
     state = run_training(config, TrainPaths(train, test, tmp_path / "answers.json"), tmp_path / "run", seed=0)
@@ -137,5 +139,5 @@ def test_zero_shot_entry_trains_nothing_and_answers_with_the_base_model(tiny_vlm
     frame = run_prediction(tmp_path / "run", test, tmp_path / "p.parquet", PredictSpec(), generation=config.generation())
     # The base checkpoint as loaded directly, with no adapter, answers the same.
     examples = load_examples(test.parquet, test.images, test.image_ids)
-    expected = _generate(_setup(tiny_vlm, "qwen2_vl"), examples, batch_size=8, max_new_tokens=3)
+    expected = _generate(_setup(tiny_vlm, arch), examples, batch_size=8, max_new_tokens=3)
     assert frame["prediction"].tolist() == [r["prediction"] for r in expected]
