@@ -38,29 +38,13 @@ from medvqa.io import atomic_path, cli_description, setup_logging, write_json, w
 from medvqa.models import family_of
 from medvqa.models.common import PredictRun, autocast, resolve_device
 from medvqa.shards import parse_shard, shard_rows
-from medvqa.spec import Spec, check_choice, check_range
 from medvqa.training.checkpoint import load_checkpoint
 from medvqa.training.data import SplitPaths
-from medvqa.training.engine import PRECISIONS, place, resolve_precision
-from medvqa.training.model_config import GenerationSpec
+from medvqa.training.engine import place, resolve_precision
+from medvqa.training.model_config import GenerationSpec, PredictSpec
 from medvqa.training.seed import seed_everything
 
 log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True)
-class PredictSpec(Spec):
-    """The ``predict:`` section of the config (run settings shared by every model)."""
-
-    batch_size: int = 64  # classifier families: questions per batch (generative: generate.batch_size)
-    top_k: int = 5  # classifier families: answers (with probabilities) kept per question
-    precision: str = "fp32"  # auto | fp32 | bf16 | fp16 (half precision on CUDA only)
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-
-    def validate(self, where: str) -> None:
-        check_range(where, "batch_size", self.batch_size, 1)
-        check_range(where, "top_k", self.top_k, 1)
-        check_choice(where, "precision", self.precision, PRECISIONS)
 
 
 @torch.no_grad()

@@ -20,6 +20,7 @@ Nothing heavy is imported here: the workflow checks each entry's spec at start-u
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -69,6 +70,22 @@ TINY_KINDS: dict[str, TinyKind] = {
     **{arch: TinyKind(TinyVlmSpec, texts_of, functools.partial(_vlm, arch))
        for arch in ("qwen2_vl", "qwen2_5_vl", "internvl", "llava", "llava_next")},
 }
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainedEntry(Spec):
+    """One entry of ``config["pretrained"]`` (its ``model:`` sizes: the kind's spec, ``tiny_spec``)."""
+
+    dataset: str  # its train split teaches the tokenizer; its image_size sets CLIP/BLIP image sides
+    seed: int  # weight-init seed: same seed, same checkpoint
+    kind: str = "clip"  # a key of TINY_KINDS
+    text_from: tuple[str, ...] | None = None  # datasets whose train texts the tokenizer learns (None: [dataset])
+    model: dict = dataclasses.field(default_factory=dict)  # sizes (TinyClipSpec, TinyHFSpec or TinyVlmSpec)
+
+    def validate(self, where: str) -> None:
+        check_choice(where, "kind", self.kind, tuple(TINY_KINDS))
+        if self.text_from is not None and not self.text_from:
+            raise ConfigError(f"{where}: text_from is empty; list datasets or leave it out (= [dataset])")
 
 
 def tiny_spec(

@@ -44,8 +44,8 @@ class DemoSourceSpec(Spec):
 
     def validate(self, where: str) -> None:
         check_choice(where, "task", self.task, ("vqa", "caption"))
-        check_range(where, "n_images", self.n_images, 1)
-        check_range(where, "image_px", self.image_px, 8)
+        check_range(where, "n_images", self.n_images, 10, 20_000)
+        check_range(where, "image_px", self.image_px, 32, 1024)
 
 
 def load_demo(spec: DemoSourceSpec, dataset: str) -> pd.DataFrame:

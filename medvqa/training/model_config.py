@@ -26,10 +26,12 @@ import dataclasses
 from typing import ClassVar
 
 from medvqa.spec import ConfigError, Spec, check_choice, check_range
+from medvqa.training.spec import PRECISIONS
 
 RESNETS = ("resnet18", "resnet34", "resnet50")
 QUANTIZATIONS = ("none", "4bit")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+ATTENTIONS = ("sdpa", "eager", "flash_attention_2")  # attn_implementation of from_pretrained
 PROB_SOURCES = ("auto", "scores", "forward")
 CONFIDENCES = ("product", "mean")
 TASKS = ("vqa", "caption")  # the dataset tasks (datasets.*.task)
@@ -194,6 +196,7 @@ class VlmSftSpec(ModelSpec):
         check_range(where, "lora_dropout", self.lora_dropout, 0.0, 1.0)
         check_choice(where, "quantization", self.quantization, QUANTIZATIONS)
         check_choice(where, "dtype", self.dtype, DTYPES)
+        check_choice(where, "attn_implementation", self.attn_implementation, ATTENTIONS)
         if self.quantization != "none" and not self.finetune:
             raise ConfigError(f"{where}: quantization is for QLoRA fine-tuning; set finetune: true")
         for key in ("min_pixels", "max_pixels"):
@@ -202,6 +205,21 @@ class VlmSftSpec(ModelSpec):
 
     def tasks(self) -> tuple[str, ...]:
         return TASKS
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictSpec(Spec):
+    """The ``predict:`` section of the config (run settings shared by every model)."""
+
+    batch_size: int = 64  # classifier families: questions per batch (generative: generate.batch_size)
+    top_k: int = 5  # classifier families: answers (with probabilities) kept per question
+    precision: str = "fp32"  # auto | fp32 | bf16 | fp16 (half precision on CUDA only)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+    def validate(self, where: str) -> None:
+        check_range(where, "batch_size", self.batch_size, 1)
+        check_range(where, "top_k", self.top_k, 1)
+        check_choice(where, "precision", self.precision, PRECISIONS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -288,6 +306,9 @@ class CaptionSpec(Spec):
         check_range(where, "top_p", self.top_p, 1e-6, 1.0)
         check_range(where, "top_k", self.top_k, 0)
         check_range(where, "repetition_penalty", self.repetition_penalty, 1e-6)
+        for key in ("min_pixels", "max_pixels"):
+            if getattr(self, key) is not None:
+                check_range(where, key, getattr(self, key), 28 * 28)
         if self.do_sample and self.num_beams > 1:
             raise ConfigError(f"{where}: do_sample needs num_beams=1 (beam sampling is not supported)")
         defaults = {f.name: f.default for f in dataclasses.fields(self)}

@@ -327,13 +327,6 @@ def test_vqa_rad_missing_release_names_the_files_and_url(tmp_path):
         load_source("vqa_rad", {"path": str(tmp_path), "val_fraction": 0.9}, "vqa_rad")
 
 
-def test_schema_source_choices_are_the_sources():
-    import yaml
-
-    schema = yaml.safe_load(open("rules/config.schema.yaml"))
-    assert set(schema["$defs"]["dataset"]["properties"]["source"]["enum"]) == set(SOURCES)
-
-
 def test_imported_and_filtered_splits_carry_the_answer_type_rule(tmp_path):
     from medvqa.data.prepare import ImportSpec, filter_split, import_dataset
 
