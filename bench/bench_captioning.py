@@ -35,10 +35,10 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from medvqa.caption import CaptionSpec, caption_images, load_captioner, run_captioning  # noqa: E402
-from medvqa.data.demo import make_demo  # noqa: E402
+from medvqa.demo.dataset import make_demo  # noqa: E402
 from medvqa.data.images import build_image_cache, load_image_cache  # noqa: E402
-from medvqa.tiny_hf import TinyHFSpec, write_tiny_blip  # noqa: E402
-from medvqa.tiny_vlm import TinyVlmSpec, write_tiny_vlm  # noqa: E402
+from medvqa.demo.tiny_hf import TinyHFSpec, write_tiny_blip  # noqa: E402
+from medvqa.demo.tiny_vlm import TinyVlmSpec, write_tiny_vlm  # noqa: E402
 
 # (writer spec, image side of the cache) per kind and size.
 BLIP_SIZES = {

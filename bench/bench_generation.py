@@ -34,7 +34,7 @@ import torch  # noqa: E402
 
 from medvqa.generation import GenerationSpec, generate_answers  # noqa: E402
 from medvqa.models.vlm_collate import PromptFormat, VlmCollator  # noqa: E402
-from medvqa.tiny_vlm import TinyVlmSpec, write_tiny_vlm  # noqa: E402
+from medvqa.demo.tiny_vlm import TinyVlmSpec, write_tiny_vlm  # noqa: E402
 
 QUESTIONS = (
     "Is there a lesion?", "What organ is shown in this image?", "Is the abnormality in the left or the right lung?",

@@ -3,7 +3,7 @@
 Three kinds, in one literal dict (``CAPTION_KINDS``):
 
 * ``blip``  ``BlipForConditionalGeneration`` + ``BlipProcessor`` (``Salesforce/blip-image-captioning-base``
-  or a ``medvqa.tiny_hf.write_tiny_blip(..., task="caption")`` directory). The decoder starts from
+  or a ``medvqa.demo.tiny_hf.write_tiny_blip(..., task="caption")`` directory). The decoder starts from
   ``[DEC]``, optionally followed by a text prefix (``prompt``, e.g. "a radiology image of"); only the
   tokens after the prefix are returned.
 * ``flamingo``  a trained ``flamingo`` run only (its new layers have no pretrained weights): greedy

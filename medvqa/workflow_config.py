@@ -5,10 +5,14 @@ The Snakefile validates config.yaml against rules/config.schema.yaml (structure,
 choices) and then calls ``check_config``: every stage spec is built once from its config
 sub-mapping, and every name an entry refers to must exist. Both run before any job, and a
 failure names the offending key (e.g. ``datasets.demo.filters: unknown key(s) 'langauge'``).
+The sizes of the tiny stand-ins (``pretrained:`` entries) are checked by the rules that build
+them (rules/pretrained.smk calls ``medvqa.demo.tiny_checkpoints.check_pretrained``), since
+product modules do not import the demo package.
 Before either, ``check_config_files`` re-reads each config file with a strict YAML loader, since
 Snakemake's accepts repeated keys. ``python -m medvqa.workflow_config FILE...`` runs the strict read
-and ``check_config`` (not the JSON schema) outside Snakemake (which reports a YAML syntax error in a file given
-with ``--configfile`` without its line, before the Snakefile runs).
+and ``check_config`` (not the JSON schema, nor ``check_pretrained``) outside Snakemake (which
+reports a YAML syntax error in a file given with ``--configfile`` without its line, before the
+Snakefile runs).
 """
 
 from __future__ import annotations
@@ -29,7 +33,6 @@ from medvqa.families import ModelConfig
 from medvqa.report.published import parse_entries
 from medvqa.report.spec import FigureSpec
 from medvqa.spec import ConfigError
-from medvqa.tiny_checkpoints import tiny_spec
 
 IMPORT_KEYS = ("source", "task", "options", "on_bad_sample")
 
@@ -104,9 +107,6 @@ def check_config(config: Mapping[str, Any]) -> None:
     for name, entry in config.get("pretrained", {}).items():
         _check_names(f"pretrained.{name}.dataset", [entry["dataset"]], config["datasets"], "dataset")
         _check_names(f"pretrained.{name}.text_from", entry.get("text_from", []), config["datasets"], "dataset")
-        dataset = entry["dataset"]
-        tiny_spec(entry.get("kind", "clip"), entry.get("model"), f"pretrained.{name}",
-                  config["datasets"][dataset].get("image_size"), f"datasets.{dataset}.image_size")
     for name, model in config["models"].items():
         if name.startswith("baseline-"):
             raise ConfigError(f"models.{name}: names starting with 'baseline-' are reserved for the baselines")

@@ -3,7 +3,7 @@ captioning (``BlipForConditionalGeneration``), with greedy / sampled answer gene
 
 Checkpoint: ``from_pretrained(checkpoint)`` + ``BlipProcessor`` of a hub id
 (``Salesforce/blip-vqa-base``, ``Salesforce/blip-image-captioning-base``) or a save_pretrained
-directory (``medvqa.tiny_hf.write_tiny_blip``). Images are standardised as tensors with the
+directory (``medvqa.demo.tiny_hf.write_tiny_blip``). Images are standardised as tensors with the
 processor's mean/std; text is tokenised by the processor's tokenizer in ``collate``.
 
 Decoder convention (checked against transformers 5.x ``BlipForQuestionAnswering.forward``):

@@ -4,7 +4,7 @@ on the answer tokens (optionally plus a classification head over answers.json).
 
 Checkpoints: ``CLIPVisionModel.from_pretrained(vision)`` (e.g. ``openai/clip-vit-base-patch32``)
 and ``GPT2LMHeadModel.from_pretrained(lm)`` + its tokenizer (e.g. ``gpt2``), hub ids or
-save_pretrained directories (``medvqa.tiny_hf.write_tiny_clip_gpt2``). Only the resampler,
+save_pretrained directories (``medvqa.demo.tiny_hf.write_tiny_clip_gpt2``). Only the resampler,
 the cross-attention blocks (with their gates) and the classification head are trained, and only
 they are saved (``FAMILY.saves == "trainable"``): a rebuild reloads CLIP and GPT-2 from their
 checkpoints. The shared engine trains it on the LM loss and selects on the validation loss.

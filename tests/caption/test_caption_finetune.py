@@ -10,7 +10,7 @@ from caption.conftest import IMAGE_SIZE
 from medvqa.caption import CaptionSpec, caption_images, load_captioner
 from medvqa.data.images import load_image_cache
 from medvqa.spec import ConfigError
-from medvqa.tiny_hf import write_tiny_clip_gpt2
+from medvqa.demo.tiny_hf import write_tiny_clip_gpt2
 from medvqa.train import ModelConfig, TrainPaths, run_training
 from medvqa.training.data import SplitPaths
 

@@ -1,4 +1,4 @@
-"""The blip family (VQA and captioning) on tiny BLIPs written by medvqa.tiny_hf."""
+"""The blip family (VQA and captioning) on tiny BLIPs written by medvqa.demo.tiny_hf."""
 
 import pytest
 import torch

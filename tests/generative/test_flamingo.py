@@ -1,4 +1,4 @@
-"""The flamingo family on a tiny CLIP + GPT-2 written by medvqa.tiny_hf."""
+"""The flamingo family on a tiny CLIP + GPT-2 written by medvqa.demo.tiny_hf."""
 
 import pytest
 import torch

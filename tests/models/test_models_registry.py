@@ -16,7 +16,7 @@ from medvqa.families import FAMILIES, ModelConfig, family_names
 from medvqa.models import MODEL_FAMILIES
 from medvqa.models.common import ModelFamily
 from medvqa.spec import ConfigError
-from medvqa.tiny_checkpoints import TINY_KINDS
+from medvqa.demo.tiny_checkpoints import TINY_KINDS
 from medvqa.workflow_config import check_config, expand_experiments
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from training.vqa_fixture import KilledInEpochTwo, SIZE, split_paths, split_rows
 from medvqa.io import read_json
 from medvqa.models import build_model
 from medvqa.predict import PredictSpec, run_prediction
-from medvqa.tiny_hf import write_tiny_clip_gpt2
+from medvqa.demo.tiny_hf import write_tiny_clip_gpt2
 from medvqa.train import ModelConfig, TrainPaths, load_data, run_training
 from medvqa.training.checkpoint import load_checkpoint
 from medvqa.training.engine import LOSS_COLUMNS, TrainSpec, train

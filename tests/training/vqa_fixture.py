@@ -22,7 +22,7 @@ from PIL import Image
 from medvqa.data.answers import write_answers
 from medvqa.data.images import build_image_cache
 from medvqa.data.tokens import TokenizerSpec, build_word_vocab, tokenize_split
-from medvqa.pretrained import TinyClipSpec, write_tiny_clip
+from medvqa.demo.pretrained import TinyClipSpec, write_tiny_clip
 from medvqa.train import ModelConfig, TrainPaths
 from medvqa.training.data import SplitPaths
 

@@ -22,7 +22,7 @@ from medvqa.predict import PredictSpec, run_prediction
 from medvqa.train import ModelConfig, TrainPaths, run_training
 from medvqa.training.data import SplitPaths
 from medvqa.spec import ConfigError
-from medvqa.tiny_vlm import TINY_ARCHITECTURES
+from medvqa.demo.tiny_vlm import TINY_ARCHITECTURES
 
 
 def _setup(tiny_vlm, arch):
