@@ -52,8 +52,8 @@ from medvqa.caption_models import CaptionSpec, Captioner, load_captioner
 from medvqa.data.images import load_image_cache
 from medvqa.data.schema import read_text_columns
 from medvqa.io import cli_description, file_stamp, read_json, setup_logging, write_json, write_parquet
+from medvqa.seed import seed_everything
 from medvqa.shards import parse_shard, shard_rows
-from medvqa.training.seed import seed_everything
 
 __all__ = ["CaptionRun", "CaptionSpec", "caption_images", "load_captioner", "main", "run_captioning"]
 

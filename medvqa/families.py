@@ -2,19 +2,19 @@
 
 The rules (``rules/model_common.smk``, ``caption_common.smk``, ``report_common.smk``), the
 start-up config check (``medvqa.workflow_config``) and the tests read ``FAMILIES``; nothing
-here imports torch, so the workflow loads in a second. ``medvqa.models.MODEL_FAMILIES`` holds
-the torch side (builders, forward, loss) under the same keys, and a test keeps the two in step.
+here imports torch, so the workflow loads in a second. ``medvqa.models.registry.MODEL_FAMILIES``
+holds the torch side (builders, forward, loss) under the same keys, and a test keeps the two in step.
 
 Adding a family = its module under ``medvqa/models/`` (its ``FAMILY``), its ``model:`` spec in
-``medvqa.training.model_config``, one entry here, one line in ``MODEL_FAMILIES``, its tests.
+``medvqa.models.specs``, one entry here, one line in ``MODEL_FAMILIES`` (``medvqa.models.registry``),
+its tests.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from medvqa.spec import ConfigError, Spec, check_choice, check_range
-from medvqa.training.model_config import (
+from medvqa.models.specs import (
     BlipSpec,
     CaptionSpec,
     ClipClassifierSpec,
@@ -25,6 +25,7 @@ from medvqa.training.model_config import (
     VlmSftSpec,
     check_generation_keys,
 )
+from medvqa.spec import ConfigError, Spec, check_choice, check_range
 from medvqa.training.spec import TrainSpec
 
 

@@ -35,15 +35,14 @@ import yaml
 
 from medvqa.families import ModelConfig
 from medvqa.io import atomic_path, cli_description, setup_logging, write_json, write_parquet
-from medvqa.models import family_of
-from medvqa.models.common import PredictRun, autocast, resolve_device
+from medvqa.models.batch import SplitPaths
+from medvqa.models.checkpoint import load_checkpoint
+from medvqa.models.common import PredictRun, autocast, place, resolve_device, resolve_precision
+from medvqa.models.registry import family_of
+from medvqa.models.specs import PRECISIONS, GenerationSpec
+from medvqa.seed import seed_everything
 from medvqa.shards import parse_shard, shard_rows
 from medvqa.spec import Spec, check_choice, check_range
-from medvqa.training.checkpoint import load_checkpoint
-from medvqa.training.data import SplitPaths
-from medvqa.training.engine import PRECISIONS, place, resolve_precision
-from medvqa.training.model_config import GenerationSpec
-from medvqa.training.seed import seed_everything
 
 log = logging.getLogger(__name__)
 

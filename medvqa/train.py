@@ -3,7 +3,7 @@
 Reads the train and val splits (parquet without image bytes, memory-mapped image cache, and,
 for the classifier families, pre-tokenised questions), answers.json (VQA datasets; caption
 datasets have none) and, for ``words`` tokenizers, the vocabulary; writes best.safetensors,
-state.json, history.csv and resume/ (see ``medvqa.training.checkpoint``). Every family trains
+state.json, history.csv and resume/ (see ``medvqa.models.checkpoint``). Every family trains
 through ``medvqa.training.engine.train``; a zero-shot entry (``vlm_sft`` with ``finetune: false``)
 writes state.json and an empty history only.
 
@@ -36,12 +36,13 @@ import yaml
 from medvqa.data.schema import split_task
 from medvqa.families import ModelConfig
 from medvqa.io import cli_description, file_stamp, read_json, setup_logging
-from medvqa.models import BuiltModel, DataInfo, family_of
+from medvqa.models import checkpoint
+from medvqa.models.batch import SplitPaths
+from medvqa.models.registry import BuiltModel, DataInfo, family_of
+from medvqa.seed import seed_everything
 from medvqa.spec import ConfigError
-from medvqa.training import checkpoint, distributed
-from medvqa.training.data import SplitPaths
+from medvqa.training import distributed
 from medvqa.training.engine import TrainData, TrainSpec, fresh_state, history_columns, train
-from medvqa.training.seed import seed_everything
 
 log = logging.getLogger(__name__)
 

@@ -106,7 +106,7 @@ def model_pretrained_dirs(entry):
 
 
 def split_inputs(dataset, split, tokenizer):
-    """Named inputs of one split, as medvqa.training.data.SplitPaths.from_inputs reads them
+    """Named inputs of one split, as medvqa.models.batch.SplitPaths.from_inputs reads them
     (pre-tokenised questions only for the families that read them)."""
     root = f"results/data/{dataset}"
     cache = image_cache(dataset, split)

@@ -3,9 +3,9 @@
 from pathlib import Path
 
 from medvqa.io import setup_logging
+from medvqa.models.batch import SplitPaths
+from medvqa.models.specs import GenerationSpec
 from medvqa.predict import PredictSpec, run_prediction
-from medvqa.training.data import SplitPaths
-from medvqa.training.model_config import GenerationSpec
 
 setup_logging(snakemake.log[0])
 out, params = snakemake.output, snakemake.params

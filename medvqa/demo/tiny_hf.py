@@ -25,9 +25,9 @@ from pathlib import Path
 
 from medvqa.data.schema import read_text_columns, task_of
 from medvqa.demo.pretrained import CLIP_MEAN, CLIP_STD, TinyClipSpec, write_tiny_clip
-from medvqa.spec import ConfigError, Spec, check_choice, check_range
 from medvqa.demo.tiny_bpe import learn_bpe, learn_wordpiece, word_counts
-from medvqa.training.seed import seed_everything
+from medvqa.seed import seed_everything
+from medvqa.spec import ConfigError, Spec, check_choice, check_range
 
 log = logging.getLogger(__name__)
 

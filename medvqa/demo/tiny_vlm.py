@@ -25,9 +25,9 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
-from medvqa.spec import ConfigError, Spec, check_choice, check_range
 from medvqa.demo.tiny_bpe import learn_bpe, word_counts
-from medvqa.training.seed import seed_everything
+from medvqa.seed import seed_everything
+from medvqa.spec import ConfigError, Spec, check_choice, check_range
 
 log = logging.getLogger(__name__)
 

@@ -38,9 +38,9 @@ from medvqa.models.generative import (
     IGNORE_INDEX, TextImageSplit, generate_split, image_statistics, lm_score, pad_left, split_new_and_pretrained,
     stack_images, text_image_split, to_device,
 )
+from medvqa.models.augment import to_float
+from medvqa.models.specs import FlamingoSpec
 from medvqa.spec import ConfigError
-from medvqa.training.augment import to_float
-from medvqa.training.model_config import FlamingoSpec
 
 
 def builder_args(model_config: Mapping[str, Any], info: DataInfo) -> dict[str, Any]:

@@ -9,10 +9,10 @@ from caption.conftest import IMAGE_SIZE
 
 from medvqa.caption import CaptionSpec, caption_images, load_captioner
 from medvqa.data.images import load_image_cache
-from medvqa.spec import ConfigError
 from medvqa.demo.tiny_hf import write_tiny_clip_gpt2
+from medvqa.models.batch import SplitPaths
+from medvqa.spec import ConfigError
 from medvqa.train import ModelConfig, TrainPaths, run_training
-from medvqa.training.data import SplitPaths
 
 TRAIN = {"epochs": 4, "batch_size": 4, "lr": 0.01, "backbone_lr": 0.003, "warmup": 0.0, "weight_decay": 0.0,
          "patience": 4, "device": "cpu"}

@@ -8,7 +8,7 @@ from transformers import BlipProcessor
 
 from medvqa.models import blip
 from medvqa.models.common import DataInfo
-from medvqa.generation import GenerationSpec
+from medvqa.models.generation import GenerationSpec
 from medvqa.models.generative import IGNORE_INDEX
 
 

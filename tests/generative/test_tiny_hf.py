@@ -9,14 +9,14 @@ from transformers import (
     CLIPVisionModel, GPT2LMHeadModel,
 )
 
-from medvqa.models import blip
-from medvqa.generation import answer_lengths, sequence_probabilities
-from medvqa.models.common import DataInfo, Normalise
-from medvqa.models.generative import image_statistics, pad_left
 from medvqa.demo.pretrained import CLIP_MEAN
-from medvqa.spec import ConfigError
 from medvqa.demo.tiny_hf import write_tiny_blip
-from medvqa.training.augment import to_float
+from medvqa.models import blip
+from medvqa.models.augment import to_float
+from medvqa.models.common import DataInfo, Normalise
+from medvqa.models.generation import answer_lengths, sequence_probabilities
+from medvqa.models.generative import image_statistics, pad_left
+from medvqa.spec import ConfigError
 
 
 def test_clip_gpt2_directories_load_like_hub_ids(clip_gpt2):

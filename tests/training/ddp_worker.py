@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 from medvqa import train
-from medvqa.training import checkpoint
+from medvqa.models import checkpoint
 
 
 def recording(name, function):

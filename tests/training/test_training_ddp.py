@@ -23,8 +23,8 @@ import torch
 from safetensors.torch import load_file
 from training.vqa_fixture import clip_config, split_paths
 
+from medvqa.models.batch import SplitPaths
 from medvqa.train import run_training
-from medvqa.training.data import SplitPaths
 
 RELATIVE_TOLERANCE = 1e-4  # of the final weights and the val loss; measured ~1e-6 (see module docstring)
 
