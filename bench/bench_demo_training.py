@@ -34,10 +34,10 @@ from medvqa.data.schema import SPLITS, read_text_columns  # noqa: E402
 from medvqa.data.tokens import TokenizerSpec, build_word_vocab, tokenize_split  # noqa: E402
 from medvqa.demo.dataset import load_demo  # noqa: E402
 from medvqa.demo.tiny_checkpoints import write_tiny_checkpoint  # noqa: E402
+from medvqa.inference.predict import PredictSpec, run_prediction  # noqa: E402
 from medvqa.io import setup_logging  # noqa: E402
 from medvqa.models.batch import SplitPaths  # noqa: E402
-from medvqa.predict import PredictSpec, run_prediction  # noqa: E402
-from medvqa.train import ModelConfig, paths_from_config, run_training  # noqa: E402
+from medvqa.training.train import ModelConfig, paths_from_config, run_training  # noqa: E402
 
 DATASET = "demo"
 DEMO_CONFIG = {

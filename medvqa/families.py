@@ -36,7 +36,7 @@ class FamilyFacts:
     spec: type[ModelSpec]  # the entry's model: sub-mapping
     generative: bool  # answers as generated text (else logits over the answers.json classes)
     attention_maps: bool = False  # predict writes question-guided attention maps (attention figure)
-    caption_kind: str | None = None  # a key of medvqa.caption_models.CAPTION_KINDS; None: no captions
+    caption_kind: str | None = None  # a key of medvqa.inference.caption_models.CAPTION_KINDS; None: no captions
     mem_mb: int = 16000  # host memory of its training and prediction jobs (a VLM loads whole first)
 
 
@@ -64,7 +64,7 @@ class ModelConfig(Spec):
     train: dict = dataclasses.field(default_factory=dict)  # TrainSpec (seed: from the {seed} wildcard)
     generate: dict = dataclasses.field(default_factory=dict)  # GenerationSpec (generative families only)
     caption: dict | None = None  # CaptionSpec settings: the entry also captions caption datasets
-    shards: int = 1  # > 1: answer / caption every split as this many parallel jobs (medvqa.shards)
+    shards: int = 1  # > 1: answer / caption every split as this many parallel jobs (medvqa.inference.shards)
 
     def validate(self, where: str) -> None:
         check_choice(where, "family", self.family, tuple(FAMILIES))

@@ -140,12 +140,12 @@ def train_gpus(wildcards):
 
 
 def train_entry_json(wildcards):
-    """The model entry for python -m medvqa.train --entry (shell-quoted with :q where used)."""
+    """The model entry for python -m medvqa.training.train --entry (shell-quoted with :q where used)."""
     return json.dumps(canonical(config["models"][wildcards.model]))
 
 
 def train_inputs_json(wildcards):
-    """The named inputs (train_inputs) for python -m medvqa.train --inputs (TrainPaths.from_inputs)."""
+    """The named inputs (train_inputs) for python -m medvqa.training.train --inputs (TrainPaths.from_inputs)."""
     return json.dumps({name: path for name, path in train_inputs(wildcards).items() if name != "pretrained"})
 
 

@@ -2,7 +2,7 @@
 
 A family is a frozen bundle of plain functions; classifier and generative families fill the
 same slots, so the training engine (``medvqa.training.engine``) and the prediction stage
-(``medvqa.predict``) call only these and never ask which family they hold:
+(``medvqa.inference.predict``) call only these and never ask which family they hold:
 
   builder_args(model_config, DataInfo) → args    JSON-able, saved in every checkpoint
   build(args, load_pretrained) → nn.Module       the module (pretrained weights on request)

@@ -270,7 +270,7 @@ def check_generation_keys(spec: GenerationSpec, honoured: tuple[str, ...], famil
             )
 
 
-CAPTION_KIND_NAMES = ("blip", "flamingo", "vlm")  # keys of medvqa.caption_models.CAPTION_KINDS
+CAPTION_KIND_NAMES = ("blip", "flamingo", "vlm")  # keys of medvqa.inference.caption_models.CAPTION_KINDS
 # CaptionSpec settings a kind's captioner does not implement: each must keep its default.
 # (flamingo decodes greedily from its own model.prompt.)
 CAPTION_UNSUPPORTED = {

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from medvqa.caption import CaptionSpec, caption_images, load_captioner, parts_dir, run_captioning
 from medvqa.data.images import load_image_cache
+from medvqa.inference.caption import CaptionSpec, caption_images, load_captioner, parts_dir, run_captioning
 from medvqa.io import write_json
 from medvqa.spec import ConfigError
 
@@ -175,8 +175,8 @@ def test_spec_rejects_bad_settings(mapping, message):
 
 
 def test_caption_kinds_match_the_torch_free_spec():
-    from medvqa.caption_models import CAPTION_KINDS
     from medvqa.families import FAMILIES
+    from medvqa.inference.caption_models import CAPTION_KINDS
     from medvqa.models.specs import CAPTION_KIND_NAMES
 
     assert tuple(CAPTION_KINDS) == CAPTION_KIND_NAMES

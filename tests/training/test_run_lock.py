@@ -11,7 +11,7 @@ import pytest
 from training.vqa_fixture import cnn_lstm_config, train_paths
 
 from medvqa.models.checkpoint import LOCK, RunLockedError
-from medvqa.train import run_training
+from medvqa.training.train import run_training
 
 HOLDER = """
 import sys, time

@@ -18,8 +18,8 @@ from medvqa.models.classify import forward_batch
 from medvqa.models.registry import build_model
 from medvqa.seed import seed_everything
 from medvqa.spec import ConfigError
-from medvqa.train import ModelConfig, load_data, run_training
 from medvqa.training.engine import TrainSpec, train, warmup_cosine
+from medvqa.training.train import ModelConfig, load_data, run_training
 
 
 def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:

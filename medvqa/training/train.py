@@ -7,11 +7,11 @@ state.json, history.csv and resume/ (see ``medvqa.models.checkpoint``). Every fa
 through ``medvqa.training.engine.train``; a zero-shot entry (``vlm_sft`` with ``finetune: false``)
 writes state.json and an empty history only.
 
-    python -m medvqa.train --config config.yaml --dataset demo --model cnn_lstm_demo --seed 0
+    python -m medvqa.training.train --config config.yaml --dataset demo --model cnn_lstm_demo --seed 0
 
 Data-parallel on N GPUs (``medvqa.training.distributed``; rank 0 writes the outputs and the log):
 
-    torchrun --standalone --nproc_per_node=N -m medvqa.train --config ... --dataset ... --model ...
+    torchrun --standalone --nproc_per_node=N -m medvqa.training.train --config ... --dataset ... --model ...
 
 Under torchrun, log to stderr (``2> train.log``), not with ``--log``: torchrun's own argument
 parser takes ``--log`` as an abbreviation of its ``--log-dir``. The workflow's rule ``train_ddp`` passes the model entry and its named inputs as JSON instead
@@ -176,7 +176,7 @@ def paths_from_config(config: Mapping[str, Any], dataset: str, model: str, resul
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m medvqa.train", description=cli_description(__doc__))
+    parser = argparse.ArgumentParser(prog="python -m medvqa.training.train", description=cli_description(__doc__))
     parser.add_argument("--config", help="workflow config.yaml (or --entry with --inputs)")
     parser.add_argument("--dataset")
     parser.add_argument("--model", help="a key of the config's models")
