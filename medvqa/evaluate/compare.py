@@ -8,8 +8,9 @@ the same question ids), with McNemar's discordant counts b (A right, B wrong) an
 wrong, B right), the exact two-sided p-value and its Holm-adjusted value over all rows of
 the file (several pairs are tested at once, so unadjusted p-values overstate significance).
 ``medvqa.report.mcnemar.mcnemar_table`` renders that JSON as
-``results/tables/{dataset}/mcnemar.{split}.{md,tex,html}`` (the HTML is a report item). Baselines are not paired here: the tests compare models only,
-so adding baselines does not change the Holm family of the model pairs.
+``results/tables/{dataset}/mcnemar.{split}.{md,tex,html}`` (the HTML is a report item).
+Baselines are not paired here: the tests compare models only, so adding baselines does not
+change the Holm family of the model pairs.
 """
 
 from __future__ import annotations
