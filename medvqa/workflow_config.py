@@ -6,11 +6,14 @@ sections, entries and the types of the keys the rules read; it fills in the defa
 declares) and then calls ``check_config``: every entry's specs are built once from its config
 sub-mapping (types, ranges and choices live there, once), and every name an entry refers to must
 exist. Both run before any job, and a failure is one line naming the offending key (e.g.
-``datasets.demo.filters: unknown key(s) 'langauge'``).
-Before either, ``check_config_files`` re-reads each config file with a strict YAML loader, since
-Snakemake's accepts repeated keys. ``python -m medvqa.workflow_config FILE...`` runs all three
-outside Snakemake (which reports a YAML syntax error in a file given
-with ``--configfile`` without its line, before the Snakefile runs).
+``datasets.demo.filters: unknown key(s) 'langauge'``). The ``pretrained:`` entries (tiny
+stand-ins) are checked by the rules that build them (rules/pretrained.smk calls
+``medvqa.demo.tiny_checkpoints.check_pretrained``), since product modules do not import the demo
+package. Before all, ``check_config_files`` re-reads each config file with a strict YAML loader,
+since Snakemake's accepts repeated keys. ``python -m medvqa.workflow_config FILE...`` runs the
+strict read, ``check_structure`` and ``check_config`` (not ``check_pretrained``) outside Snakemake
+(which reports a YAML syntax error in a file given with ``--configfile`` without its line, before
+the Snakefile runs).
 """
 
 from __future__ import annotations
@@ -30,11 +33,10 @@ from medvqa.data.prepare import LEAKAGE_FILTERS, QUESTION_TYPES
 from medvqa.data.tokens import TokenizerSpec
 from medvqa.evaluate.score import ScoreSpec
 from medvqa.families import ModelConfig
+from medvqa.models.specs import PredictSpec
 from medvqa.report.published import parse_entries
 from medvqa.report.spec import ReportSpec
 from medvqa.spec import ConfigError, Spec, check_choice, check_range
-from medvqa.tiny_checkpoints import PretrainedEntry, tiny_spec
-from medvqa.training.model_config import PredictSpec
 
 SCHEMA = Path(__file__).resolve().parents[1] / "rules" / "config.schema.yaml"  # in a checkout of the workflow
 
@@ -154,13 +156,9 @@ def check_config(config: Mapping[str, Any]) -> None:
     for name, dataset in config["datasets"].items():
         DatasetConfig.from_mapping(dataset, f"datasets.{name}")
         _check_names(f"datasets.{name}.tokenizers", dataset.get("tokenizers", []), tokenizers, "tokenizer")
-    for name, pretrained in config.get("pretrained", {}).items():
-        where = f"pretrained.{name}"
-        entry = PretrainedEntry.from_mapping(pretrained, where)
-        _check_names(f"{where}.dataset", [entry.dataset], config["datasets"], "dataset")
-        _check_names(f"{where}.text_from", entry.text_from or [], config["datasets"], "dataset")
-        tiny_spec(entry.kind, entry.model, where, config["datasets"][entry.dataset]["image_size"],
-                  f"datasets.{entry.dataset}.image_size")
+    for name, entry in config.get("pretrained", {}).items():
+        _check_names(f"pretrained.{name}.dataset", [entry["dataset"]], config["datasets"], "dataset")
+        _check_names(f"pretrained.{name}.text_from", entry.get("text_from") or [], config["datasets"], "dataset")
     for name, model in config["models"].items():
         if name.startswith("baseline-"):
             raise ConfigError(f"models.{name}: names starting with 'baseline-' are reserved for the baselines")

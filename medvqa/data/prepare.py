@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -71,10 +71,11 @@ class FilterSpec(Spec):
 
 def import_dataset(
     spec: ImportSpec, dataset: str, split_paths: Mapping[str, str | Path], rejected_path: str | Path,
-    meta_path: str | Path,
+    meta_path: str | Path, loaders: Mapping[str, Callable[[Any, str], pd.DataFrame]] | None = None,
 ) -> dict[str, int]:
-    """Load the source, validate every split, write one parquet per split; return row counts."""
-    rows = load_source(spec.source, spec.options, dataset, spec.task)
+    """Load the source, validate every split, write one parquet per split; return row counts.
+    ``loaders``: as ``medvqa.data.sources.load_source`` takes them (the demo's)."""
+    rows = load_source(spec.source, spec.options, dataset, spec.task, loaders)
     if schema.task_of(rows) != spec.task:
         raise ConfigError(
             f"datasets.{dataset}.task is {spec.task!r} but dataset {dataset!r} (source {spec.source!r}) "

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from medvqa.data.baselines import majority_baseline, question_only_baseline
-from medvqa.data.demo import MODALITIES, ORGANS, TEMPLATES, demo_layout, make_demo
-from medvqa.data.demo_assets import SOURCES, lesion_mask, load_bases, render_image
+from medvqa.demo.dataset import MODALITIES, ORGANS, TEMPLATES, demo_layout, make_demo
+from medvqa.demo.assets import SOURCES, lesion_mask, load_bases, render_image
 from medvqa.data.schema import check_rows
 from medvqa.spec import ConfigError
 

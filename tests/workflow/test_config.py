@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from medvqa.demo.tiny_checkpoints import check_pretrained
 from medvqa.spec import ConfigError
 from medvqa.workflow_config import check_config, check_structure, expand_experiments
 
@@ -172,6 +173,7 @@ def test_every_value_rule_is_checked_by_the_specs_naming_the_key(rule, edit, key
         check_structure(config, SCHEMA)
         expand_experiments(config)
         check_config(config)
+        check_pretrained(config)  # rules/pretrained.smk: the tiny stand-ins' entries
     message = str(error.value)
     assert key in message and "\n" not in message, message
 

@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from medvqa.data.schema import read_text_columns, task_of
-from medvqa.pretrained import TinyClipSpec, write_tiny_clip
+from medvqa.demo.pretrained import TinyClipSpec, write_tiny_clip
 from medvqa.spec import ConfigError, Spec, check_choice
-from medvqa.tiny_hf import TinyHFSpec, texts_of, write_tiny_blip, write_tiny_clip_gpt2
-from medvqa.tiny_vlm import TinyVlmSpec, write_tiny_vlm
+from medvqa.demo.tiny_hf import TinyHFSpec, texts_of, write_tiny_blip, write_tiny_clip_gpt2
+from medvqa.demo.tiny_vlm import TinyVlmSpec, write_tiny_vlm
 
 
 class TinyKind(NamedTuple):
@@ -103,6 +103,17 @@ def tiny_spec(
             f"{spec.patch_size} (the tiny {kind} sees images as large as the dataset's cache)"
         )
     return spec
+
+
+def check_pretrained(config: Mapping[str, Any]) -> None:
+    """Every ``pretrained:`` entry (``PretrainedEntry``) and its sizes (``tiny_spec``) against its dataset's
+    image size (ConfigError naming the key). rules/pretrained.smk calls it at start-up, after
+    ``medvqa.workflow_config.check_config`` has checked the names the entries refer to."""
+    for name, pretrained in config.get("pretrained", {}).items():
+        where = f"pretrained.{name}"
+        entry = PretrainedEntry.from_mapping(pretrained, where)
+        tiny_spec(entry.kind, entry.model, where, config["datasets"][entry.dataset]["image_size"],
+                  f"datasets.{entry.dataset}.image_size")
 
 
 def write_tiny_checkpoint(
