@@ -15,10 +15,10 @@ import torch
 from PIL import Image
 from training.vqa_fixture import build_fixture, cnn_lstm_config, split_paths, split_rows, train_paths
 
-from medvqa.models import load_trained
-from medvqa.tiny_hf import write_tiny_blip
-from medvqa.tiny_vlm import write_tiny_vlm
-from medvqa.train import ModelConfig, TrainPaths, run_training
+from medvqa.demo.tiny_hf import write_tiny_blip
+from medvqa.demo.tiny_vlm import write_tiny_vlm
+from medvqa.models.checkpoint import load_trained
+from medvqa.training.train import ModelConfig, TrainPaths, run_training
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = {"epochs": 1, "batch_size": 16, "lr": 3e-3, "backbone_lr": 3e-3, "warmup": 0.0, "device": "cpu"}
@@ -85,7 +85,7 @@ def test_runs_load_from_another_working_directory(workflow_root, tmp_path, monke
     from peft import PeftConfig
     from transformers import BlipForQuestionAnswering
 
-    from medvqa.models.vlm_sft import load_trained as load_vlm_run
+    from medvqa.models.vlm_sft import spec_of
 
     runs = {name: workflow_root / path for name, path in RUNS.items()}
     monkeypatch.chdir(tmp_path)  # results/pretrained/... does not exist from here
@@ -93,8 +93,8 @@ def test_runs_load_from_another_working_directory(workflow_root, tmp_path, monke
     assert state["args"]["checkpoint"] == "results/pretrained/qwen2-vl-tiny"  # state.json keeps what was configured
     base = PeftConfig.from_pretrained(runs["vlm"] / "adapter").base_model_name_or_path
     assert base == str(workflow_root / "results/pretrained/qwen2-vl-tiny")
-    model, processor, spec = load_vlm_run(runs["vlm"])
-    assert spec.checkpoint == base and hasattr(model, "peft_config") and processor.chat_template
+    model, _ = load_trained(runs["vlm"])
+    assert spec_of(model.args).checkpoint == base and hasattr(model.module, "peft_config")
     # BLIP: hf_model/ holds exactly the weights medvqa rebuilds from best.safetensors.
     built, _ = load_trained(runs["blip"])
     exported = BlipForQuestionAnswering.from_pretrained(runs["blip"] / "hf_model")
@@ -105,7 +105,7 @@ def test_runs_load_from_another_working_directory(workflow_root, tmp_path, monke
 
 
 def test_only_relative_paths_that_exist_from_an_ancestor_of_the_run_are_resolved(tmp_path, monkeypatch):
-    from medvqa.training.checkpoint import resolve_run_path
+    from medvqa.models.checkpoint import resolve_run_path
 
     run = tmp_path / "results/models/d/m/0"
     run.mkdir(parents=True)

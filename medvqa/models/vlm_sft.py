@@ -33,13 +33,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from medvqa.generation import generate_answers, prediction_frame
 from medvqa.io import read_json, write_json
 from medvqa.models.common import BatchScore, DataInfo, ModelFamily, PredictRun, Step, resolve_dtype
+from medvqa.models.generation import generate_answers, prediction_frame
 from medvqa.models.generative import TextImageSplit, answer_tokens, text_image_split
+from medvqa.models.specs import VlmSftSpec
 from medvqa.models.vlm_collate import PromptFormat, VlmCollator
 from medvqa.spec import ConfigError
-from medvqa.training.model_config import VlmSftSpec
 
 log = logging.getLogger(__name__)
 
@@ -281,7 +281,7 @@ def score(module: nn.Module, batch: Mapping[str, torch.Tensor], step: Step) -> B
 def predict_split(
     module: nn.Module, args: Mapping[str, Any], answers: Sequence[str], data: TextImageSplit, run: PredictRun
 ) -> tuple[pd.DataFrame, None]:
-    """Generated answers of every question of ``data`` (left-padded batches, ``medvqa.generation``)."""
+    """Generated answers of every question of ``data`` (left-padded batches, ``medvqa.models.generation``)."""
     spec = spec_of(args)
     processor = load_processor(spec)
     fmt = prompt_format(spec, processor, args["model_type"])
@@ -298,7 +298,8 @@ def export_adapter(module: nn.Module, args: Mapping[str, Any], out_dir: Path) ->
     ``base_model_name_or_path`` is the hub id, or the checkpoint directory's absolute path, so
     ``PeftModel.from_pretrained`` finds the base model from any working directory.
     """
-    from medvqa.training.checkpoint import absolute_if_local
+    # Imported here: the checkpoint module imports the registry, which imports this module.
+    from medvqa.models.checkpoint import absolute_if_local
 
     spec = spec_of(args)
     adapter = Path(out_dir) / "adapter"
@@ -311,17 +312,6 @@ def export_adapter(module: nn.Module, args: Mapping[str, Any], out_dir: Path) ->
 
 def finetunes(args: Mapping[str, Any]) -> bool:
     return bool(args["finetune"])
-
-
-def load_trained(model_dir: str | Path, device: str | torch.device = "cpu"):
-    """(model, processor, spec) of a run directory (zero-shot: the base model) on ``device``, from any
-    working directory (a relative checkpoint path resolves as ``load_checkpoint`` resolves it)."""
-    # Imported here: the checkpoint module imports medvqa.models, whose registry imports this module.
-    from medvqa.training.checkpoint import load_checkpoint
-
-    model, _ = load_checkpoint(model_dir)
-    spec = spec_of(model.args)
-    return model.module.to(device).eval(), load_processor(spec), spec
 
 
 FAMILY = ModelFamily(

@@ -8,8 +8,8 @@ import torch
 
 from medvqa.models.vlm_collate import PromptFormat, render_prompt
 from medvqa.spec import ConfigError
-from medvqa.tiny_vlm import TINY_ARCHITECTURES, TinyVlmSpec, write_tiny_vlm
-from medvqa.tiny_vlm_tokenizers import (
+from medvqa.demo.tiny_vlm import TINY_ARCHITECTURES, TinyVlmSpec, write_tiny_vlm
+from medvqa.demo.tiny_vlm_tokenizers import (
     GEMMA_CONTROL, GEMMA_NAMED, INTERNVL_SPECIALS, QWEN_SPECIALS, SMOLVLM_CONTROL, SMOLVLM_IMAGE,
 )
 

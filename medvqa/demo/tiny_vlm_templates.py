@@ -1,4 +1,4 @@
-"""Chat templates of the hub checkpoints the tiny stand-ins (``medvqa.tiny_vlm``) mimic.
+"""Chat templates of the hub checkpoints the tiny stand-ins (``medvqa.demo.tiny_vlm``) mimic.
 
 Each renders what the real checkpoint's ``chat_template.jinja`` / ``chat_template.json`` renders
 for the conversations ``medvqa`` builds (system?, user: image + text, assistant?); tool-calling

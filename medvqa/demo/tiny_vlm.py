@@ -13,9 +13,9 @@ load it exactly as they load ``Qwen/Qwen2-VL-2B-Instruct``, ``Qwen/Qwen2.5-VL-3B
 ``Qwen/Qwen3-VL-2B-Instruct``, ``OpenGVLab/InternVL3-1B-hf``, ``llava-hf/llava-1.5-7b-hf``,
 ``llava-hf/llava-v1.6-mistral-7b-hf``, ``google/medgemma-4b-it`` (Gemma 3) and
 ``HuggingFaceTB/SmolVLM-256M-Instruct`` (Idefics3) (same model_type, classes,
-special tokens and template; templates in ``medvqa.tiny_vlm_templates``).
+special tokens and template; templates in ``medvqa.demo.tiny_vlm_templates``).
 
-Tokenizers are the real classes with BPEs learnt offline from ``texts`` (``medvqa.tiny_vlm_tokenizers``).
+Tokenizers are the real classes with BPEs learnt offline from ``texts`` (``medvqa.demo.tiny_vlm_tokenizers``).
 """
 
 from __future__ import annotations
@@ -25,16 +25,16 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
-from medvqa.spec import ConfigError, Spec, check_choice, check_range
-from medvqa.tiny_vlm_templates import (
+from medvqa.demo.tiny_vlm_templates import (
     GEMMA3_TEMPLATE, INTERNVL_TEMPLATE, LLAVA_NEXT_TEMPLATE, LLAVA_TEMPLATE, QWEN2_VL_TEMPLATE, QWEN3_VL_TEMPLATE,
     SMOLVLM_TEMPLATE,
 )
-from medvqa.tiny_vlm_tokenizers import (
+from medvqa.demo.tiny_vlm_tokenizers import (
     INTERNVL_NAMED, INTERNVL_SPECIALS, QWEN_SPECIALS, train_gemma_tokenizer, train_llama_tokenizer,
     train_qwen_tokenizer, train_smollm_tokenizer,
 )
-from medvqa.training.seed import seed_everything
+from medvqa.seed import seed_everything
+from medvqa.spec import ConfigError, Spec, check_choice, check_range
 
 log = logging.getLogger(__name__)
 

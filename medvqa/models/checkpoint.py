@@ -6,6 +6,7 @@ Layout of ``results/models/{dataset}/{model}/{seed}/``:
                      ``saves="trainable"``: the frozen rest is the pretrained checkpoint)
   state.json         family, builder args, answers, spec, monitor, epoch, best epoch/metric
   history.csv        epoch, train/val loss (+ accuracy for classifiers), lr, seconds
+  hf_model/, adapter/  blip / vlm_sft: the best model in Hugging Face / PEFT format (the family's export)
   resume/            written every epoch while training, read when a killed run is re-run:
     last.safetensors   weights after the last finished epoch
     last.pt            optimizer, scheduler, grad-scaler and RNG state (torch.load weights_only)
@@ -50,7 +51,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from medvqa.io import atomic_path, read_json, write_csv, write_json
-from medvqa.models import BuiltModel, family_of, rebuild_model
+from medvqa.models.registry import BuiltModel, family_of, rebuild_model
 
 log = logging.getLogger(__name__)
 
@@ -236,4 +237,15 @@ def load_checkpoint(model_dir: str | Path) -> tuple[BuiltModel, dict[str, Any]]:
     if family.finetunes(state["args"]):
         load_weights(model.module, model_dir / WEIGHTS, trainable_only=family.saves == "trainable")
     model.module.eval()
+    return model, state
+
+
+def load_trained(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[BuiltModel, dict[str, Any]]:
+    """The trained model of a run directory, any family, for use outside the workflow: ``load_checkpoint``
+    with the module in eval mode on ``device``. Returns ``(model, state)``: ``model.module`` the torch
+    module, ``model.family`` / ``model.args`` its family and (resolved) builder arguments, ``state``
+    state.json (``answers``: a classifier's classes in logit order). BLIP and vlm_sft runs also hold
+    their Hugging Face / PEFT export (``hf_model/``, ``adapter/``; README "Load a trained model")."""
+    model, state = load_checkpoint(run_dir)
+    model.module.to(device).eval()
     return model, state

@@ -1,7 +1,7 @@
-"""Tokenizers of the tiny VLM stand-ins (``medvqa.tiny_vlm``), learnt offline from a few texts.
+"""Tokenizers of the tiny VLM stand-ins (``medvqa.demo.tiny_vlm``), learnt offline from a few texts.
 
 Each is the real checkpoint's tokenizer class with its special tokens in the real order
-(relative ids), its BPE learnt by ``medvqa.tiny_bpe`` (deterministic) from the texts plus the
+(relative ids), its BPE learnt by ``medvqa.demo.tiny_bpe`` (deterministic) from the texts plus the
 words the chat templates add: byte-level with Qwen2's pre-tokeniser (Qwen, InternVL), byte-level
 GPT-2 style (SmolVLM's SmolLM2), SentencePiece-style ▁ pieces with byte fallback (LLaMA/Mistral
 of LLaVA; Gemma, which adds no ▁ before the first word).
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from medvqa.tiny_bpe import learn_bpe, word_counts
+from medvqa.demo.tiny_bpe import learn_bpe, word_counts
 
 # Special tokens of the Qwen2 tokenizer family, in the order (and so the relative ids) of the real one.
 QWEN_SPECIALS = (
