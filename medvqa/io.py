@@ -172,3 +172,8 @@ def _log_uncaught(exc_type, exc, tb) -> None:
     # A failing job's traceback belongs in its log file, not only on the console.
     logging.getLogger("medvqa").critical("stage failed", exc_info=(exc_type, exc, tb))
     sys.__excepthook__(exc_type, exc, tb)
+
+
+def absolute_if_local(name: str) -> str:
+    """A hub id as it is; an existing local path as an absolute path (valid from any working directory)."""
+    return str(Path(name).resolve()) if Path(name).exists() else name

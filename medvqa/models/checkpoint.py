@@ -201,11 +201,6 @@ def write_zero_shot(out_dir: str | Path, state: Mapping[str, Any], history_colum
     write_json(published(state), out_dir / STATE)
 
 
-def absolute_if_local(name: str) -> str:
-    """A hub id as it is; an existing local path as an absolute path (valid from any working directory)."""
-    return str(Path(name).resolve()) if Path(name).exists() else name
-
-
 def resolve_run_path(value: Any, model_dir: str | Path) -> Any:
     """A relative path of a run's state.json (``results/pretrained/...``, relative to the directory
     training ran in) as a path that exists from here: unchanged when it exists from the working

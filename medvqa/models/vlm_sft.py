@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from medvqa.io import read_json, write_json
+from medvqa.io import absolute_if_local, read_json, write_json
 from medvqa.models.common import BatchScore, DataInfo, ModelFamily, PredictRun, Step, resolve_dtype
 from medvqa.models.generation import generate_answers, prediction_frame
 from medvqa.models.generative import TextImageSplit, answer_tokens, text_image_split
@@ -298,9 +298,6 @@ def export_adapter(module: nn.Module, args: Mapping[str, Any], out_dir: Path) ->
     ``base_model_name_or_path`` is the hub id, or the checkpoint directory's absolute path, so
     ``PeftModel.from_pretrained`` finds the base model from any working directory.
     """
-    # Imported here: the checkpoint module imports the registry, which imports this module.
-    from medvqa.models.checkpoint import absolute_if_local
-
     spec = spec_of(args)
     adapter = Path(out_dir) / "adapter"
     module.save_pretrained(adapter)
