@@ -1,6 +1,6 @@
 """The offline demo: the generated demo dataset (``dataset``, ``assets``) and tiny random stand-ins of
-hub checkpoints written with ``save_pretrained`` (``tiny_checkpoints``, ``tiny_hf``, ``tiny_vlm``,
-``tiny_bpe``, ``pretrained``).
+hub checkpoints written with ``save_pretrained`` (``tiny_checkpoints``, ``tiny_hf``, ``tiny_vlm`` with
+its ``tiny_vlm_templates`` and ``tiny_vlm_tokenizers``, ``tiny_bpe``, ``pretrained``).
 
 Product modules never import this package: the workflow scripts of the rules that build the demo
 (import_dataset passes ``dataset.load_demo`` as the ``demo`` source's loader) and the stand-ins
