@@ -18,7 +18,7 @@ from medvqa.training.checkpoint import load_checkpoint
 LORA = {"lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0}
 COMMON = {"batch_size": 4, "weight_decay": 0.0, "warmup": 0.0, "device": "cpu"}
 GRPO = {"group_size": 4, "beta": 0.04, "max_completion_length": 6, "save_steps": 2}
-MARGIN = 0.05  # mean reward of the last epoch over the first (measured: 0.30 → 0.45 at lr 5e-3)
+MARGIN = 0.1  # mean reward of epoch 3 over epoch 1 (measured: 0.27 → 0.38 → 0.44; correctness 0.15 → 0.49)
 
 
 def entry(checkpoint, **train) -> ModelConfig:
