@@ -3,6 +3,8 @@
 #   (+ resume/, deliberately not an output: it survives a killed job so the re-run resumes;
 #    + adapter/ for vlm_sft LoRA runs: the best adapter in PEFT's own format)
 # Zero-shot entries (model.finetune: false) train nothing: state.json + an empty history.csv.
+# train.method: grpo trains vlm_sft LoRA entries with GRPO (medvqa.training.grpo) in the same rule;
+# train.init_from adds that entry's best.safetensors (same dataset, seed) as an input.
 
 
 rule train:
