@@ -2,8 +2,8 @@
 ``medvqa.training.grpo.train_grpo``, the path a ``train.method: grpo`` entry takes.
 
 The model is Qwen2-VL-2B-Instruct's architecture (LM: 28 layers, width 1536, 12 heads / 2 KV
-heads, MLP 8960, vocabulary 151,936; ViT: 32 layers, width 1280) built from its config with
-random weights (no hub download), LoRA r=16 on the LM's attention projections; the tokenizer,
+heads, MLP 8960, vocabulary 151,936, tied embeddings; ViT: 32 layers, width 1280; 2.21 B
+parameters) built from its config with random weights (no hub download), LoRA r=16 on the LM's attention projections; the tokenizer,
 chat template and processor are the tiny stand-in's (``write_tiny_vlm("qwen2_vl")``, real
 classes and special tokens), its token ids copied into the config. Questions are the seeded
 demo's train split. Prints and writes (``--out``) JSON: median seconds per optimizer step
@@ -40,6 +40,7 @@ from medvqa.training.spec import TrainSpec  # noqa: E402
 QWEN2_VL_2B_TEXT = {"hidden_size": 1536, "intermediate_size": 8960, "num_hidden_layers": 28,
                     "num_attention_heads": 12, "num_key_value_heads": 2, "vocab_size": 151936,
                     "max_position_embeddings": 32768, "initializer_range": 0.02, "rms_norm_eps": 1e-6,
+                    "layer_types": ["full_attention"] * 28, "max_window_layers": 28,
                     "rope_parameters": {"mrope_section": [16, 24, 24], "rope_theta": 1000000.0, "rope_type": "default"}}
 QWEN2_VL_2B_VISION = {"depth": 32, "embed_dim": 1280, "hidden_size": 1536, "num_heads": 16, "mlp_ratio": 4}
 
@@ -62,6 +63,7 @@ def checkpoint_dir(root: Path, size: str, image_px: int) -> Path:
         config = json.loads((out / "config.json").read_text())
         config["text_config"].update(QWEN2_VL_2B_TEXT)
         config["vision_config"].update(QWEN2_VL_2B_VISION)
+        config["tie_word_embeddings"] = config["text_config"]["tie_word_embeddings"] = True  # as the 2B's config
         (out / "config.json").write_text(json.dumps(config))
     return out
 
