@@ -163,7 +163,7 @@ def _run(config: ModelConfig, paths: TrainPaths, out_dir: str | Path, seed: int,
         if spec.method == "grpo":
             from medvqa.training.grpo import train_grpo  # imports TRL (the grpo extra) only when asked
 
-            return train_grpo(spec, model, paths.train, out_dir, input_stamps(paths, model.args))
+            return train_grpo(spec, model, paths.train, out_dir, input_stamps(paths, model.args), data.answers)
         return train(spec, model, data.for_training(model), out_dir)
 
 

@@ -156,9 +156,11 @@ def grpo_config(spec: TrainSpec, resume_dir: Path, n_questions: int):
     )
 
 
-def fresh_grpo_state(spec: TrainSpec, model: BuiltModel, inputs: Mapping[str, Any]) -> dict[str, Any]:
+def fresh_grpo_state(
+    spec: TrainSpec, model: BuiltModel, inputs: Mapping[str, Any], answers: Sequence[str]
+) -> dict[str, Any]:
     """state.json before the first step (what a resumed run must match)."""
-    return {"family": model.family, "args": model.args, "answers": [], "spec": spec.to_dict(),
+    return {"family": model.family, "args": model.args, "answers": list(answers), "spec": spec.to_dict(),
             "inputs": dict(inputs), "monitor": "reward", "method": "grpo", "step": 0, "final_reward": None}
 
 
@@ -176,11 +178,18 @@ def resume_checkpoint(resume_dir: Path, state: Mapping[str, Any]) -> str | None:
 
 
 def progress_callback(resume_dir: Path, state: Mapping[str, Any], spec: GrpoSpec):
-    """A TrainerCallback that, after TRL wrote checkpoint-<step>, records it in resume/last.json (written
-    last, so last.json names a complete checkpoint) with the history so far."""
+    """A TrainerCallback that logs each step's reward, KL and length through ``logging`` (the run's
+    log file, not stdout), and, after TRL wrote checkpoint-<step>, records it in resume/last.json
+    (written last, so last.json names a complete checkpoint) with the history so far."""
     from transformers import TrainerCallback
 
     class RecordProgress(TrainerCallback):
+        def on_log(self, args, trainer_state, control, logs=None, **kwargs):
+            if logs and "reward" in logs:
+                log.info("step %d/%d: reward %.4g (std %.3g), kl %.4g, completion length %.3g, %.3gs",
+                         trainer_state.global_step, trainer_state.max_steps, logs["reward"], logs["reward_std"],
+                         logs.get("kl", float("nan")), logs["completions/mean_length"], logs["step_time"])
+
         def on_save(self, args, trainer_state, control, **kwargs):
             write_csv(history_frame(trainer_state.log_history, spec), resume_dir / checkpoint.HISTORY)
             write_json({**state, "step": trainer_state.global_step}, resume_dir / "last.json")
@@ -189,9 +198,12 @@ def progress_callback(resume_dir: Path, state: Mapping[str, Any], spec: GrpoSpec
 
 
 def train_grpo(spec: TrainSpec, model: BuiltModel, paths: SplitPaths, out_dir: str | Path,
-               inputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+               inputs: Mapping[str, Any] | None = None, answers: Sequence[str] = ()) -> dict[str, Any]:
     """GRPO-train the LoRA model ``model`` (a ``vlm_sft`` entry, already holding any ``init_from``
-    adapter) on the questions of ``paths``; writes the run directory and returns state.json."""
+    adapter) on the questions of ``paths``; writes the run directory and returns state.json.
+
+    ``inputs`` (file stamps) and ``answers`` (answers.json) go into the state as the engine's do."""
+    from transformers import PrinterCallback
     from trl import GRPOTrainer
 
     from medvqa.models.vlm_sft import generation_stop_ids, load_processor, prompt_format, spec_of
@@ -203,7 +215,7 @@ def train_grpo(spec: TrainSpec, model: BuiltModel, paths: SplitPaths, out_dir: s
     fmt = prompt_format(model_spec, processor, model.args["model_type"])
     questions = grpo_questions(paths, fmt)
     stops = generation_stop_ids(model.module, processor, fmt)
-    state = fresh_grpo_state(spec, model, inputs or {})
+    state = fresh_grpo_state(spec, model, inputs or {}, answers)
     resume_from = resume_checkpoint(resume_dir, state)
     config = grpo_config(spec, resume_dir, len(questions))
     # Sampling stops at the end-of-turn token (and the model's eos ids), like prediction does.
@@ -213,6 +225,7 @@ def train_grpo(spec: TrainSpec, model: BuiltModel, paths: SplitPaths, out_dir: s
         reward_funcs=[reward_function(name, spec.grpo, stops) for name in spec.grpo.rewards],
         callbacks=[progress_callback(resume_dir, state, spec.grpo)],
     )
+    trainer.remove_callback(PrinterCallback)  # it prints every step's dict to stdout; the log has them
     log.info("GRPO: %d questions, %d steps of %d questions x %d completions, beta %g, rewards %s",
              len(questions), config.max_steps, spec.batch_size, spec.grpo.group_size, spec.grpo.beta,
              spec.grpo.rewards)
