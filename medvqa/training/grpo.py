@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 
 from medvqa.data.images import load_image_cache
 from medvqa.data.schema import read_text_columns
@@ -150,7 +149,7 @@ def grpo_config(spec: TrainSpec, resume_dir: Path, n_questions: int):
         # The builder already set up gradient checkpointing (model.gradient_checkpointing).
         gradient_checkpointing=False, use_cpu=device.type == "cpu", bf16=precision == "bf16",
         fp16=precision == "fp16", dataloader_num_workers=spec.workers, logging_steps=1, report_to=[],
-        save_strategy="steps", save_steps=grpo.save_steps, disable_tqdm=True,
+        save_strategy="steps", save_steps=grpo.save_steps, save_total_limit=2, disable_tqdm=True,
         # TRL must see the answer columns (reward inputs) and the image column.
         remove_unused_columns=False,
     )
