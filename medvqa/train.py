@@ -4,8 +4,10 @@ Reads the train and val splits (parquet without image bytes, memory-mapped image
 for the classifier families, pre-tokenised questions), answers.json (VQA datasets; caption
 datasets have none) and, for ``words`` tokenizers, the vocabulary; writes best.safetensors,
 state.json, history.csv and resume/ (see ``medvqa.training.checkpoint``). Every family trains
-through ``medvqa.training.engine.train``; a zero-shot entry (``vlm_sft`` with ``finetune: false``)
-writes state.json and an empty history only.
+through ``medvqa.training.engine.train``, except ``vlm_sft`` entries with ``train.method: grpo``
+(``medvqa.training.grpo``); ``train.init_from`` first loads another run's trained weights
+(``TrainPaths.init_from``). A zero-shot entry (``vlm_sft`` with ``finetune: false``) writes
+state.json and an empty history only.
 
     python -m medvqa.train --config config.yaml --dataset demo --model cnn_lstm_demo --seed 0
 
