@@ -20,9 +20,9 @@
 #
 # Targets: all (default), data, captions, evaluate, figures (figures and tables from results/ alone).
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
-from medvqa.workflow_config import check_config_files
+from medvqa.workflow_config import check_config_files, check_structure
 
 min_version("9.0")
 
@@ -39,7 +39,9 @@ if not workflow.config_settings.configfiles:
     configfile: "config.yaml"
 
 
-validate(config, "rules/config.schema.yaml")
+# Structure and types of the sections (one line naming the key on error); every value rule is checked
+# by the specs in rules/common.smk (medvqa.workflow_config.check_config).
+check_structure(config, workflow.source_path("rules/config.schema.yaml"))
 
 
 report: "report/workflow.rst"

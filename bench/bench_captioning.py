@@ -1,4 +1,4 @@
-"""Batched vs one-at-a-time caption generation through ``medvqa.caption.run_captioning``.
+"""Batched vs one-at-a-time caption generation through ``medvqa.inference.caption.run_captioning``.
 
 Both runs caption the same demo images with the same random model, greedy, writing resumable
 chunk files every ``--chunk-size`` images (as the caption rule does); only the batch size
@@ -34,11 +34,11 @@ for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from medvqa.caption import CaptionSpec, caption_images, load_captioner, run_captioning  # noqa: E402
-from medvqa.data.demo import make_demo  # noqa: E402
 from medvqa.data.images import build_image_cache, load_image_cache  # noqa: E402
-from medvqa.tiny_hf import TinyHFSpec, write_tiny_blip  # noqa: E402
-from medvqa.tiny_vlm import TinyVlmSpec, write_tiny_vlm  # noqa: E402
+from medvqa.demo.dataset import make_demo  # noqa: E402
+from medvqa.demo.tiny_hf import TinyHFSpec, write_tiny_blip  # noqa: E402
+from medvqa.demo.tiny_vlm import TinyVlmSpec, write_tiny_vlm  # noqa: E402
+from medvqa.inference.caption import CaptionSpec, caption_images, load_captioner, run_captioning  # noqa: E402
 
 # (writer spec, image side of the cache) per kind and size.
 BLIP_SIZES = {

@@ -32,11 +32,12 @@ from medvqa.data.images import build_image_cache  # noqa: E402
 from medvqa.data.prepare import ImportSpec, import_dataset  # noqa: E402
 from medvqa.data.schema import SPLITS, read_text_columns  # noqa: E402
 from medvqa.data.tokens import TokenizerSpec, build_word_vocab, tokenize_split  # noqa: E402
+from medvqa.demo.dataset import load_demo  # noqa: E402
+from medvqa.demo.tiny_checkpoints import write_tiny_checkpoint  # noqa: E402
+from medvqa.inference.predict import PredictSpec, run_prediction  # noqa: E402
 from medvqa.io import setup_logging  # noqa: E402
-from medvqa.predict import PredictSpec, run_prediction  # noqa: E402
-from medvqa.tiny_checkpoints import write_tiny_checkpoint  # noqa: E402
-from medvqa.train import ModelConfig, paths_from_config, run_training  # noqa: E402
-from medvqa.training.data import SplitPaths  # noqa: E402
+from medvqa.models.batch import SplitPaths  # noqa: E402
+from medvqa.training.train import ModelConfig, paths_from_config, run_training  # noqa: E402
 
 DATASET = "demo"
 DEMO_CONFIG = {
@@ -73,7 +74,7 @@ def prepare_demo(results: Path, config: dict) -> None:
     size = dataset["image_size"]
     splits = {split: data / f"{split}.parquet" for split in SPLITS}
     import_dataset(ImportSpec(source="demo", options=dataset["options"]), DATASET, splits,
-                   data / "rejected.csv", data / "meta.json")
+                   data / "rejected.csv", data / "meta.json", loaders={"demo": load_demo})
     for split, path in splits.items():
         cache = data / f"images_{size}.{split}"
         build_image_cache(path, size, f"{cache}.npy", f"{cache}.ids.json")

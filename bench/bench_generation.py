@@ -1,6 +1,6 @@
 """Batched (left-padded) vs one-at-a-time answer generation with a random Qwen2-VL.
 
-Both runs go through ``medvqa.generation.generate_answers`` (collation, ``generate``, answer
+Both runs go through ``medvqa.models.generation.generate_answers`` (collation, ``generate``, answer
 probabilities) with a fixed number of new tokens (no early stop), so they do the same work per
 question; the batched run should be several times faster on a GPU. Prints and writes (``--out``)
 JSON with images per second of each run, their ratio, and the fraction of questions whose
@@ -32,9 +32,9 @@ for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from medvqa.generation import GenerationSpec, generate_answers  # noqa: E402
+from medvqa.demo.tiny_vlm import TinyVlmSpec, write_tiny_vlm  # noqa: E402
+from medvqa.models.generation import GenerationSpec, generate_answers  # noqa: E402
 from medvqa.models.vlm_collate import PromptFormat, VlmCollator  # noqa: E402
-from medvqa.tiny_vlm import TinyVlmSpec, write_tiny_vlm  # noqa: E402
 
 QUESTIONS = (
     "Is there a lesion?", "What organ is shown in this image?", "Is the abnormality in the left or the right lung?",

@@ -28,12 +28,12 @@ for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from medvqa.data.demo import make_demo  # noqa: E402
+from medvqa.demo.dataset import make_demo  # noqa: E402
 from medvqa.data.images import build_image_cache  # noqa: E402
-from medvqa.models import BuiltModel  # noqa: E402
+from medvqa.models.registry import BuiltModel  # noqa: E402
 from medvqa.models.vlm_sft import VlmSftSpec, wrap_lora  # noqa: E402
-from medvqa.tiny_vlm import TinyVlmSpec, write_tiny_vlm  # noqa: E402
-from medvqa.training.data import SplitPaths  # noqa: E402
+from medvqa.demo.tiny_vlm import TinyVlmSpec, write_tiny_vlm  # noqa: E402
+from medvqa.models.batch import SplitPaths  # noqa: E402
 from medvqa.training.grpo import train_grpo  # noqa: E402
 from medvqa.training.spec import TrainSpec  # noqa: E402
 

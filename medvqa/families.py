@@ -2,19 +2,19 @@
 
 The rules (``rules/model_common.smk``, ``caption_common.smk``, ``report_common.smk``), the
 start-up config check (``medvqa.workflow_config``) and the tests read ``FAMILIES``; nothing
-here imports torch, so the workflow loads in a second. ``medvqa.models.MODEL_FAMILIES`` holds
-the torch side (builders, forward, loss) under the same keys, and a test keeps the two in step.
+here imports torch, so the workflow loads in a second. ``medvqa.models.registry.MODEL_FAMILIES``
+holds the torch side (builders, forward, loss) under the same keys, and a test keeps the two in step.
 
 Adding a family = its module under ``medvqa/models/`` (its ``FAMILY``), its ``model:`` spec in
-``medvqa.training.model_config``, one entry here, one line in ``MODEL_FAMILIES``, its tests.
+``medvqa.models.specs``, one entry here, one line in ``MODEL_FAMILIES`` (``medvqa.models.registry``),
+its tests.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from medvqa.spec import ConfigError, Spec, check_choice, check_range
-from medvqa.training.model_config import (
+from medvqa.models.specs import (
     BlipSpec,
     CaptionSpec,
     ClipClassifierSpec,
@@ -25,6 +25,7 @@ from medvqa.training.model_config import (
     VlmSftSpec,
     check_generation_keys,
 )
+from medvqa.spec import ConfigError, Spec, check_choice, check_range
 from medvqa.training.spec import TrainSpec
 
 
@@ -35,7 +36,7 @@ class FamilyFacts:
     spec: type[ModelSpec]  # the entry's model: sub-mapping
     generative: bool  # answers as generated text (else logits over the answers.json classes)
     attention_maps: bool = False  # predict writes question-guided attention maps (attention figure)
-    caption_kind: str | None = None  # a key of medvqa.caption_models.CAPTION_KINDS; None: no captions
+    caption_kind: str | None = None  # a key of medvqa.inference.caption_models.CAPTION_KINDS; None: no captions
     mem_mb: int = 16000  # host memory of its training and prediction jobs (a VLM loads whole first)
 
 
@@ -63,7 +64,7 @@ class ModelConfig(Spec):
     train: dict = dataclasses.field(default_factory=dict)  # TrainSpec (seed: from the {seed} wildcard)
     generate: dict = dataclasses.field(default_factory=dict)  # GenerationSpec (generative families only)
     caption: dict | None = None  # CaptionSpec settings: the entry also captions caption datasets
-    shards: int = 1  # > 1: answer / caption every split as this many parallel jobs (medvqa.shards)
+    shards: int = 1  # > 1: answer / caption every split as this many parallel jobs (medvqa.inference.shards)
 
     def validate(self, where: str) -> None:
         check_choice(where, "family", self.family, tuple(FAMILIES))

@@ -1,37 +1,44 @@
-"""Cross-checks of a workflow config that a JSON schema cannot express, and the expansion
-of experiment grids.
+"""The checks of a workflow config (its structure, every entry's specs, the names entries refer
+to) and the expansion of experiment grids.
 
-The Snakefile validates config.yaml against rules/config.schema.yaml (structure, types,
-choices) and then calls ``check_config``: every stage spec is built once from its config
-sub-mapping, and every name an entry refers to must exist. Both run before any job, and a
-failure names the offending key (e.g. ``datasets.demo.filters: unknown key(s) 'langauge'``).
-Before either, ``check_config_files`` re-reads each config file with a strict YAML loader, since
-Snakemake's accepts repeated keys. ``python -m medvqa.workflow_config FILE...`` runs the strict read
-and ``check_config`` (not the JSON schema) outside Snakemake (which reports a YAML syntax error in a file given
-with ``--configfile`` without its line, before the Snakefile runs).
+The Snakefile checks the config against rules/config.schema.yaml (``check_structure``: the
+sections, entries and the types of the keys the rules read; it fills in the defaults the schema
+declares) and then calls ``check_config``: every entry's specs are built once from its config
+sub-mapping (types, ranges and choices live there, once), and every name an entry refers to must
+exist. Both run before any job, and a failure is one line naming the offending key (e.g.
+``datasets.demo.filters: unknown key(s) 'langauge'``). The ``pretrained:`` entries (tiny
+stand-ins) are checked by the rules that build them (rules/pretrained.smk calls
+``medvqa.demo.tiny_checkpoints.check_pretrained``), since product modules do not import the demo
+package. Before all, ``check_config_files`` re-reads each config file with a strict YAML loader,
+since Snakemake's accepts repeated keys. ``python -m medvqa.workflow_config FILE...`` runs the
+strict read, ``check_structure`` and ``check_config`` (not ``check_pretrained``) outside Snakemake
+(which reports a YAML syntax error in a file given with ``--configfile`` without its line, before
+the Snakefile runs).
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import itertools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import yaml
 
-from medvqa.data.leakage import LeakageSpec
-from medvqa.data.prepare import FilterSpec, ImportSpec
-from medvqa.data.sources import source_spec
+from medvqa.data.config import IMPORT_KEYS, DatasetConfig
+from medvqa.data.prepare import LEAKAGE_FILTERS, QUESTION_TYPES
 from medvqa.data.tokens import TokenizerSpec
 from medvqa.evaluate.score import ScoreSpec
 from medvqa.families import ModelConfig
+from medvqa.models.specs import PredictSpec
 from medvqa.report.published import parse_entries
-from medvqa.report.spec import FigureSpec
-from medvqa.spec import ConfigError
-from medvqa.tiny_checkpoints import tiny_spec
+from medvqa.report.spec import ReportSpec
+from medvqa.spec import ConfigError, Spec, check_choice, check_range
 
-IMPORT_KEYS = ("source", "task", "options", "on_bad_sample")
+SCHEMA = Path(__file__).resolve().parents[1] / "rules" / "config.schema.yaml"  # in a checkout of the workflow
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -66,12 +73,61 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         loader.dispose()
 
 
+def check_structure(config: dict[str, Any], schema_path: str | Path) -> None:
+    """Check ``config`` against the structural JSON schema (``rules/config.schema.yaml``) and fill in
+    the defaults it declares, in place; the first error is one line naming its key path."""
+    schema = yaml.safe_load(Path(schema_path).read_text(encoding="utf-8"))
+    validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is not None:
+        where = "".join(f"[{key}]" if isinstance(key, int) else f".{key}" for key in error.absolute_path)
+        raise ConfigError(f"{where.lstrip('.') or 'config'}: {error.message}")
+
+
+def _with_defaults(validator_class):
+    """A validator class that also sets each missing property's ``default`` (as Snakemake's validate does)."""
+    check_properties = validator_class.VALIDATORS["properties"]
+
+    def properties(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for key, subschema in properties.items():
+                if "default" in subschema:
+                    instance.setdefault(key, copy.deepcopy(subschema["default"]))
+        yield from check_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": properties})
+
+
 def check_config_files(paths) -> None:
     """``load_config_file`` each file Snakemake will read (before it, or after it, reads them); a
     missing file is left to Snakemake's own "not found" error."""
     for path in paths:
         if Path(path).is_file():
             load_config_file(path)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentSpec(Spec):
+    """One item of ``config["experiments"]``: datasets x models x seeds, optionally a grid of views."""
+
+    datasets: tuple[str, ...]  # keys of config["datasets"]
+    models: tuple[str, ...]  # keys of config["models"]
+    seeds: tuple[int, ...] = (0,)  # training seeds ({seed} wildcard)
+    question_types: tuple[str, ...] | None = None  # grid: a view per question type (filters.question_type)
+    subsamples: tuple[int | None, ...] | None = None  # grid: a view per train subsample size (null = all)
+    leakage: tuple[str, ...] | None = None  # grid: a view per leakage filter (keep | drop)
+
+    def validate(self, where: str) -> None:
+        for key in ("datasets", "models", "seeds"):
+            if not getattr(self, key):
+                raise ConfigError(f"{where}: {key} is empty")
+        for question_type in self.question_types or ():
+            check_choice(where, "question_types", question_type, QUESTION_TYPES)
+        for subsample in self.subsamples or ():
+            if subsample is not None:
+                check_range(where, "subsamples", subsample, 1)
+        for leakage in self.leakage or ():
+            check_choice(where, "leakage", leakage, LEAKAGE_FILTERS)
 
 
 def import_mapping(dataset: Mapping[str, Any]) -> dict[str, Any]:
@@ -86,27 +142,23 @@ def _check_names(where: str, names: Any, known: Mapping, kind: str) -> None:
 
 
 def check_config(config: Mapping[str, Any]) -> None:
-    ScoreSpec.from_mapping(config["evaluate"], where="evaluate")
-    FigureSpec.from_mapping(config["report"].get("figures"), where="report.figures")
-    for i, entry in enumerate(parse_entries(config["report"].get("published", []))):
+    """Every entry's specs (types, ranges, choices: ``medvqa.spec``), and every name an entry refers to."""
+    ScoreSpec.from_mapping(config.get("evaluate"), where="evaluate")
+    PredictSpec.from_mapping(config.get("predict"), where="predict")
+    ReportSpec.from_mapping(config.get("report"), where="report")
+    for i, entry in enumerate(parse_entries(config.get("report", {}).get("published", []))):
         _check_names(f"report.published[{i}].dataset", [entry.dataset], config["datasets"], "dataset")
-    for name, spec in config["tokenizers"].items():
+    tokenizers = config.get("tokenizers", {})
+    for name, spec in tokenizers.items():
         tokenizer = TokenizerSpec.from_mapping(spec, where=f"tokenizers.{name}")
         if tokenizer.path is not None:
             _check_path(config, f"tokenizers.{name}.path", tokenizer.path)
     for name, dataset in config["datasets"].items():
-        where = f"datasets.{name}"
-        spec = ImportSpec.from_mapping(import_mapping(dataset), where=where)
-        source_spec(spec.source, spec.options, name, spec.task)
-        FilterSpec.from_mapping(dataset.get("filters"), where=f"{where}.filters")
-        LeakageSpec.from_mapping(dataset.get("leakage"), where=f"{where}.leakage")
-        _check_names(f"{where}.tokenizers", dataset.get("tokenizers", []), config["tokenizers"], "tokenizer")
+        DatasetConfig.from_mapping(dataset, f"datasets.{name}")
+        _check_names(f"datasets.{name}.tokenizers", dataset.get("tokenizers", []), tokenizers, "tokenizer")
     for name, entry in config.get("pretrained", {}).items():
         _check_names(f"pretrained.{name}.dataset", [entry["dataset"]], config["datasets"], "dataset")
-        _check_names(f"pretrained.{name}.text_from", entry.get("text_from", []), config["datasets"], "dataset")
-        dataset = entry["dataset"]
-        tiny_spec(entry.get("kind", "clip"), entry.get("model"), f"pretrained.{name}",
-                  config["datasets"][dataset].get("image_size"), f"datasets.{dataset}.image_size")
+        _check_names(f"pretrained.{name}.text_from", entry.get("text_from") or [], config["datasets"], "dataset")
     for name, model in config["models"].items():
         if name.startswith("baseline-"):
             raise ConfigError(f"models.{name}: names starting with 'baseline-' are reserved for the baselines")
@@ -138,7 +190,7 @@ def _check_model(config: Mapping[str, Any], name: str, model: Mapping[str, Any])
     where = f"models.{name}"
     entry = ModelConfig.from_mapping(model, where)
     if entry.tokenizer is not None:
-        _check_names(f"{where}.tokenizer", [entry.tokenizer], config["tokenizers"], "tokenizer")
+        _check_names(f"{where}.tokenizer", [entry.tokenizer], config.get("tokenizers", {}), "tokenizer")
         kind = config["tokenizers"][entry.tokenizer]["kind"]
         if kind != entry.token_kind:
             raise ConfigError(f"{where}.tokenizer: {entry.family} reads {entry.token_kind!r} tokens, "
@@ -209,6 +261,7 @@ def expand_experiments(config: dict[str, Any]) -> None:
     datasets = config["datasets"]
     for i, experiment in enumerate(config["experiments"]):
         # Checked here, before a name is looked up, rather than only in check_config (which runs after).
+        ExperimentSpec.from_mapping(experiment, f"experiments[{i}]")
         _check_names(f"experiments[{i}].datasets", experiment["datasets"], datasets, "dataset")
         question_types = experiment.pop("question_types", None)
         subsamples = experiment.pop("subsamples", None)
@@ -288,11 +341,13 @@ def main(argv: list[str] | None = None) -> None:
         description="Check workflow config files (layered left to right, as Snakemake's --configfile does).",
     )
     parser.add_argument("configfiles", nargs="+", help="YAML config files, e.g. config.yaml configs/grid.yaml")
+    parser.add_argument("--schema", default=str(SCHEMA), help="the workflow's structural schema (default: %(default)s)")
     args = parser.parse_args(argv)
     config: dict[str, Any] = {}
     try:
         for path in args.configfiles:
             config = _merged(config, load_config_file(path))
+        check_structure(config, args.schema)
         expand_experiments(config)
         check_config(config)
     except ConfigError as exc:

@@ -4,7 +4,7 @@
 #   (+ {split}.parquet.parts/, deliberately not an output: the finished chunks of a killed job,
 #    which the re-run skips; removed once every image has its caption)
 #   results/captions/{dataset}/{model}/{seed}/shards/{split}.{shard}.parquet
-#       the shards of a model with shards: N > 1 (medvqa.shards), merged into {split}.parquet
+#       the shards of a model with shards: N > 1 (medvqa.inference.shards), merged into {split}.parquet
 
 
 rule caption:

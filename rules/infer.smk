@@ -1,11 +1,11 @@
-# Inference (medvqa.predict), one script for every family:
+# Inference (medvqa.inference.predict), one script for every family:
 #   results/predictions/{dataset}/{model}/{seed}/{split}.parquet
 #       classifiers: question_id, prediction, confidence, topk_answers, topk_probs
 #       generative:  question_id, prediction, confidence, answer_prob, answer_prob_mean, samples
 #   results/predictions/{dataset}/{model}/{seed}/{split}.attention.npy (+ .ids.json)
 #       question-guided attention maps, for the families that have them (cnn_lstm)
 #   results/predictions/{dataset}/{model}/{seed}/shards/{split}.{shard}.parquet
-#       the shards of a model with shards: N > 1 (medvqa.shards), merged into {split}.parquet
+#       the shards of a model with shards: N > 1 (medvqa.inference.shards), merged into {split}.parquet
 
 
 rule predict:

@@ -106,7 +106,7 @@ def model_pretrained_dirs(entry):
 
 
 def split_inputs(dataset, split, tokenizer):
-    """Named inputs of one split, as medvqa.training.data.SplitPaths.from_inputs reads them
+    """Named inputs of one split, as medvqa.models.batch.SplitPaths.from_inputs reads them
     (pre-tokenised questions only for the families that read them)."""
     root = f"results/data/{dataset}"
     cache = image_cache(dataset, split)
@@ -144,12 +144,12 @@ def train_gpus(wildcards):
 
 
 def train_entry_json(wildcards):
-    """The model entry for python -m medvqa.train --entry (shell-quoted with :q where used)."""
+    """The model entry for python -m medvqa.training.train --entry (shell-quoted with :q where used)."""
     return json.dumps(canonical(config["models"][wildcards.model]))
 
 
 def train_inputs_json(wildcards):
-    """The named inputs (train_inputs) for python -m medvqa.train --inputs (TrainPaths.from_inputs)."""
+    """The named inputs (train_inputs) for python -m medvqa.training.train --inputs (TrainPaths.from_inputs)."""
     return json.dumps({name: path for name, path in train_inputs(wildcards).items() if name != "pretrained"})
 
 

@@ -1,6 +1,11 @@
-# Tiny stand-ins of pretrained hub checkpoints, built offline (medvqa.tiny_checkpoints):
+# Tiny stand-ins of pretrained hub checkpoints, built offline (medvqa.demo.tiny_checkpoints):
 #   results/pretrained/{name}/  config.json, model.safetensors, tokenizer + processor files
 #   (kind clip_gpt2: clip/ and gpt2/ subdirectories, one checkpoint each)
+
+from medvqa.demo.tiny_checkpoints import check_pretrained
+
+# Each entry's kind and sizes, at start-up (workflow_config.check_config has checked its names).
+check_pretrained(config)
 
 
 rule tiny_checkpoint:

@@ -90,6 +90,6 @@ rule train_ddp:
     # A conda environment blocks an inherited PYTHONPATH, so the shell names the checkout.
     shell:
         "PYTHONPATH={params.checkout:q}${{PYTHONPATH:+:$PYTHONPATH}}"
-        " torchrun --standalone --nproc_per_node={resources.gpu} -m medvqa.train"
+        " torchrun --standalone --nproc_per_node={resources.gpu} -m medvqa.training.train"
         " --entry {params.entry:q} --inputs {params.inputs:q} --out {params.out:q}"
         " --seed {wildcards.seed} --threads {threads} 2> {log:q}"

@@ -7,9 +7,9 @@ import pytest
 
 
 @pytest.mark.parametrize("module, sentence", [
-    ("medvqa.predict", "one split → ``results/predictions/{dataset}/{model}/{seed}/{split}.parquet``."),
-    ("medvqa.train", "Training stage: data-stage outputs →"),
-    ("medvqa.caption", "Caption stage:"),
+    ("medvqa.inference.predict", "one split → ``results/predictions/{dataset}/{model}/{seed}/{split}.parquet``."),
+    ("medvqa.training.train", "Training stage: data-stage outputs →"),
+    ("medvqa.inference.caption", "Caption stage:"),
     ("medvqa.report", "Command line of the report stages, for use without Snakemake."),
     ("medvqa.evaluate.score", "Score predictions or generated captions into a metrics JSON."),
     ("medvqa.workflow_config", "Check workflow config files"),

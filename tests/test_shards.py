@@ -1,4 +1,4 @@
-"""medvqa.shards: a stable id-hash rule, and a merge that refuses gaps and overlaps."""
+"""medvqa.inference.shards: a stable id-hash rule, and a merge that refuses gaps and overlaps."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import hashlib
 import pandas as pd
 import pytest
 
-from medvqa.shards import merge_shards, shard_of, write_shard_rows
+from medvqa.inference.shards import merge_shards, shard_of, write_shard_rows
 
 
 def test_the_shard_of_an_id_depends_on_the_id_alone():
@@ -43,7 +43,7 @@ def test_merge_orders_by_the_split_and_names_gaps_and_overlaps(tmp_path):
 
 
 def test_command_line_shards_are_k_of_n():
-    from medvqa.shards import parse_shard
+    from medvqa.inference.shards import parse_shard
 
     assert parse_shard("2/4") == (2, 4)
     for bad, message in (("4/4", "K must be in 0..N-1"), ("a/4", "expected K/N")):

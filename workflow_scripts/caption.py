@@ -1,8 +1,8 @@
-"""Rule caption → medvqa.caption.run_captioning (zero-shot, or from the run dir of input.state)."""
+"""Rule caption → medvqa.inference.caption.run_captioning (zero-shot, or from the run dir of input.state)."""
 
 from pathlib import Path
 
-from medvqa.caption import CaptionSpec, run_captioning
+from medvqa.inference.caption import CaptionSpec, run_captioning
 from medvqa.io import setup_logging
 
 setup_logging(snakemake.log[0])

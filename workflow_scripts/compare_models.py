@@ -1,7 +1,7 @@
-"""Rule compare_models → medvqa.report.compare.compare_models."""
+"""Rule compare_models → medvqa.evaluate.compare.compare_models."""
 
+from medvqa.evaluate.compare import compare_models
 from medvqa.io import setup_logging
-from medvqa.report.compare import compare_models
 
 setup_logging(snakemake.log[0])
 out = snakemake.output

@@ -1,11 +1,11 @@
-"""Rules predict, predict_with_attention, generate_answers → medvqa.predict.run_prediction."""
+"""Rules predict, predict_with_attention, generate_answers → medvqa.inference.predict.run_prediction."""
 
 from pathlib import Path
 
+from medvqa.inference.predict import PredictSpec, run_prediction
 from medvqa.io import setup_logging
-from medvqa.predict import PredictSpec, run_prediction
-from medvqa.training.data import SplitPaths
-from medvqa.training.model_config import GenerationSpec
+from medvqa.models.batch import SplitPaths
+from medvqa.models.specs import GenerationSpec
 
 setup_logging(snakemake.log[0])
 out, params = snakemake.output, snakemake.params

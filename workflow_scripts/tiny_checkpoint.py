@@ -1,7 +1,7 @@
-"""Rule tiny_checkpoint → medvqa.tiny_checkpoints.write_tiny_checkpoint."""
+"""Rule tiny_checkpoint → medvqa.demo.tiny_checkpoints.write_tiny_checkpoint."""
 
 from medvqa.io import setup_logging
-from medvqa.tiny_checkpoints import write_tiny_checkpoint
+from medvqa.demo.tiny_checkpoints import write_tiny_checkpoint
 
 setup_logging(snakemake.log[0])
 params = snakemake.params

@@ -1,9 +1,9 @@
-"""Rules train, zero_shot → medvqa.train.run_training."""
+"""Rules train, zero_shot → medvqa.training.train.run_training."""
 
 from pathlib import Path
 
 from medvqa.io import setup_logging
-from medvqa.train import ModelConfig, TrainPaths, run_training
+from medvqa.training.train import ModelConfig, TrainPaths, run_training
 
 setup_logging(snakemake.log[0])
 config = ModelConfig.from_mapping(snakemake.params.model, where=f"models.{snakemake.wildcards.model}")

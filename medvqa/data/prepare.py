@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,10 @@ class ImportSpec(Spec):
         check_choice(where, "on_bad_sample", self.on_bad_sample, ("error", "skip"))
 
 
+QUESTION_TYPES = ("all", "closed", "open")  # filters.question_type: which questions to keep
+LEAKAGE_FILTERS = ("keep", "drop")  # filters.leakage: keep or drop val/test rows on duplicated train images
+
+
 @dataclasses.dataclass(frozen=True)
 class FilterSpec(Spec):
     question_type: str = "all"
@@ -52,13 +56,13 @@ class FilterSpec(Spec):
     leakage: str = "keep"  # drop: val/test rows on images that duplicate a train image (leakage.json)
 
     def validate(self, where: str) -> None:
-        check_choice(where, "question_type", self.question_type, ("all", "closed", "open"))
+        check_choice(where, "question_type", self.question_type, QUESTION_TYPES)
         if self.language != "all" and not re.fullmatch(r"[a-z]{2,3}(-[A-Za-z0-9]+)*", self.language):
             raise ConfigError(
                 f"{where}: language={self.language!r} is not 'all' or a language code as the q_lang "
                 f"column holds them (e.g. en, zh)"
             )
-        check_choice(where, "leakage", self.leakage, ("keep", "drop"))
+        check_choice(where, "leakage", self.leakage, LEAKAGE_FILTERS)
         if self.subsample is not None:
             check_range(where, "subsample", self.subsample, 1)
         for split in self.subsample_splits:
@@ -67,10 +71,11 @@ class FilterSpec(Spec):
 
 def import_dataset(
     spec: ImportSpec, dataset: str, split_paths: Mapping[str, str | Path], rejected_path: str | Path,
-    meta_path: str | Path,
+    meta_path: str | Path, loaders: Mapping[str, Callable[[Any, str], pd.DataFrame]] | None = None,
 ) -> dict[str, int]:
-    """Load the source, validate every split, write one parquet per split; return row counts."""
-    rows = load_source(spec.source, spec.options, dataset, spec.task)
+    """Load the source, validate every split, write one parquet per split; return row counts.
+    ``loaders``: as ``medvqa.data.sources.load_source`` takes them (the demo's)."""
+    rows = load_source(spec.source, spec.options, dataset, spec.task, loaders)
     if schema.task_of(rows) != spec.task:
         raise ConfigError(
             f"datasets.{dataset}.task is {spec.task!r} but dataset {dataset!r} (source {spec.source!r}) "

@@ -42,7 +42,7 @@ class TokenizerSpec(Spec):
 
     def validate(self, where: str) -> None:
         check_choice(where, "kind", self.kind, ("words", "hf"))
-        check_range(where, "max_length", self.max_length, 1)
+        check_range(where, "max_length", self.max_length, 1, 8192)
         check_range(where, "min_freq", self.min_freq, 1)
         if self.kind == "hf" and not self.path:
             raise ConfigError(f"{where}: kind 'hf' needs 'path' (a hub id or a save_pretrained directory)")

@@ -120,6 +120,8 @@ class ScoreSpec(Spec):
             raise ConfigError(f"{where}: embedding_encoder must be null or a model path, not ''")
         for name in self.caption_protocols:
             check_choice(where, "caption_protocols", name, tuple(CAPTION_PROTOCOLS))
+        if len(set(self.caption_protocols)) < len(self.caption_protocols):
+            raise ConfigError(f"{where}: caption_protocols lists a protocol twice: {list(self.caption_protocols)}")
         check_choice(where, "ptb_tokenizer", self.ptb_tokenizer, PTB_TOKENIZERS)
 
 

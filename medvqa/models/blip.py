@@ -3,7 +3,7 @@ captioning (``BlipForConditionalGeneration``), with greedy / sampled answer gene
 
 Checkpoint: ``from_pretrained(checkpoint)`` + ``BlipProcessor`` of a hub id
 (``Salesforce/blip-vqa-base``, ``Salesforce/blip-image-captioning-base``) or a save_pretrained
-directory (``medvqa.tiny_hf.write_tiny_blip``). Images are standardised as tensors with the
+directory (``medvqa.demo.tiny_hf.write_tiny_blip``). Images are standardised as tensors with the
 processor's mean/std; text is tokenised by the processor's tokenizer in ``collate``.
 
 Decoder convention (checked against transformers 5.x ``BlipForQuestionAnswering.forward``):
@@ -31,15 +31,15 @@ import torch
 from torch import nn
 
 from medvqa.data.answers import normalise_answer
-from medvqa.generation import answer_lengths, decode_texts, sequence_probabilities
 from medvqa.models.common import DataInfo, ModelFamily, Normalise, PredictRun
+from medvqa.models.generation import answer_lengths, decode_texts, sequence_probabilities
 from medvqa.models.generative import (
     IGNORE_INDEX, TextImageSplit, generate_split, image_statistics, lm_score, split_new_and_pretrained,
     stack_images, text_image_split, to_device,
 )
+from medvqa.models.augment import to_float
+from medvqa.models.specs import BlipSpec, GenerationSpec
 from medvqa.spec import ConfigError
-from medvqa.training.augment import to_float
-from medvqa.training.model_config import BlipSpec, GenerationSpec
 
 
 def model_class(task: str):

@@ -2,7 +2,7 @@
 (``cnn_lstm``, ``clip_classifier``): a module ``forward(images, input_ids, attention_mask)`` →
 ``VQAOutput`` over the answers of answers.json.
 
-Data: ``medvqa.training.data.VQASplit`` (cached images + pre-tokenised questions + class
+Data: ``medvqa.models.batch.VQASplit`` (cached images + pre-tokenised questions + class
 index). Predictions: question_id (str), prediction (str, the most probable answer),
 confidence (float, its softmax probability), topk_answers (list<str>), topk_probs (list<float>,
 descending), and the attention maps (n, h, w) of families that have them.
@@ -19,9 +19,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from medvqa.models.augment import AugmentSpec, augment, to_float
+from medvqa.models.batch import IGNORE_INDEX, Batch, SplitPaths, VQASplit, classifier_collate, make_loader
 from medvqa.models.common import BatchScore, PredictRun, Step
-from medvqa.training.augment import AugmentSpec, augment, to_float
-from medvqa.training.data import IGNORE_INDEX, Batch, SplitPaths, VQASplit, classifier_collate, make_loader
 
 
 def dataset(paths: SplitPaths, answers: Sequence[str]) -> VQASplit:

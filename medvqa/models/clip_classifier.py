@@ -18,7 +18,7 @@ from torch import nn
 
 from medvqa.models import classify
 from medvqa.models.common import DataInfo, ModelFamily, Normalise, VQAOutput, classifier_head
-from medvqa.training.model_config import ClipClassifierSpec
+from medvqa.models.specs import ClipClassifierSpec
 
 
 def builder_args(model_config: Mapping[str, Any], info: DataInfo) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from torch import nn
 
 from medvqa.models import classify
 from medvqa.models.common import DataInfo, ModelFamily, Normalise, VQAOutput, classifier_head
-from medvqa.training.model_config import CnnLstmSpec
+from medvqa.models.specs import CnnLstmSpec
 from medvqa.spec import ConfigError
 
 # torchvision's own normalisation for its ImageNet weights.

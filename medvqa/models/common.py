@@ -2,7 +2,7 @@
 
 A family is a frozen bundle of plain functions; classifier and generative families fill the
 same slots, so the training engine (``medvqa.training.engine``) and the prediction stage
-(``medvqa.predict``) call only these and never ask which family they hold:
+(``medvqa.inference.predict``) call only these and never ask which family they hold:
 
   builder_args(model_config, DataInfo) → args    JSON-able, saved in every checkpoint
   build(args, load_pretrained) → nn.Module       the module (pretrained weights on request)
@@ -23,6 +23,7 @@ optional ``export(module, out_dir)`` that writes the best model in its ecosystem
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -32,9 +33,10 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from medvqa.training.model_config import GenerationSpec
+from medvqa.models.specs import AugmentSpec, GenerationSpec
 from medvqa.spec import Spec
-from medvqa.training.spec import AugmentSpec
+
+log = logging.getLogger(__name__)
 
 MONITORS = ("val_accuracy", "val_loss")
 SAVES = ("all", "trainable")
@@ -85,7 +87,7 @@ class ModelFamily:
     builder_args: Callable[[Mapping[str, Any], DataInfo], dict[str, Any]]
     build: Callable[[Mapping[str, Any], bool], nn.Module]  # (args, load_pretrained) → module
     param_groups: Callable[[nn.Module], dict[str, list[nn.Parameter]]]
-    dataset: Callable[[Any, Sequence[str]], Dataset]  # (medvqa.training.data.SplitPaths, answers)
+    dataset: Callable[[Any, Sequence[str]], Dataset]  # (medvqa.models.batch.SplitPaths, answers)
     collate: Callable[[Mapping[str, Any], Sequence[str], int], Callable[[list], Any]]
     score: Callable[[nn.Module, Any, Step], BatchScore]
     predict: Callable[[nn.Module, Mapping[str, Any], Sequence[str], Dataset, PredictRun],
@@ -125,6 +127,24 @@ def autocast(device: torch.device, precision: str):
     """Mixed precision on CUDA for bf16/fp16; a no-op context for fp32."""
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """auto → bf16 (fp16 on GPUs without bf16) on CUDA, fp32 on CPU; half precision needs CUDA."""
+    if device.type != "cuda":
+        if precision in ("bf16", "fp16"):
+            log.warning("precision %s needs CUDA; training in fp32 on %s", precision, device)
+        return "fp32"
+    if precision == "auto":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return precision
+
+
+def place(module: nn.Module, device: torch.device) -> nn.Module:
+    """``module`` on ``device``; a module already there (e.g. 4-bit weights loaded onto the GPU) stays."""
+    if all(p.device == device for p in module.parameters()):
+        return module
+    return module.to(device)
 
 
 class Normalise(nn.Module):

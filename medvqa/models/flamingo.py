@@ -4,7 +4,7 @@ on the answer tokens (optionally plus a classification head over answers.json).
 
 Checkpoints: ``CLIPVisionModel.from_pretrained(vision)`` (e.g. ``openai/clip-vit-base-patch32``)
 and ``GPT2LMHeadModel.from_pretrained(lm)`` + its tokenizer (e.g. ``gpt2``), hub ids or
-save_pretrained directories (``medvqa.tiny_hf.write_tiny_clip_gpt2``). Only the resampler,
+save_pretrained directories (``medvqa.demo.tiny_hf.write_tiny_clip_gpt2``). Only the resampler,
 the cross-attention blocks (with their gates) and the classification head are trained, and only
 they are saved (``FAMILY.saves == "trainable"``): a rebuild reloads CLIP and GPT-2 from their
 checkpoints. The shared engine trains it on the LM loss and selects on the validation loss.
@@ -38,9 +38,9 @@ from medvqa.models.generative import (
     IGNORE_INDEX, TextImageSplit, generate_split, image_statistics, lm_score, pad_left, split_new_and_pretrained,
     stack_images, text_image_split, to_device,
 )
+from medvqa.models.augment import to_float
+from medvqa.models.specs import FlamingoSpec
 from medvqa.spec import ConfigError
-from medvqa.training.augment import to_float
-from medvqa.training.model_config import FlamingoSpec
 
 
 def builder_args(model_config: Mapping[str, Any], info: DataInfo) -> dict[str, Any]:

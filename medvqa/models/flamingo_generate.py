@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from medvqa.generation import answer_lengths, decode_texts, sequence_probabilities
+from medvqa.models.augment import to_float
+from medvqa.models.generation import answer_lengths, decode_texts, sequence_probabilities
 from medvqa.models.generative import to_device
-from medvqa.training.augment import to_float
-from medvqa.training.model_config import GenerationSpec
+from medvqa.models.specs import GenerationSpec
 
 if TYPE_CHECKING:  # flamingo.py imports this module for its FAMILY
     from medvqa.models.flamingo import FlamingoVQA

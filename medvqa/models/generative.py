@@ -1,7 +1,7 @@
 """Data, loss and decoding helpers shared by the generative families (``flamingo``, ``blip``,
 ``vlm_sft``).
 
-Reads, for one split (see ``medvqa.training.data`` for the classifier version):
+Reads, for one split (see ``medvqa.models.batch`` for the classifier version):
   results/data/{dataset}/{split}.parquet            question_id, image_id, question, answer
                                                     (or image_id, caption); no image bytes
   results/data/{dataset}/images_{size}.{split}.npy  uint8 (n_images, size, size, 3), memory-mapped
@@ -16,7 +16,7 @@ An *example* is a dict ``{"id": str, "image": (H, W, 3) uint8 tensor, "question"
 "answer": str}`` (VQA) or ``{"id": str, "image": ..., "caption": str}`` (captioning).
 A *prediction* is a dict ``{"prediction": str, "answer_prob_product": float,
 "answer_prob_mean": float, "samples": list[str]}``; ``generate_split`` turns a split's into the
-predictions table of ``medvqa.generation`` (question_id, prediction, confidence, answer_prob,
+predictions table of ``medvqa.models.generation`` (question_id, prediction, confidence, answer_prob,
 answer_prob_mean, samples).
 """
 
@@ -35,10 +35,10 @@ from tqdm.auto import tqdm
 
 from medvqa.data.images import load_image_cache
 from medvqa.data.schema import read_text_columns, task_of
-from medvqa.generation import prediction_frame
+from medvqa.models.batch import SplitPaths
 from medvqa.models.common import BatchScore, Step
-from medvqa.training.data import SplitPaths
-from medvqa.training.model_config import GenerationSpec
+from medvqa.models.generation import prediction_frame
+from medvqa.models.specs import GenerationSpec
 
 IGNORE_INDEX = -100  # label of a position that adds no loss (prompt, padding)
 
@@ -148,7 +148,7 @@ def generate_split(
     data: Dataset, collate: Callable[[list], Mapping[str, Any]], spec: GenerationSpec,
     predict_batch: Callable[[Mapping[str, Any]], list[dict[str, Any]]],
 ) -> pd.DataFrame:
-    """Predictions of every item of ``data`` in order → the predictions table (``medvqa.generation``)."""
+    """Predictions of every item of ``data`` in order → the predictions table (``medvqa.models.generation``)."""
     results = []
     loader = DataLoader(data, batch_size=spec.batch_size, shuffle=False, collate_fn=collate)
     for batch in tqdm(loader, desc="generate", leave=False, mininterval=5):

@@ -29,7 +29,7 @@ from PIL import Image
 
 from medvqa.data.images import load_image_cache
 from medvqa.data.schema import read_text_columns
-from medvqa.training.model_config import DEFAULT_VLM_PROMPT
+from medvqa.models.specs import DEFAULT_VLM_PROMPT
 
 IGNORE_INDEX = -100
 # Processor outputs with one entry per token (padded like input_ids); all other outputs are per image.

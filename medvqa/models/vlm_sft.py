@@ -31,12 +31,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-from medvqa.generation import generate_answers, prediction_frame
 from medvqa.models.common import BatchScore, DataInfo, ModelFamily, PredictRun, Step, resolve_dtype
+from medvqa.models.generation import generate_answers, prediction_frame
 from medvqa.models.generative import TextImageSplit, answer_tokens, text_image_split
+from medvqa.models.specs import VlmSftSpec
 from medvqa.models.vlm_collate import PromptFormat, VlmCollator
 from medvqa.spec import ConfigError
-from medvqa.training.model_config import VlmSftSpec
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +274,7 @@ def score(module: nn.Module, batch: Mapping[str, torch.Tensor], step: Step) -> B
 def predict_split(
     module: nn.Module, args: Mapping[str, Any], answers: Sequence[str], data: TextImageSplit, run: PredictRun
 ) -> tuple[pd.DataFrame, None]:
-    """Generated answers of every question of ``data`` (left-padded batches, ``medvqa.generation``)."""
+    """Generated answers of every question of ``data`` (left-padded batches, ``medvqa.models.generation``)."""
     spec = spec_of(args)
     processor = load_processor(spec)
     fmt = prompt_format(spec, processor, args["model_type"])
@@ -291,16 +291,6 @@ def export_adapter(module: nn.Module, out_dir: Path) -> None:
 
 def finetunes(args: Mapping[str, Any]) -> bool:
     return bool(args["finetune"])
-
-
-def load_trained(model_dir: str | Path, device: str | torch.device = "cpu"):
-    """(model, processor, spec) of a run directory (zero-shot: the base model) on ``device``."""
-    # Imported here: the checkpoint module imports medvqa.models, whose registry imports this module.
-    from medvqa.training.checkpoint import load_checkpoint
-
-    model, state = load_checkpoint(model_dir)
-    spec = spec_of(state["args"])
-    return model.module.to(device).eval(), load_processor(spec), spec
 
 
 FAMILY = ModelFamily(

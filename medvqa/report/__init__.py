@@ -6,6 +6,7 @@ whole report can be rebuilt from ``results/`` alone. Modules: ``spec`` (FigureSp
 metric over seeds), ``curves`` (training curves), ``reliability`` (reliability
 diagrams), ``bars`` (model comparison bars), ``gallery`` (caption gallery), ``attention``
 (CNN-LSTM attention maps), ``tables`` / ``formats`` / ``published`` (results tables in CSV,
-Markdown, LaTeX and HTML), ``compare`` (pairwise McNemar) and ``seeds`` (mean ± std over
-seeds). ``python -m medvqa.report --help`` runs each of them without Snakemake.
+Markdown, LaTeX and HTML) and ``mcnemar`` (the table of the pairwise McNemar tests that
+``medvqa.evaluate.compare`` computes; mean ± std over seeds is ``medvqa.evaluate.seeds``).
+``python -m medvqa.report --help`` runs each of them without Snakemake.
 """

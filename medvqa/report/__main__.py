@@ -12,7 +12,8 @@
     python -m medvqa.report seeds --run MODEL SEED M.json [...] --out M.seeds.json
 
 ``--spec`` takes FigureSpec keys as JSON; ``--out X`` writes X.csv, X.md, X.tex and X.html
-(mcnemar: X.json and X.csv).
+(mcnemar: X.json and X.csv). ``mcnemar`` and ``seeds`` run ``medvqa.evaluate.compare`` and
+``medvqa.evaluate.seeds``, kept here beside the tables that show them.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import argparse
 import json
 from collections.abc import Sequence
 
+from medvqa.evaluate import compare, seeds
 from medvqa.io import cli_description, read_json, setup_logging
-from medvqa.report import attention, bars, compare, curves, gallery, published, reliability, seeds, tables
+from medvqa.report import attention, bars, curves, gallery, published, reliability, tables
 from medvqa.report.collect import load_runs
 from medvqa.report.spec import FigureSpec
 

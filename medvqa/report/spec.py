@@ -1,4 +1,4 @@
-"""The figure stage's parameters (config key ``report.figures``).
+"""The ``report:`` section of the config and the figure stage's parameters (``report.figures``).
 
 Kept apart from the plotting modules so that checking a config does not import matplotlib.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from medvqa.data.schema import SPLITS
 from medvqa.evaluate.protocols import PROTOCOLS
 from medvqa.spec import Spec, check_choice, check_range
 
@@ -28,3 +29,17 @@ class FigureSpec(Spec):
         check_range(where, "gallery_size", self.gallery_size, 1, 24)
         check_range(where, "attention_size", self.attention_size, 1, 24)
         check_range(where, "dpi", self.dpi, 50, 600)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportSpec(Spec):
+    """The ``report:`` section: which splits are reported, figure settings, published numbers."""
+
+    splits: tuple[str, ...] = ("test",)  # splits scored, compared, plotted and tabulated
+    figures: dict = dataclasses.field(default_factory=dict)  # FigureSpec
+    published: list = dataclasses.field(default_factory=list)  # medvqa.report.published entries
+
+    def validate(self, where: str) -> None:
+        for split in self.splits:
+            check_choice(where, "splits", split, SPLITS)
+        FigureSpec.from_mapping(self.figures, f"{where}.figures")

@@ -1,7 +1,7 @@
 """Data-parallel training over the processes that ``torchrun`` starts (reads and writes no files).
 
-``torchrun --standalone --nproc_per_node=N -m medvqa.train ...`` sets RANK, WORLD_SIZE and
-LOCAL_RANK in every process; without them (a plain ``python -m medvqa.train`` or the workflow's
+``torchrun --standalone --nproc_per_node=N -m medvqa.training.train ...`` sets RANK, WORLD_SIZE and
+LOCAL_RANK in every process; without them (a plain ``python -m medvqa.training.train`` or the workflow's
 ``script:``) everything here is a no-op and training runs in one process as before.
 
 Semantics, with W processes:

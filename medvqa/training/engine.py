@@ -7,7 +7,7 @@ for the classifiers, ``val_loss`` for the generative families), a checkpoint eve
 resumption of a killed run. Under ``torchrun`` it trains data-parallel over the processes (see
 ``medvqa.training.distributed``: ``batch_size`` is the global batch; only rank 0 writes). What a batch is and what its loss is come from the family
 (``ModelFamily.collate`` and ``.score``); the loop never asks which family it trains. Writes
-the files listed in ``medvqa.training.checkpoint`` under ``out_dir``.
+the files listed in ``medvqa.models.checkpoint`` under ``out_dir``.
 """
 
 from __future__ import annotations
@@ -26,11 +26,15 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from medvqa.models import BuiltModel, count_parameters, family_of
-from medvqa.models.common import BatchScore, ModelFamily, Step, autocast, resolve_device
-from medvqa.training import checkpoint, distributed
-from medvqa.training.data import make_loader
-from medvqa.training.spec import PRECISIONS, TrainSpec
+from medvqa.models import checkpoint
+from medvqa.models.batch import make_loader
+from medvqa.models.common import (
+    BatchScore, ModelFamily, Step, autocast, place, resolve_device, resolve_precision,
+)
+from medvqa.models.registry import BuiltModel, count_parameters, family_of
+from medvqa.models.specs import PRECISIONS
+from medvqa.training import distributed
+from medvqa.training.spec import TrainSpec
 
 log = logging.getLogger(__name__)
 
@@ -55,24 +59,6 @@ class TrainData(NamedTuple):
 def history_columns(family: ModelFamily) -> tuple[str, ...]:
     """history.csv columns: loss and accuracy for classifiers, loss only for generative families."""
     return ACCURACY_COLUMNS if family.monitor == "val_accuracy" else LOSS_COLUMNS
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """auto → bf16 (fp16 on GPUs without bf16) on CUDA, fp32 on CPU; half precision needs CUDA."""
-    if device.type != "cuda":
-        if precision in ("bf16", "fp16"):
-            log.warning("precision %s needs CUDA; training in fp32 on %s", precision, device)
-        return "fp32"
-    if precision == "auto":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return precision
-
-
-def place(module: nn.Module, device: torch.device) -> nn.Module:
-    """``module`` on ``device``; a module already there (e.g. 4-bit weights loaded onto the GPU) stays."""
-    if all(p.device == device for p in module.parameters()):
-        return module
-    return module.to(device)
 
 
 def make_optimizer(spec: TrainSpec, model: BuiltModel) -> torch.optim.AdamW:

@@ -2,7 +2,7 @@
 
 Reads the train split (parquet without image bytes: question_id, image_id, question, answer,
 answer_type; the memory-mapped image cache) and writes the run directory of every family
-(``medvqa.training.checkpoint``), with per-step rows in history.csv:
+(``medvqa.models.checkpoint``), with per-step rows in history.csv:
 
   best.safetensors   the LoRA weights after the last step (GRPO has no validation metric to select on)
   adapter/           the same adapter in PEFT's format (``vlm_sft.export_adapter``)
@@ -39,11 +39,11 @@ import pandas as pd
 from medvqa.data.images import load_image_cache
 from medvqa.data.schema import read_text_columns
 from medvqa.io import read_json, write_csv, write_json
-from medvqa.models import BuiltModel, family_of
+from medvqa.models.registry import BuiltModel, family_of
 from medvqa.models.common import resolve_device
 from medvqa.models.vlm_collate import PromptFormat, as_pil, chat_messages
-from medvqa.training import checkpoint
-from medvqa.training.data import SplitPaths
+from medvqa.models import checkpoint
+from medvqa.models.batch import SplitPaths
 from medvqa.training.rewards import REWARDS
 from medvqa.training.spec import GrpoSpec, TrainSpec
 

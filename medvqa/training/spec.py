@@ -1,5 +1,6 @@
 """The ``train:`` sub-mapping of a model entry, shared by every family — no torch import, so the
-workflow can check it at start-up (``medvqa.workflow_config``)."""
+workflow can check it at start-up (``medvqa.workflow_config``). ``AugmentSpec`` and ``PRECISIONS``
+live with the model specs (``medvqa.models.specs``): prediction and the augmentation share them."""
 
 from __future__ import annotations
 
@@ -7,32 +8,11 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from medvqa.models.specs import PRECISIONS, AugmentSpec
 from medvqa.spec import ConfigError, Spec, check_choice, check_range
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 METHODS = ("sft", "grpo")
 REWARD_NAMES = ("correctness", "token_f1", "format")  # the keys of medvqa.training.rewards.REWARDS
-
-
-@dataclasses.dataclass(frozen=True)
-class AugmentSpec(Spec):
-    """Tensor augmentation of the cached images (classifier families; see ``training.augment``)."""
-
-    enabled: bool = True  # false = the images as cached
-    crop_scale: float = 0.8  # smallest area fraction of the random resized crop (1 = no crop)
-    crop_ratio: float = 1.25  # largest aspect-ratio change of the crop (1 = square crops)
-    rotation: float = 10.0  # largest rotation, degrees
-    flip: bool = False  # random horizontal flip (swaps left and right!)
-    brightness: float = 0.2  # brightness factor drawn from [1 - b, 1 + b]
-    contrast: float = 0.2  # contrast factor drawn from [1 - c, 1 + c]
-    saturation: float = 0.0  # saturation factor drawn from [1 - s, 1 + s]
-
-    def validate(self, where: str) -> None:
-        check_range(where, "crop_scale", self.crop_scale, 0.05, 1.0)
-        check_range(where, "crop_ratio", self.crop_ratio, 1.0, 4.0)
-        check_range(where, "rotation", self.rotation, 0.0, 180.0)
-        for key in ("brightness", "contrast", "saturation"):
-            check_range(where, key, getattr(self, key), 0.0, 1.0)
 
 
 @dataclasses.dataclass(frozen=True)

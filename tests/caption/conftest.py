@@ -7,10 +7,10 @@ import pytest
 import torch
 from transformers.utils import logging as hf_logging
 
-from medvqa.data.demo import make_demo
+from medvqa.demo.dataset import make_demo
 from medvqa.data.images import build_image_cache
-from medvqa.tiny_hf import write_tiny_blip
-from medvqa.tiny_vlm import write_tiny_vlm
+from medvqa.demo.tiny_hf import write_tiny_blip
+from medvqa.demo.tiny_vlm import write_tiny_vlm
 
 IMAGE_SIZE = 32
 N_IMAGES = 10

@@ -1,4 +1,4 @@
-"""``python -m medvqa.caption``: spec fields as options, resumable from the command line."""
+"""``python -m medvqa.inference.caption``: spec fields as options, resumable from the command line."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import pandas as pd
 import pytest
 
-from medvqa.caption import main, parts_dir
+from medvqa.inference.caption import main, parts_dir
 from medvqa.io import read_json
 from medvqa.spec import ConfigError
 
@@ -41,6 +41,6 @@ def test_cli_rejects_bad_values(caption_split, sharp_blip_dir, tmp_path):
 def test_runs_as_a_module(caption_split, sharp_blip_dir, tmp_path):
     out = tmp_path / "captions.parquet"
     argv = _argv(caption_split, out, sharp_blip_dir, "--threads", "1", "--log", str(tmp_path / "caption.log"))
-    subprocess.run([sys.executable, "-m", "medvqa.caption", *argv], check=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "medvqa.inference.caption", *argv], check=True, timeout=300)
     assert pd.read_parquet(out)["image_id"].is_unique
     assert "10 captions" in (tmp_path / "caption.log").read_text()

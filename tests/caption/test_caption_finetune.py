@@ -1,5 +1,5 @@
 """Fine-tuned captioning: each captioning family trains on a caption split (no answers.json) through
-``medvqa.train.run_training`` and then captions from its run directory."""
+``medvqa.training.train.run_training`` and then captions from its run directory."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 from caption.conftest import IMAGE_SIZE
 
-from medvqa.caption import CaptionSpec, caption_images, load_captioner
 from medvqa.data.images import load_image_cache
+from medvqa.demo.tiny_hf import write_tiny_clip_gpt2
+from medvqa.inference.caption import CaptionSpec, caption_images, load_captioner
+from medvqa.models.batch import SplitPaths
 from medvqa.spec import ConfigError
-from medvqa.tiny_hf import write_tiny_clip_gpt2
-from medvqa.train import ModelConfig, TrainPaths, run_training
-from medvqa.training.data import SplitPaths
+from medvqa.training.train import ModelConfig, TrainPaths, run_training
 
 TRAIN = {"epochs": 4, "batch_size": 4, "lr": 0.01, "backbone_lr": 0.003, "warmup": 0.0, "weight_decay": 0.0,
          "patience": 4, "device": "cpu"}

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from medvqa.caption import CaptionSpec, caption_images, load_captioner, parts_dir, run_captioning
 from medvqa.data.images import load_image_cache
+from medvqa.inference.caption import CaptionSpec, caption_images, load_captioner, parts_dir, run_captioning
 from medvqa.io import write_json
 from medvqa.spec import ConfigError
 
@@ -96,7 +96,7 @@ def _perturb(module: torch.nn.Module, names: str, scale: float) -> None:
 
 def _write_run(run_dir, family: str, args: dict, module: torch.nn.Module, trainable_only: bool) -> None:
     """A run directory as the training engine leaves it: best weights + state.json (written last)."""
-    from medvqa.training.checkpoint import STATE, WEIGHTS, save_weights
+    from medvqa.models.checkpoint import STATE, WEIGHTS, save_weights
 
     save_weights(module, run_dir / WEIGHTS, trainable_only)
     write_json({"family": family, "args": args}, run_dir / STATE)
@@ -129,8 +129,8 @@ def test_blip_fine_tuned_run_directory(caption_split, sharp_blip_dir, tmp_path):
 
 def test_vlm_run_directories_lora_and_zero_shot(caption_split, tiny_vlm, tmp_path):
     from medvqa.models import vlm_sft
+    from medvqa.models.checkpoint import STATE
     from medvqa.models.common import DataInfo
-    from medvqa.training.checkpoint import STATE
 
     checkpoint = str(tiny_vlm("qwen2_vl"))
     torch.manual_seed(0)
@@ -175,9 +175,9 @@ def test_spec_rejects_bad_settings(mapping, message):
 
 
 def test_caption_kinds_match_the_torch_free_spec():
-    from medvqa.caption_models import CAPTION_KINDS
     from medvqa.families import FAMILIES
-    from medvqa.training.model_config import CAPTION_KIND_NAMES
+    from medvqa.inference.caption_models import CAPTION_KINDS
+    from medvqa.models.specs import CAPTION_KIND_NAMES
 
     assert tuple(CAPTION_KINDS) == CAPTION_KIND_NAMES
     captioning = {family: facts.caption_kind for family, facts in FAMILIES.items() if facts.caption_kind}

@@ -9,8 +9,8 @@ import shutil
 import pandas as pd
 import pytest
 
-import medvqa.caption as caption
-from medvqa.caption import CaptionSpec, chunk_path, parts_dir, run_captioning
+import medvqa.inference.caption as caption
+from medvqa.inference.caption import CaptionSpec, chunk_path, parts_dir, run_captioning
 
 
 def _spec(checkpoint, **extra) -> CaptionSpec:

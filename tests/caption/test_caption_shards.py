@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from medvqa.caption import CaptionSpec, run_captioning
-from medvqa.shards import merge_shards, shard_of
+from medvqa.inference.caption import CaptionSpec, run_captioning
+from medvqa.inference.shards import merge_shards, shard_of
 
 COMPARED = ["image_id", "caption", "generated", "model"]  # chunk and seconds_per_image are per job
 

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from medvqa.data.baselines import majority_baseline, question_only_baseline
-from medvqa.data.demo import MODALITIES, ORGANS, TEMPLATES, demo_layout, make_demo
-from medvqa.data.demo_assets import SOURCES, lesion_mask, load_bases, render_image
+from medvqa.demo.dataset import MODALITIES, ORGANS, TEMPLATES, demo_layout, make_demo
+from medvqa.demo.assets import SOURCES, lesion_mask, load_bases, render_image
 from medvqa.data.schema import check_rows
 from medvqa.spec import ConfigError
 
@@ -190,10 +190,15 @@ def test_every_source_loads_offline():
         assert all(f.dtype == np.uint8 and f.ndim == 3 and f.shape[2] == 3 and f.std() > 5 for f in frames)
 
 
-@pytest.mark.parametrize(
-    "kwargs",
-    [{"task": "segmentation"}, {"split_fractions": (0.5, 0.2, 0.2)}, {"n_images": 0}, {"image_px": 4}],
-)
+@pytest.mark.parametrize("kwargs", [{"task": "segmentation"}, {"split_fractions": (0.5, 0.2, 0.2)}])
 def test_bad_arguments_name_the_key(kwargs):
     with pytest.raises(ConfigError, match=next(iter(kwargs))):
         make_demo(**kwargs)
+
+
+@pytest.mark.parametrize("options", [{"n_images": 9}, {"n_images": 20_001}, {"image_px": 31}, {"image_px": 1025}])
+def test_demo_options_out_of_range_name_the_key(options):
+    from medvqa.data.sources import DemoSourceSpec
+
+    with pytest.raises(ConfigError, match=rf"datasets\.demo\.options: {next(iter(options))}=\d+ is outside"):
+        DemoSourceSpec.from_mapping(options, "datasets.demo.options")

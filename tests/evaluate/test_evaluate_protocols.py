@@ -9,7 +9,6 @@ import math
 
 import numpy as np
 import pytest
-import yaml
 
 from medvqa.evaluate import protocols, reference_scores as rs
 from medvqa.evaluate.vqa_eval_text import vqa_eval_normalise
@@ -260,15 +259,3 @@ def test_registry_entries_are_complete():
     assert protocols.PROTOCOLS["llava_med"].reference.repository == "microsoft/LLaVA-Med"
     with pytest.raises(ValueError, match="unknown VQA protocol 'nope'; choose one of exact_match"):
         protocols.get("nope")
-
-
-def test_config_schema_choices_are_the_registry():
-    schema = yaml.safe_load(open("rules/config.schema.yaml"))
-    props = schema["properties"]
-    assert props["evaluate"]["properties"]["calibration_protocol"]["enum"] == list(protocols.PROTOCOLS)
-    assert props["report"]["properties"]["figures"]["properties"]["metric"]["enum"] == list(protocols.PROTOCOLS)
-    published = props["report"]["properties"]["published"]["items"]["properties"]
-    assert published["protocol"]["enum"] == [*protocols.PROTOCOLS, "medvqa"]
-    from medvqa.report.published import METRIC_KEYS
-
-    assert set(published["metric"]["enum"]) == set(METRIC_KEYS)

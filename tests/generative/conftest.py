@@ -8,7 +8,7 @@ from transformers.utils import logging as hf_logging
 from builders import vqa_rows
 from medvqa.data.images import build_image_cache
 from medvqa.models.generative import TextImageSplit
-from medvqa.tiny_hf import write_tiny_blip, write_tiny_clip_gpt2
+from medvqa.demo.tiny_hf import write_tiny_blip, write_tiny_clip_gpt2
 
 IMAGE_SIZE = 32
 

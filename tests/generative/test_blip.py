@@ -1,4 +1,4 @@
-"""The blip family (VQA and captioning) on tiny BLIPs written by medvqa.tiny_hf."""
+"""The blip family (VQA and captioning) on tiny BLIPs written by medvqa.demo.tiny_hf."""
 
 import pytest
 import torch
@@ -8,7 +8,7 @@ from transformers import BlipProcessor
 
 from medvqa.models import blip
 from medvqa.models.common import DataInfo
-from medvqa.generation import GenerationSpec
+from medvqa.models.generation import GenerationSpec
 from medvqa.models.generative import IGNORE_INDEX
 
 

@@ -1,4 +1,4 @@
-"""The flamingo family on a tiny CLIP + GPT-2 written by medvqa.tiny_hf."""
+"""The flamingo family on a tiny CLIP + GPT-2 written by medvqa.demo.tiny_hf."""
 
 import pytest
 import torch
@@ -8,7 +8,7 @@ from transformers import GPT2LMHeadModel
 from medvqa.models import flamingo
 from medvqa.models.common import DataInfo
 from medvqa.models.flamingo_generate import predict
-from medvqa.generation import GenerationSpec
+from medvqa.models.generation import GenerationSpec
 from medvqa.models.generative import IGNORE_INDEX
 from medvqa.spec import ConfigError
 

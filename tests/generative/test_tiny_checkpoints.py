@@ -4,7 +4,7 @@ import pytest
 
 from builders import vqa_rows
 from medvqa.spec import ConfigError
-from medvqa.tiny_checkpoints import TINY_KINDS, tiny_spec, write_tiny_checkpoint
+from medvqa.demo.tiny_checkpoints import TINY_KINDS, tiny_spec, write_tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_unknown_kinds_and_keys_are_named():
 def test_tokenizers_learn_the_text_of_every_listed_split(train_parquet, tmp_path):
     from transformers import AutoTokenizer
 
-    from medvqa.data.demo import make_demo
+    from medvqa.demo.dataset import make_demo
 
     captions = tmp_path / "captions.parquet"
     make_demo(seed=0, n_images=40, task="caption", image_px=32).to_parquet(captions)
@@ -61,7 +61,7 @@ def test_tokenizers_learn_the_text_of_every_listed_split(train_parquet, tmp_path
 _BUILD_ALL = """
 import sys
 from pathlib import Path
-from medvqa.tiny_checkpoints import TINY_KINDS, write_tiny_checkpoint
+from medvqa.demo.tiny_checkpoints import TINY_KINDS, write_tiny_checkpoint
 out = Path(sys.argv[2])
 for kind in sorted(TINY_KINDS):
     model = {"vocab_size": 300} if kind != "clip" else {"vocab_size": 300, "hidden_size": 32}

@@ -9,14 +9,14 @@ from transformers import (
     CLIPVisionModel, GPT2LMHeadModel,
 )
 
+from medvqa.demo.pretrained import CLIP_MEAN
+from medvqa.demo.tiny_hf import write_tiny_blip
 from medvqa.models import blip
-from medvqa.generation import answer_lengths, sequence_probabilities
+from medvqa.models.augment import to_float
 from medvqa.models.common import DataInfo, Normalise
+from medvqa.models.generation import answer_lengths, sequence_probabilities
 from medvqa.models.generative import image_statistics, pad_left
-from medvqa.pretrained import CLIP_MEAN
 from medvqa.spec import ConfigError
-from medvqa.tiny_hf import write_tiny_blip
-from medvqa.training.augment import to_float
 
 
 def test_clip_gpt2_directories_load_like_hub_ids(clip_gpt2):
@@ -83,7 +83,7 @@ def test_sequence_probabilities_are_the_product_and_mean_of_the_kept_tokens():
 
 
 def test_bpe_ties_break_by_the_smaller_pair_and_wordpiece_marks_inner_pieces():
-    from medvqa.tiny_bpe import learn_bpe, learn_wordpiece
+    from medvqa.demo.tiny_bpe import learn_bpe, learn_wordpiece
 
     # "ab" and "cd" occur equally often: the tie goes to ("a", "b"), whatever the hash seed.
     vocab, merges = learn_bpe({"cd": 2, "ab": 2}, vocab_size=6, specials=["<s>"])

@@ -6,7 +6,7 @@ import pytest
 from grpo.grpo_fixture import write_demo_split, write_tiny_qwen
 
 from medvqa.io import write_json
-from medvqa.train import TrainPaths
+from medvqa.training.train import TrainPaths
 
 
 @pytest.fixture(scope="session")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from medvqa.data.demo import make_demo
+from medvqa.demo.dataset import make_demo
 from medvqa.data.images import build_image_cache
-from medvqa.tiny_vlm import write_tiny_vlm
-from medvqa.training.data import SplitPaths
+from medvqa.demo.tiny_vlm import write_tiny_vlm
+from medvqa.models.batch import SplitPaths
 
 SIZE = 56  # the tiny Qwen2-VL's image side: 2x2 merged image tokens per picture
 

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import torch
 
-from medvqa.models import build_model
+from medvqa.models.registry import build_model
 from medvqa.models.common import DataInfo
-from medvqa.tiny_vlm import TINY_ARCHITECTURES, TinyVlmSpec, write_tiny_vlm
+from medvqa.demo.tiny_vlm import TINY_ARCHITECTURES, TinyVlmSpec, write_tiny_vlm
 from medvqa.training.grpo import train_grpo
 from medvqa.training.spec import TrainSpec
 

@@ -11,9 +11,9 @@ import torch
 
 from medvqa.families import ModelConfig
 from medvqa.io import read_json
-from medvqa.train import run_training
+from medvqa.training.train import run_training
 from medvqa.training import rewards
-from medvqa.training.checkpoint import load_checkpoint
+from medvqa.models.checkpoint import load_checkpoint
 
 LORA = {"lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0}
 COMMON = {"batch_size": 4, "weight_decay": 0.0, "warmup": 0.0, "device": "cpu"}

@@ -26,7 +26,7 @@ from torch import nn
 
 from medvqa.models import classify
 from medvqa.models.common import ModelFamily, VQAOutput
-from medvqa.training.model_config import ToyBowSpec
+from medvqa.models.specs import ToyBowSpec
 
 
 def builder_args(model_config, info):
@@ -80,12 +80,12 @@ def edit(path: Path, old: str, new: str) -> None:
 def add_toy_family(root: Path) -> None:
     """The README's places, and nothing else."""
     (root / "medvqa/models/toy_bow.py").write_text(TOY_MODULE)
-    with open(root / "medvqa/training/model_config.py", "a") as specs:
+    with open(root / "medvqa/models/specs.py", "a") as specs:
         specs.write(TOY_SPEC)
     families = root / "medvqa/families.py"
     edit(families, "    VlmSftSpec,\n", "    ToyBowSpec,\n    VlmSftSpec,\n")
     edit(families, "\n}\n", '\n    "toy_bow": FamilyFacts(ToyBowSpec, generative=False),\n}\n')
-    registry = root / "medvqa/models/__init__.py"
+    registry = root / "medvqa/models/registry.py"
     edit(registry, "from medvqa.models import blip,", "from medvqa.models import toy_bow, blip,")
     edit(registry, '    "vlm_sft": vlm_sft.FAMILY,\n', '    "vlm_sft": vlm_sft.FAMILY,\n    "toy_bow": toy_bow.FAMILY,\n')
 

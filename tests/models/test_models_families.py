@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from medvqa.models import MODEL_FAMILIES, DataInfo, ModelFamily, build_model, rebuild_model
-from medvqa.pretrained import TinyClipSpec, write_tiny_clip
+from medvqa.demo.pretrained import TinyClipSpec, write_tiny_clip
+from medvqa.models.registry import MODEL_FAMILIES, DataInfo, ModelFamily, build_model, rebuild_model
 
 QUESTIONS = ["is there a lesion in the left lung?", "what modality is this?", "how many lesions are there?"]
 TINY = TinyClipSpec(patch_size=8, hidden_size=32, layers=3, heads=2, projection_dim=16, vocab_size=300)

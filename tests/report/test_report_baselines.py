@@ -9,13 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from medvqa.evaluate.compare import compare_models
 from medvqa.report.attention import CMAP, AttentionInputs, plot_attention_maps
 from medvqa.report.bars import plot_model_comparison
 from medvqa.report.collect import Run
-from medvqa.report.compare import compare_models, mcnemar_table
 from medvqa.report.curves import plot_training_curves
 from medvqa.report.figures import PALETTE, run_styles
 from medvqa.report.formats import LATEX_COLUMN_PADDING, LATEX_LINE_CHARS, latex_parts
+from medvqa.report.mcnemar import mcnemar_table
 from medvqa.report.reliability import plot_reliability
 from medvqa.report.spec import FigureSpec
 from medvqa.report.tables import MARK, results_table

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from scipy.stats import t as student_t
 
+from medvqa.evaluate.compare import compare_correctness, compare_models, holm
+from medvqa.evaluate.seeds import aggregate_metrics
 from medvqa.evaluate.stats import aggregate_seeds, mcnemar
-from medvqa.report.compare import compare_correctness, compare_models, holm
-from medvqa.report.seeds import aggregate_metrics
 
 
 def test_comparison_equals_mcnemar_on_constructed_vectors(results_tree, tmp_path):

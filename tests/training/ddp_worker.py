@@ -1,11 +1,11 @@
-"""``torchrun`` target of test_training_ddp: ``python -m medvqa.train`` that also records, per rank,
+"""``torchrun`` target of test_training_ddp: ``python -m medvqa.training.train`` that also records, per rank,
 which checkpoint writers it called (in ``$MEDVQA_WRITES_DIR/writes.{rank}.txt``)."""
 
 import os
 from pathlib import Path
 
-from medvqa import train
-from medvqa.training import checkpoint
+from medvqa.models import checkpoint
+from medvqa.training import train
 
 
 def recording(name, function):

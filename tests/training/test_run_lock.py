@@ -10,12 +10,12 @@ import time
 import pytest
 from training.vqa_fixture import cnn_lstm_config, train_paths
 
-from medvqa.train import run_training
-from medvqa.training.checkpoint import LOCK, RunLockedError
+from medvqa.models.checkpoint import LOCK, RunLockedError
+from medvqa.training.train import run_training
 
 HOLDER = """
 import sys, time
-from medvqa.training.checkpoint import run_lock
+from medvqa.models.checkpoint import run_lock
 with run_lock(sys.argv[1]):
     print("locked", flush=True)
     time.sleep(120)

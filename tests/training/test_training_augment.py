@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from medvqa.training.augment import AugmentSpec, affine_params, augment, to_float
+from medvqa.models.augment import AugmentSpec, affine_params, augment, to_float
 
 OFF = dict(crop_scale=1.0, crop_ratio=1.0, rotation=0.0, brightness=0.0, contrast=0.0, saturation=0.0)
 

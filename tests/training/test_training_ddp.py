@@ -23,8 +23,8 @@ import torch
 from safetensors.torch import load_file
 from training.vqa_fixture import clip_config, split_paths
 
-from medvqa.train import run_training
-from medvqa.training.data import SplitPaths
+from medvqa.models.batch import SplitPaths
+from medvqa.training.train import run_training
 
 RELATIVE_TOLERANCE = 1e-4  # of the final weights and the val loss; measured ~1e-6 (see module docstring)
 
@@ -94,6 +94,6 @@ def test_two_processes_match_one_process_and_only_rank_0_writes(fixture_root, tm
 
 
 def paths_of(root: Path):
-    from medvqa.train import TrainPaths
+    from medvqa.training.train import TrainPaths
 
     return TrainPaths.from_inputs(named_inputs(root))

@@ -12,14 +12,14 @@ import torch
 from training.vqa_fixture import KilledInEpochTwo, clip_config, cnn_lstm_config, split_paths, train_paths
 
 from medvqa.io import read_json
-from medvqa.models import build_model
-from medvqa.spec import ConfigError
+from medvqa.models.batch import VQASplit, classifier_collate, make_loader
+from medvqa.models.checkpoint import load_checkpoint
 from medvqa.models.classify import forward_batch
-from medvqa.train import ModelConfig, load_data, run_training
-from medvqa.training.checkpoint import load_checkpoint
-from medvqa.training.data import VQASplit, classifier_collate, make_loader
+from medvqa.models.registry import build_model
+from medvqa.seed import seed_everything
+from medvqa.spec import ConfigError
 from medvqa.training.engine import TrainSpec, train, warmup_cosine
-from medvqa.training.seed import seed_everything
+from medvqa.training.train import ModelConfig, load_data, run_training
 
 
 def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -9,14 +9,14 @@ import torch
 from safetensors import safe_open
 from training.vqa_fixture import KilledInEpochTwo, SIZE, split_paths, split_rows
 
+from medvqa.demo.tiny_hf import write_tiny_clip_gpt2
+from medvqa.inference.predict import PredictSpec, run_prediction
 from medvqa.io import read_json
-from medvqa.models import build_model
-from medvqa.predict import PredictSpec, run_prediction
-from medvqa.tiny_hf import write_tiny_clip_gpt2
-from medvqa.train import ModelConfig, TrainPaths, load_data, run_training
-from medvqa.training.checkpoint import load_checkpoint
+from medvqa.models.checkpoint import load_checkpoint
+from medvqa.models.registry import build_model
+from medvqa.seed import seed_everything
 from medvqa.training.engine import LOSS_COLUMNS, TrainSpec, train
-from medvqa.training.seed import seed_everything
+from medvqa.training.train import ModelConfig, TrainPaths, load_data, run_training
 
 GENERATION_COLUMNS = ["question_id", "prediction", "confidence", "answer_prob", "answer_prob_mean", "samples"]
 

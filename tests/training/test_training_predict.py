@@ -7,11 +7,11 @@ import pandas as pd
 import yaml
 from training.vqa_fixture import SIZE, clip_config, cnn_lstm_config, split_paths, train_paths
 
-from medvqa import predict as predict_cli
-from medvqa import train as train_cli
+from medvqa.inference import predict as predict_cli
+from medvqa.inference.predict import PredictSpec, run_prediction
 from medvqa.io import read_json
-from medvqa.predict import PredictSpec, run_prediction
-from medvqa.train import run_training
+from medvqa.training import train as train_cli
+from medvqa.training.train import run_training
 
 
 COLUMNS = ["question_id", "prediction", "confidence", "topk_answers", "topk_probs"]

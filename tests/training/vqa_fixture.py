@@ -22,9 +22,9 @@ from PIL import Image
 from medvqa.data.answers import write_answers
 from medvqa.data.images import build_image_cache
 from medvqa.data.tokens import TokenizerSpec, build_word_vocab, tokenize_split
-from medvqa.pretrained import TinyClipSpec, write_tiny_clip
-from medvqa.train import ModelConfig, TrainPaths
-from medvqa.training.data import SplitPaths
+from medvqa.demo.pretrained import TinyClipSpec, write_tiny_clip
+from medvqa.models.batch import SplitPaths
+from medvqa.training.train import ModelConfig, TrainPaths
 
 SIZE = 32
 COLOURS = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (40, 60, 200)}

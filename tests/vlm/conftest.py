@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from vlm.vlm_fixture import ANSWERS, QUESTIONS
 
-from medvqa.tiny_vlm import write_tiny_vlm
+from medvqa.demo.tiny_vlm import write_tiny_vlm
 
 
 @pytest.fixture(scope="session")

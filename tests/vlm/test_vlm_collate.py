@@ -13,7 +13,7 @@ from builders import vqa_rows
 from medvqa.data.images import build_image_cache
 from medvqa.models.vlm_collate import IGNORE_INDEX, VlmCollator, as_pil, load_examples, render_prompt
 from medvqa.models.vlm_sft import VlmSftSpec, load_processor, prompt_format
-from medvqa.tiny_vlm import TINY_ARCHITECTURES
+from medvqa.demo.tiny_vlm import TINY_ARCHITECTURES
 
 END_OF_TURN = {"qwen2_vl": "<|im_end|>", "qwen2_5_vl": "<|im_end|>", "internvl": "<|im_end|>",
                "llava": "</s>", "llava_next": "</s>"}

@@ -12,17 +12,17 @@ from vlm.vlm_fixture import vqa_examples
 from builders import vqa_rows
 from medvqa.data.answers import write_answers
 from medvqa.data.images import build_image_cache
-from medvqa.generation import (
+from medvqa.models.generation import (
     GenerationSpec, answer_lengths, generate_answers, prediction_frame, sequence_probabilities,
 )
+from medvqa.demo.tiny_vlm import TINY_ARCHITECTURES
+from medvqa.inference.predict import PredictSpec, run_prediction
 from medvqa.io import write_parquet
+from medvqa.models.batch import SplitPaths
 from medvqa.models.vlm_collate import VlmCollator, load_examples
 from medvqa.models.vlm_sft import VlmSftSpec, generation_stop_ids, load_vlm, model_type_of, prompt_format
-from medvqa.predict import PredictSpec, run_prediction
-from medvqa.train import ModelConfig, TrainPaths, run_training
-from medvqa.training.data import SplitPaths
 from medvqa.spec import ConfigError
-from medvqa.tiny_vlm import TINY_ARCHITECTURES
+from medvqa.training.train import ModelConfig, TrainPaths, run_training
 
 
 def _setup(tiny_vlm, arch):

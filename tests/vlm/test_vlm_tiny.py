@@ -8,7 +8,7 @@ import torch
 
 from medvqa.models.vlm_collate import PromptFormat, render_prompt
 from medvqa.spec import ConfigError
-from medvqa.tiny_vlm import INTERNVL_SPECIALS, QWEN_SPECIALS, TINY_ARCHITECTURES, TinyVlmSpec, write_tiny_vlm
+from medvqa.demo.tiny_vlm import INTERNVL_SPECIALS, QWEN_SPECIALS, TINY_ARCHITECTURES, TinyVlmSpec, write_tiny_vlm
 
 CLASSES = {
     "qwen2_vl": ("Qwen2VLForConditionalGeneration", "Qwen2VLProcessor"),

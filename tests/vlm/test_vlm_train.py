@@ -11,13 +11,13 @@ import torch
 from safetensors import safe_open
 from vlm.vlm_fixture import vqa_examples
 
-from medvqa.models import MODEL_FAMILIES, build_model
+from medvqa.demo.tiny_vlm import TINY_ARCHITECTURES
+from medvqa.models.checkpoint import load_checkpoint
 from medvqa.models.common import DataInfo
+from medvqa.models.registry import MODEL_FAMILIES, build_model
 from medvqa.models.vlm_collate import VlmCollator
 from medvqa.models.vlm_sft import VlmSftSpec, build_vlm, load_vlm, prompt_format
 from medvqa.spec import ConfigError
-from medvqa.tiny_vlm import TINY_ARCHITECTURES
-from medvqa.training.checkpoint import load_checkpoint
 from medvqa.training.engine import LOSS_COLUMNS, TrainData, TrainSpec, train
 
 LORA = {"lora_r": 4, "lora_alpha": 8, "lora_dropout": 0.0}
@@ -132,7 +132,7 @@ def test_qlora_trains_lora_over_a_4bit_base_on_cpu(tmp_path):
     from bitsandbytes.nn import Linear4bit
     from vlm.vlm_fixture import ANSWERS, QUESTIONS
 
-    from medvqa.tiny_vlm import TinyVlmSpec, write_tiny_vlm
+    from medvqa.demo.tiny_vlm import TinyVlmSpec, write_tiny_vlm
 
     # bitsandbytes quantises in blocks of 64 inputs: every layer must be at least that wide.
     sizes = TinyVlmSpec(vision_hidden_size=64)

@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from medvqa.demo.tiny_checkpoints import check_pretrained
 from medvqa.spec import ConfigError
-from medvqa.workflow_config import check_config
+from medvqa.workflow_config import check_config, check_structure, expand_experiments
 
 REPO = Path(__file__).resolve().parents[2]
+SCHEMA = REPO / "rules" / "config.schema.yaml"
 
 
 def default_config() -> dict:
@@ -48,6 +50,140 @@ def test_schema_errors_fail_before_any_job_and_name_the_key(tmp_path, edit, expe
     assert result.returncode != 0
     assert expected in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
+
+
+def ds(config: dict) -> dict:
+    return config["datasets"]["demo"]
+
+
+def m(config: dict, name: str) -> dict:
+    return config["models"][name]
+
+
+# (rule, edit of the default config that breaks it, key the one-line error must name): every value rule
+# rules/config.schema.yaml held before it became structure-only, now checked once, by the specs.
+VALUE_RULES = [
+    ("filters.question_type", lambda c: ds(c)["filters"].update(question_type="yesno"), "question_type"),
+    ("filters.subsample", lambda c: ds(c)["filters"].update(subsample=0), "subsample"),
+    ("filters.subsample_splits", lambda c: ds(c)["filters"].update(subsample_splits=["dev"]), "subsample_splits"),
+    ("filters.leakage", lambda c: ds(c)["filters"].update(leakage="remove"), "leakage"),
+    ("filters.language", lambda c: ds(c)["filters"].update(language=3), "language"),
+    ("leakage.hash", lambda c: ds(c)["leakage"].update(hash="md5"), "hash"),
+    ("leakage.hash_size", lambda c: ds(c)["leakage"].update(hash_size=64), "hash_size"),
+    ("leakage.threshold", lambda c: ds(c)["leakage"].update(threshold=-1), "threshold"),
+    ("source", lambda c: ds(c).update(source="kaggle"), "source"),
+    ("task", lambda c: ds(c).update(task="seg"), "task"),
+    ("image_size low", lambda c: ds(c).update(image_size=4), "image_size"),
+    ("image_size type", lambda c: ds(c).update(image_size="big"), "image_size"),
+    ("on_bad_sample", lambda c: ds(c).update(on_bad_sample="ignore"), "on_bad_sample"),
+    ("dataset unknown key", lambda c: ds(c).update(colour=1), "colour"),
+    ("tokenizers not list", lambda c: ds(c).update(tokenizers="words"), "tokenizers"),
+    ("demo n_images", lambda c: ds(c)["options"].update(n_images=5), "n_images"),
+    ("demo image_px", lambda c: ds(c)["options"].update(image_px=8), "image_px"),
+    ("demo option unknown", lambda c: ds(c)["options"].update(colour=1), "colour"),
+    ("tokenizer kind", lambda c: c["tokenizers"]["words"].update(kind="bpe"), "kind"),
+    ("tokenizer max_length", lambda c: c["tokenizers"]["words"].update(max_length=0), "max_length"),
+    ("tokenizer min_freq", lambda c: c["tokenizers"]["words"].update(min_freq=0), "min_freq"),
+    ("tokenizer hf path", lambda c: c["tokenizers"]["clip-tiny"].pop("path"), "path"),
+    ("cnn backbone", lambda c: m(c, "cnn_lstm_demo")["model"].update(backbone="vgg"), "backbone"),
+    ("cnn stages", lambda c: m(c, "cnn_lstm_demo")["model"].update(stages=5), "stages"),
+    ("cnn embed_dim", lambda c: m(c, "cnn_lstm_demo")["model"].update(embed_dim=0), "embed_dim"),
+    ("cnn dropout", lambda c: m(c, "cnn_lstm_demo")["model"].update(dropout=0.95), "dropout"),
+    ("cnn pretrained type", lambda c: m(c, "cnn_lstm_demo")["model"].update(pretrained="yes"), "pretrained"),
+    ("clip unfreeze_last", lambda c: m(c, "clip_demo")["model"].update(unfreeze_last=-1), "unfreeze_last"),
+    ("clip hidden_dim", lambda c: m(c, "clip_demo")["model"].update(hidden_dim=0), "hidden_dim"),
+    ("clip dropout", lambda c: m(c, "clip_demo")["model"].update(dropout=1.0), "dropout"),
+    ("train epochs", lambda c: m(c, "cnn_lstm_demo")["train"].update(epochs=0), "epochs"),
+    ("train lr", lambda c: m(c, "cnn_lstm_demo")["train"].update(lr=-1), "lr"),
+    ("train warmup", lambda c: m(c, "cnn_lstm_demo")["train"].update(warmup=2), "warmup"),
+    ("train precision", lambda c: m(c, "cnn_lstm_demo")["train"].update(precision="int8"), "precision"),
+    ("train workers", lambda c: m(c, "cnn_lstm_demo")["train"].update(workers=-1), "workers"),
+    ("train label_smoothing", lambda c: m(c, "cnn_lstm_demo")["train"].update(label_smoothing=1.5), "label_smoothing"),
+    ("augment crop_scale", lambda c: m(c, "cnn_lstm_demo")["train"]["augment"].update(crop_scale=0.01), "crop_scale"),
+    ("augment rotation", lambda c: m(c, "cnn_lstm_demo")["train"]["augment"].update(rotation=200), "rotation"),
+    ("flamingo cross_attn_every", lambda c: m(c, "flamingo_demo")["model"].update(cross_attn_every=0), "cross_attn_every"),
+    ("flamingo num_latents", lambda c: m(c, "flamingo_demo")["model"].update(num_latents=0), "num_latents"),
+    ("flamingo answer_head", lambda c: m(c, "flamingo_demo")["model"].update(answer_head="both"), "answer_head"),
+    ("flamingo max_prompt_tokens", lambda c: m(c, "flamingo_demo")["model"].update(max_prompt_tokens=0), "max_prompt_tokens"),
+    ("flamingo classifier_weight", lambda c: m(c, "flamingo_classify_demo")["model"].update(classifier_weight=-1), "classifier_weight"),
+    ("blip task", lambda c: m(c, "blip_demo")["model"].update(task="vqa2"), "task"),
+    ("blip max_question_tokens", lambda c: m(c, "blip_demo")["model"].update(max_question_tokens=1), "max_question_tokens"),
+    ("vlm lora_r", lambda c: m(c, "qwen2_vl_lora_demo")["model"].update(lora_r=0), "lora_r"),
+    ("vlm lora_dropout", lambda c: m(c, "qwen2_vl_lora_demo")["model"].update(lora_dropout=2), "lora_dropout"),
+    ("vlm quantization", lambda c: m(c, "qwen2_vl_lora_demo")["model"].update(quantization="8bit"), "quantization"),
+    ("vlm attn", lambda c: m(c, "qwen2_vl_lora_demo")["model"].update(attn_implementation="flash"), "attn_implementation"),
+    ("vlm min_pixels", lambda c: m(c, "qwen2_vl_lora_demo")["model"].update(min_pixels=100), "min_pixels"),
+    ("vlm dtype", lambda c: m(c, "qwen2_vl_lora_demo")["model"].update(dtype="int8"), "dtype"),
+    ("generate batch_size", lambda c: m(c, "qwen2_vl_lora_demo")["generate"].update(batch_size=0), "batch_size"),
+    ("generate num_beams", lambda c: m(c, "qwen2_vl_lora_demo")["generate"].update(num_beams=0), "num_beams"),
+    ("generate top_p", lambda c: m(c, "qwen2_vl_lora_demo")["generate"].update(top_p=1.5), "top_p"),
+    ("generate temperature", lambda c: m(c, "qwen2_vl_lora_demo")["generate"].update(temperature=0), "temperature"),
+    ("generate confidence", lambda c: m(c, "qwen2_vl_lora_demo")["generate"].update(confidence="max"), "confidence"),
+    ("generate answer_prob_from", lambda c: m(c, "qwen2_vl_lora_demo")["generate"].update(answer_prob_from="x"), "answer_prob_from"),
+    ("generate num_samples", lambda c: m(c, "flamingo_demo")["generate"].update(num_samples=-1), "num_samples"),
+    ("caption chunk_size", lambda c: m(c, "blip_caption_zs")["caption"].update(chunk_size=0), "chunk_size"),
+    ("caption top_k", lambda c: m(c, "blip_caption_zs")["caption"].update(top_k=-1), "top_k"),
+    ("caption dtype", lambda c: m(c, "blip_caption_zs")["caption"].update(dtype="x"), "dtype"),
+    ("caption max_pixels", lambda c: m(c, "qwen2_vl_zero_shot_demo")["caption"].update(max_pixels=10), "max_pixels"),
+    ("shards type", lambda c: m(c, "blip_demo").update(shards="two"), "shards"),
+    ("model entry unknown key", lambda c: m(c, "blip_demo").update(colour=1), "colour"),
+    ("pretrained kind", lambda c: c["pretrained"]["clip-tiny"].update(kind="vit"), "kind"),
+    ("pretrained seed missing", lambda c: c["pretrained"]["clip-tiny"].pop("seed"), "seed"),
+    ("pretrained unknown key", lambda c: c["pretrained"]["clip-tiny"].update(colour=1), "colour"),
+    ("pretrained text_from empty", lambda c: c["pretrained"]["clip-gpt2-tiny"].update(text_from=[]), "text_from"),
+    ("tiny clip vocab", lambda c: c["pretrained"]["clip-tiny"]["model"].update(vocab_size=100), "vocab_size"),
+    ("tiny vlm image_size", lambda c: c["pretrained"]["qwen2-vl-tiny"]["model"].update(image_size=14), "image_size"),
+    ("tiny vlm initializer_range", lambda c: c["pretrained"]["qwen2-vl-tiny"]["model"].update(initializer_range=0), "initializer_range"),
+    ("predict batch_size", lambda c: c["predict"].update(batch_size=0), "batch_size"),
+    ("predict precision", lambda c: c["predict"].update(precision="int8"), "precision"),
+    ("predict unknown", lambda c: c["predict"].update(colour=1), "colour"),
+    ("evaluate n_bins", lambda c: c["evaluate"].update(n_bins=0), "n_bins"),
+    ("evaluate bootstrap_resamples", lambda c: c["evaluate"].update(bootstrap_resamples=10), "bootstrap_resamples"),
+    ("evaluate ci_level", lambda c: c["evaluate"].update(ci_level=0.2), "ci_level"),
+    ("evaluate bleu_smoothing", lambda c: c["evaluate"].update(bleu_smoothing="method9"), "bleu_smoothing"),
+    ("evaluate bleu_max_order", lambda c: c["evaluate"].update(bleu_max_order=5), "bleu_max_order"),
+    ("evaluate unit", lambda c: c["evaluate"].update(bootstrap_unit="patient"), "bootstrap_unit"),
+    ("evaluate calibration_protocol", lambda c: c["evaluate"].update(calibration_protocol="x"), "calibration_protocol"),
+    ("evaluate caption_protocols dup", lambda c: c["evaluate"].update(caption_protocols=["coco", "coco"]), "caption_protocols"),
+    ("evaluate caption_protocols bad", lambda c: c["evaluate"].update(caption_protocols=["spice"]), "caption_protocols"),
+    ("evaluate ptb", lambda c: c["evaluate"].update(ptb_tokenizer="nltk"), "ptb_tokenizer"),
+    ("evaluate embedding_batch_size", lambda c: c["evaluate"].update(embedding_batch_size=0), "embedding_batch_size"),
+    ("report splits", lambda c: c["report"].update(splits=["dev"]), "splits"),
+    ("report unknown", lambda c: c["report"].update(colour=1), "colour"),
+    ("figures metric", lambda c: c["report"]["figures"].update(metric="x"), "metric"),
+    ("figures dpi", lambda c: c["report"]["figures"].update(dpi=10), "dpi"),
+    ("published protocol", lambda c: c["report"].update(published=[dict(dataset="demo", source="x", protocol="nope", metric="em_overall", value=1)]), "protocol"),
+    ("published metric", lambda c: c["report"].update(published=[dict(dataset="demo", source="x", protocol="exact_match", metric="nope", value=1)]), "metric"),
+    ("published source empty", lambda c: c["report"].update(published=[dict(dataset="demo", source="", protocol="exact_match", metric="em_overall", value=1)]), "source"),
+    ("published value type", lambda c: c["report"].update(published=[dict(dataset="demo", source="x", protocol="exact_match", metric="em_overall", value="high")]), "value"),
+    ("experiment seeds", lambda c: c["experiments"][0].update(seeds=["a"]), "seeds"),
+    ("experiment question_types", lambda c: c["experiments"][0].update(question_types=["yesno"]), "question_types"),
+    ("experiment subsamples", lambda c: c["experiments"][0].update(subsamples=[0]), "subsamples"),
+    ("experiment leakage", lambda c: c["experiments"][0].update(leakage=["remove"]), "leakage"),
+    ("experiment unknown", lambda c: c["experiments"][0].update(colour=1), "colour"),
+    ("experiment models empty", lambda c: c["experiments"][0].update(models=[]), "models"),
+]
+
+
+@pytest.mark.parametrize("rule, edit, key", VALUE_RULES, ids=[rule for rule, _, _ in VALUE_RULES])
+def test_every_value_rule_is_checked_by_the_specs_naming_the_key(rule, edit, key):
+    config = copy.deepcopy(default_config())
+    edit(config)
+    with pytest.raises(ConfigError) as error:
+        check_structure(config, SCHEMA)
+        expand_experiments(config)
+        check_config(config)
+        check_pretrained(config)  # rules/pretrained.smk: the tiny stand-ins' entries
+    message = str(error.value)
+    assert key in message and "\n" not in message, message
+
+
+def test_the_schema_holds_structure_and_types_only():
+    """Ranges and choices live once, in the specs: none in the schema (only the entry-name pattern)."""
+    text = SCHEMA.read_text()
+    for word in ("enum", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "const", "minLength"):
+        assert f"{word}:" not in text, word
+    assert text.count("pattern:") == 1
 
 
 def test_unknown_tokenizer_reference_is_named(tmp_path):

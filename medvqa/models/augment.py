@@ -16,7 +16,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-from medvqa.training.spec import AugmentSpec
+from medvqa.models.specs import AugmentSpec
 
 
 def _uniform(n: int, low: float, high: float) -> torch.Tensor:

@@ -1,9 +1,9 @@
 """The config side of the model families, without torch: every spec a ``models:`` entry holds.
 
 The workflow checks each entry when it loads (``medvqa.workflow_config``) and, on a cluster,
-again at the start of every job, so nothing here imports torch or transformers. (It lives
-here, not in ``medvqa.models``, because importing that package builds ``MODEL_FAMILIES`` and
-so loads torch.)
+again at the start of every job, so nothing here imports torch or transformers (nor does the
+``medvqa.models`` package itself: the torch modules, ``MODEL_FAMILIES`` in ``medvqa.models.registry``
+among them, load only when imported by name).
 
 * one spec per family for the entry's ``model:`` sub-mapping (``CnnLstmSpec`` … ``VlmSftSpec``);
   two class attributes say how the family reads its data:
@@ -14,7 +14,9 @@ so loads torch.)
   and ``tasks()`` says which data the configured model learns from: ``vqa`` (question/answer
   rows) and/or ``caption`` (image/caption rows);
 * ``GenerationSpec``: the ``generate:`` sub-mapping of a generative entry;
-* ``CaptionSpec``: the ``caption:`` sub-mapping of a captioning entry.
+* ``CaptionSpec``: the ``caption:`` sub-mapping of a captioning entry;
+* ``AugmentSpec``: the ``train.augment:`` sub-mapping (``medvqa.models.augment`` applies it), and
+  ``PRECISIONS``, the choices of ``train.precision`` and ``predict.precision``.
 
 ``medvqa.families`` names each family's spec in its table and checks whole entries
 (``ModelConfig``); the config check must not import the families' torch modules.
@@ -30,10 +32,35 @@ from medvqa.spec import ConfigError, Spec, check_choice, check_range
 RESNETS = ("resnet18", "resnet34", "resnet50")
 QUANTIZATIONS = ("none", "4bit")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+ATTENTIONS = ("sdpa", "eager", "flash_attention_2")  # attn_implementation of from_pretrained
 PROB_SOURCES = ("auto", "scores", "forward")
 CONFIDENCES = ("product", "mean")
 TASKS = ("vqa", "caption")  # the dataset tasks (datasets.*.task)
 DEFAULT_VLM_PROMPT = "Describe this medical image."
+
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # train.precision and predict.precision
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentSpec(Spec):
+    """Tensor augmentation of the cached images (classifier families; see ``medvqa.models.augment``)."""
+
+    enabled: bool = True  # false = the images as cached
+    crop_scale: float = 0.8  # smallest area fraction of the random resized crop (1 = no crop)
+    crop_ratio: float = 1.25  # largest aspect-ratio change of the crop (1 = square crops)
+    rotation: float = 10.0  # largest rotation, degrees
+    flip: bool = False  # random horizontal flip (swaps left and right!)
+    brightness: float = 0.2  # brightness factor drawn from [1 - b, 1 + b]
+    contrast: float = 0.2  # contrast factor drawn from [1 - c, 1 + c]
+    saturation: float = 0.0  # saturation factor drawn from [1 - s, 1 + s]
+
+    def validate(self, where: str) -> None:
+        check_range(where, "crop_scale", self.crop_scale, 0.05, 1.0)
+        check_range(where, "crop_ratio", self.crop_ratio, 1.0, 4.0)
+        check_range(where, "rotation", self.rotation, 0.0, 180.0)
+        for key in ("brightness", "contrast", "saturation"):
+            check_range(where, key, getattr(self, key), 0.0, 1.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,6 +221,7 @@ class VlmSftSpec(ModelSpec):
         check_range(where, "lora_dropout", self.lora_dropout, 0.0, 1.0)
         check_choice(where, "quantization", self.quantization, QUANTIZATIONS)
         check_choice(where, "dtype", self.dtype, DTYPES)
+        check_choice(where, "attn_implementation", self.attn_implementation, ATTENTIONS)
         if self.quantization != "none" and not self.finetune:
             raise ConfigError(f"{where}: quantization is for QLoRA fine-tuning; set finetune: true")
         for key in ("min_pixels", "max_pixels"):
@@ -202,6 +230,21 @@ class VlmSftSpec(ModelSpec):
 
     def tasks(self) -> tuple[str, ...]:
         return TASKS
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictSpec(Spec):
+    """The ``predict:`` section of the config (run settings shared by every model)."""
+
+    batch_size: int = 64  # classifier families: questions per batch (generative: generate.batch_size)
+    top_k: int = 5  # classifier families: answers (with probabilities) kept per question
+    precision: str = "fp32"  # auto | fp32 | bf16 | fp16 (half precision on CUDA only)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+    def validate(self, where: str) -> None:
+        check_range(where, "batch_size", self.batch_size, 1)
+        check_range(where, "top_k", self.top_k, 1)
+        check_choice(where, "precision", self.precision, PRECISIONS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,7 +287,7 @@ def check_generation_keys(spec: GenerationSpec, honoured: tuple[str, ...], famil
             )
 
 
-CAPTION_KIND_NAMES = ("blip", "flamingo", "vlm")  # keys of medvqa.caption_models.CAPTION_KINDS
+CAPTION_KIND_NAMES = ("blip", "flamingo", "vlm")  # keys of medvqa.inference.caption_models.CAPTION_KINDS
 # CaptionSpec settings a kind's captioner does not implement: each must keep its default.
 # (flamingo decodes greedily from its own model.prompt.)
 CAPTION_UNSUPPORTED = {
@@ -288,6 +331,9 @@ class CaptionSpec(Spec):
         check_range(where, "top_p", self.top_p, 1e-6, 1.0)
         check_range(where, "top_k", self.top_k, 0)
         check_range(where, "repetition_penalty", self.repetition_penalty, 1e-6)
+        for key in ("min_pixels", "max_pixels"):
+            if getattr(self, key) is not None:
+                check_range(where, key, getattr(self, key), 28 * 28)
         if self.do_sample and self.num_beams > 1:
             raise ConfigError(f"{where}: do_sample needs num_beams=1 (beam sampling is not supported)")
         defaults = {f.name: f.default for f in dataclasses.fields(self)}

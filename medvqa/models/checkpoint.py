@@ -50,7 +50,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from medvqa.io import atomic_path, read_json, write_csv, write_json
-from medvqa.models import BuiltModel, family_of, rebuild_model
+from medvqa.models.registry import BuiltModel, family_of, rebuild_model
 
 log = logging.getLogger(__name__)
 

@@ -4,14 +4,14 @@ Hub weights cannot be fetched offline (demo, tests, CI), so these writers build 
 randomly initialised models in exactly the layout ``save_pretrained`` gives the real ones:
 
 * ``write_tiny_clip_gpt2(out_dir, texts, seed)`` → ``out_dir/clip`` (a whole CLIP written by
-  ``medvqa.pretrained.write_tiny_clip``, the layout of ``openai/clip-vit-base-patch32``, from
+  ``medvqa.demo.pretrained.write_tiny_clip``, the layout of ``openai/clip-vit-base-patch32``, from
   which ``CLIPVisionModel.from_pretrained`` takes the vision tower) and ``out_dir/gpt2``
   (``GPT2LMHeadModel`` + a ``GPT2Tokenizer``), for the ``flamingo`` family.
 * ``write_tiny_blip(out_dir, texts, seed, task)`` → ``BlipForQuestionAnswering`` (task "vqa",
   like ``Salesforce/blip-vqa-base``) or ``BlipForConditionalGeneration`` (task "caption", like
   ``Salesforce/blip-image-captioning-base``) + ``BlipProcessor``.
 
-Tokenizers are learnt offline from ``texts`` by ``medvqa.tiny_bpe`` (deterministic ties): GPT-2's byte-level
+Tokenizers are learnt offline from ``texts`` by ``medvqa.demo.tiny_bpe`` (deterministic ties): GPT-2's byte-level
 BPE with ``<|endoftext|>``, and BERT's lower-cased WordPiece with BLIP's special tokens
 (``[PAD] [UNK] [CLS] [SEP] [MASK]`` and the decoder start token ``[DEC]``).
 """
@@ -24,10 +24,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from medvqa.data.schema import read_text_columns, task_of
-from medvqa.pretrained import CLIP_MEAN, CLIP_STD, TinyClipSpec, write_tiny_clip
+from medvqa.demo.pretrained import CLIP_MEAN, CLIP_STD, TinyClipSpec, write_tiny_clip
+from medvqa.demo.tiny_bpe import learn_bpe, learn_wordpiece, word_counts
+from medvqa.seed import seed_everything
 from medvqa.spec import ConfigError, Spec, check_choice, check_range
-from medvqa.tiny_bpe import learn_bpe, learn_wordpiece, word_counts
-from medvqa.training.seed import seed_everything
 
 log = logging.getLogger(__name__)
 

@@ -1,14 +1,15 @@
 """The embedded offline demo dataset (source ``demo``): generated rows, no download.
 
-Writes nothing itself; ``make_demo`` returns unified rows (see ``medvqa.data.schema``) that
-the import stage writes to ``results/data/{dataset}/source/{split}.parquet``:
+Writes nothing itself; ``make_demo`` returns unified rows (see ``medvqa.data.schema``) that the
+import stage writes to ``results/data/{dataset}/source/{split}.parquet`` (the import_dataset rule
+passes ``load_demo``, the ``demo`` source's loader, to ``medvqa.data.prepare.import_dataset``):
 
 * task ``vqa``: question_id (``demo-q000123``), image_id (``demo-i0042``), image (PNG bytes,
   RGB, image_px x image_px), question, answer, answer_type, split, modality, organ, content_type
 * task ``caption``: image_id, image, caption, split — the same images and splits as ``vqa``
   for the same seed and size.
 
-Images are real anatomy from installed wheels (``demo_assets``) with bright, dark-ringed
+Images are real anatomy from installed wheels (``medvqa.demo.assets``) with bright, dark-ringed
 round lesions drawn in, so every answer is visible in the pixels. Splits are by image. Within
 each split the answers of every question template are balanced (yes/no 50/50 for each value
 asked about; modality, count and side uniform), so the question alone does not give the
@@ -26,8 +27,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from medvqa.data.demo_assets import SOURCES, ImageSpec, Lesion, View, load_bases, render_image
-from medvqa.spec import ConfigError, check_choice, check_range
+from medvqa.demo.assets import SOURCES, ImageSpec, Lesion, View, load_bases, render_image
+from medvqa.spec import ConfigError, check_choice
 
 SPLITS = ("train", "val", "test")
 MODALITIES = tuple(dict.fromkeys(s.modality for s in SOURCES))
@@ -297,8 +298,6 @@ def _png(pixels: np.ndarray) -> bytes:
 def _check_arguments(n_images: int, task: str, image_px: int, split_fractions: Sequence[float]) -> None:
     where = "demo source"
     check_choice(where, "task", task, ("vqa", "caption"))
-    check_range(where, "n_images", n_images, 1, 100_000)
-    check_range(where, "image_px", image_px, 8, 2048)
     fractions = list(split_fractions)
     if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-6:
         raise ConfigError(
@@ -322,3 +321,9 @@ def make_demo(
     if task == "caption":
         return _caption_frame(specs, images, seed)
     return _vqa_frame(specs, images, seed)
+
+
+def load_demo(spec, dataset: str) -> pd.DataFrame:
+    """The ``demo`` source's loader: ``make_demo`` with a ``medvqa.data.sources.DemoSourceSpec``'s
+    options (``dataset`` is unused: the rows carry no dataset name)."""
+    return make_demo(seed=spec.seed, n_images=spec.n_images, task=spec.task, image_px=spec.image_px)

@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from medvqa.training.model_config import GenerationSpec
+from medvqa.models.specs import GenerationSpec
 
 # Collator outputs with one entry per token; they grow with the answer in the forward pass.
 TOKEN_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids", "token_type_ids")

@@ -3,7 +3,7 @@
 Three kinds, in one literal dict (``CAPTION_KINDS``):
 
 * ``blip``  ``BlipForConditionalGeneration`` + ``BlipProcessor`` (``Salesforce/blip-image-captioning-base``
-  or a ``medvqa.tiny_hf.write_tiny_blip(..., task="caption")`` directory). The decoder starts from
+  or a ``medvqa.demo.tiny_hf.write_tiny_blip(..., task="caption")`` directory). The decoder starts from
   ``[DEC]``, optionally followed by a text prefix (``prompt``, e.g. "a radiology image of"); only the
   tokens after the prefix are returned.
 * ``flamingo``  a trained ``flamingo`` run only (its new layers have no pretrained weights): greedy
@@ -15,7 +15,7 @@ Three kinds, in one literal dict (``CAPTION_KINDS``):
 
 Zero-shot loading takes ``CaptionSpec.checkpoint`` (hub id or save_pretrained directory). A
 training run directory (``results/models/{dataset}/{model}/{seed}/``: state.json + best.safetensors
-of the training engine) is one more case, rebuilt by ``medvqa.training.checkpoint.load_checkpoint``
+of the training engine) is one more case, rebuilt by ``medvqa.models.checkpoint.load_checkpoint``
 and checked by its ``state.json["family"]``: ``blip`` (a caption fine-tune), ``flamingo`` or
 ``vlm_sft`` (base + LoRA; a zero-shot run dir gives the base model). Its model settings come from
 the run; the decoding settings (and the blip / vlm prompt) from ``CaptionSpec``.
@@ -36,8 +36,8 @@ import torch
 
 from medvqa.io import read_json
 from medvqa.models.common import resolve_device, resolve_dtype
+from medvqa.models.specs import CaptionSpec
 from medvqa.spec import ConfigError
-from medvqa.training.model_config import CaptionSpec
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def _blip_prompt_ids(tokenizer, prompt: str | None) -> list[int] | None:
 
 @torch.no_grad()
 def _blip_generate(model, tokenizer, spec: CaptionSpec, images: Sequence[np.ndarray]) -> list[str]:
-    from medvqa.generation import answer_lengths, decode_texts
+    from medvqa.models.generation import answer_lengths, decode_texts
     from medvqa.models.generative import stack_images
 
     device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
@@ -119,7 +119,7 @@ def load_blip_base(spec: CaptionSpec, device: torch.device) -> Captioner:
 
 def load_blip_run(spec: CaptionSpec, run_dir: Path, device: torch.device) -> Captioner:
     from medvqa.models import blip
-    from medvqa.training.checkpoint import load_checkpoint
+    from medvqa.models.checkpoint import load_checkpoint
 
     built, _ = load_checkpoint(run_dir)
     if built.args.get("task") != "caption":
@@ -135,10 +135,10 @@ def load_flamingo_base(spec: CaptionSpec, device: torch.device) -> Captioner:
 
 
 def load_flamingo_run(spec: CaptionSpec, run_dir: Path, device: torch.device) -> Captioner:
-    from medvqa.generation import GenerationSpec
     from medvqa.models import flamingo
+    from medvqa.models.checkpoint import load_checkpoint
     from medvqa.models.flamingo_generate import predict
-    from medvqa.training.checkpoint import load_checkpoint
+    from medvqa.models.generation import GenerationSpec
 
     built, _ = load_checkpoint(run_dir)
     if built.args["answer_head"] != "generate":
@@ -160,7 +160,7 @@ def load_flamingo_run(spec: CaptionSpec, run_dir: Path, device: torch.device) ->
 # --- vlm --------------------------------------------------------------------------------------
 
 def _vlm_captioner(model, processor, vlm_spec, spec: CaptionSpec, source: str) -> Captioner:
-    from medvqa.generation import GenerationSpec, generate_batch
+    from medvqa.models.generation import GenerationSpec, generate_batch
     from medvqa.models.vlm_collate import VlmCollator
     from medvqa.models.vlm_sft import generation_stop_ids, model_type_of, prompt_format
 
@@ -198,10 +198,12 @@ def load_vlm_base(spec: CaptionSpec, device: torch.device) -> Captioner:
 
 
 def load_vlm_run(spec: CaptionSpec, run_dir: Path, device: torch.device) -> Captioner:
-    from medvqa.models.vlm_sft import load_trained
+    from medvqa.models.checkpoint import load_checkpoint
+    from medvqa.models.vlm_sft import load_processor, spec_of
 
-    model, processor, vlm_spec = load_trained(run_dir, device)  # base (+ LoRA unless zero-shot), run's dtype
-    return _vlm_captioner(model, processor, vlm_spec, spec, str(run_dir))
+    model, state = load_checkpoint(run_dir)  # base (+ LoRA unless zero-shot), in the run's dtype
+    vlm_spec = spec_of(state["args"])
+    return _vlm_captioner(model.module.to(device).eval(), load_processor(vlm_spec), vlm_spec, spec, str(run_dir))
 
 
 CAPTION_KINDS: dict[str, CaptionKind] = {

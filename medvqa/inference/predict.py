@@ -16,7 +16,7 @@ Families with question-guided attention (cnn_lstm) can also write, for the figur
 ``{split}.attention.npy`` float32 (n_questions, h, w), each map summing to 1, and
 ``{split}.attention.ids.json``, the question_id of each map (the parquet's row order).
 
-    python -m medvqa.predict --config config.yaml --dataset demo --model cnn_lstm_demo --seed 0 --split test
+    python -m medvqa.inference.predict --config config.yaml --dataset demo --model cnn_lstm_demo --seed 0 --split test
 """
 
 from __future__ import annotations
@@ -34,33 +34,16 @@ import torch
 import yaml
 
 from medvqa.families import ModelConfig
+from medvqa.inference.shards import parse_shard, shard_rows
 from medvqa.io import atomic_path, cli_description, setup_logging, write_json, write_parquet
-from medvqa.models import family_of
-from medvqa.models.common import PredictRun, autocast, resolve_device
-from medvqa.shards import parse_shard, shard_rows
-from medvqa.spec import Spec, check_choice, check_range
-from medvqa.training.checkpoint import load_checkpoint
-from medvqa.training.data import SplitPaths
-from medvqa.training.engine import PRECISIONS, place, resolve_precision
-from medvqa.training.model_config import GenerationSpec
-from medvqa.training.seed import seed_everything
+from medvqa.models.batch import SplitPaths
+from medvqa.models.checkpoint import load_checkpoint
+from medvqa.models.common import PredictRun, autocast, place, resolve_device, resolve_precision
+from medvqa.models.registry import family_of
+from medvqa.models.specs import GenerationSpec, PredictSpec
+from medvqa.seed import seed_everything
 
 log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True)
-class PredictSpec(Spec):
-    """The ``predict:`` section of the config (run settings shared by every model)."""
-
-    batch_size: int = 64  # classifier families: questions per batch (generative: generate.batch_size)
-    top_k: int = 5  # classifier families: answers (with probabilities) kept per question
-    precision: str = "fp32"  # auto | fp32 | bf16 | fp16 (half precision on CUDA only)
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-
-    def validate(self, where: str) -> None:
-        check_range(where, "batch_size", self.batch_size, 1)
-        check_range(where, "top_k", self.top_k, 1)
-        check_choice(where, "precision", self.precision, PRECISIONS)
 
 
 @torch.no_grad()
@@ -95,7 +78,7 @@ def run_prediction(
     """Seed, predict, write the predictions parquet and (if paths are given) the attention maps.
 
     ``generation``: how a generative family decodes (the model entry's ``generate:``);
-    ``shard`` (k, n): only the questions of shard k of n (``medvqa.shards``).
+    ``shard`` (k, n): only the questions of shard k of n (``medvqa.inference.shards``).
     """
     if threads:
         torch.set_num_threads(threads)
@@ -119,7 +102,7 @@ def split_from_config(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m medvqa.predict", description=cli_description(__doc__))
+    parser = argparse.ArgumentParser(prog="python -m medvqa.inference.predict", description=cli_description(__doc__))
     parser.add_argument("--config", required=True, help="workflow config.yaml")
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--model", required=True, help="a key of the config's models")
@@ -130,7 +113,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--attention", action="store_true", help="also write {split}.attention.npy/.ids.json")
     parser.add_argument("--device", help="override predict.device")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
-    parser.add_argument("--shard", type=parse_shard, help="K/N: only the questions of shard K of N (medvqa.shards)")
+    parser.add_argument("--shard", type=parse_shard,
+                        help="K/N: only the questions of shard K of N (medvqa.inference.shards)")
     parser.add_argument("--log", help="log file (default stderr)")
     args = parser.parse_args(argv)
     setup_logging(args.log)

@@ -13,7 +13,7 @@ load it exactly as they load ``Qwen/Qwen2-VL-2B-Instruct``, ``Qwen/Qwen2.5-VL-3B
 ``OpenGVLab/InternVL3-1B-hf``, ``llava-hf/llava-1.5-7b-hf`` and
 ``llava-hf/llava-v1.6-mistral-7b-hf`` (same model_type, classes, special tokens and template).
 
-Tokenizers are BPEs learnt offline (``medvqa.tiny_bpe``, deterministic) from ``texts`` plus the chat template's fixed
+Tokenizers are BPEs learnt offline (``demo.tiny_bpe``, deterministic) from ``texts`` plus the chat template's fixed
 words: byte-level with Qwen2's pre-tokeniser for the Qwen and InternVL families, SentencePiece-style
 (▁ word boundaries, byte fallback) for the LLaMA/Mistral language models of LLaVA.
 """
@@ -25,9 +25,9 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
+from medvqa.demo.tiny_bpe import learn_bpe, word_counts
+from medvqa.seed import seed_everything
 from medvqa.spec import ConfigError, Spec, check_choice, check_range
-from medvqa.tiny_bpe import learn_bpe, word_counts
-from medvqa.training.seed import seed_everything
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,10 @@ and seed they share (model A seed s against model B seed s, both scored by exact
 the same question ids), with McNemar's discordant counts b (A right, B wrong) and c (A
 wrong, B right), the exact two-sided p-value and its Holm-adjusted value over all rows of
 the file (several pairs are tested at once, so unadjusted p-values overstate significance).
-``mcnemar_table`` renders that JSON as ``results/tables/{dataset}/mcnemar.{split}.{md,tex,html}``
-(the HTML is a report item). Baselines are not paired here: the tests compare models only,
-so adding baselines does not change the Holm family of the model pairs.
+``medvqa.report.mcnemar.mcnemar_table`` renders that JSON as
+``results/tables/{dataset}/mcnemar.{split}.{md,tex,html}`` (the HTML is a report item).
+Baselines are not paired here: the tests compare models only, so adding baselines does not
+change the Holm family of the model pairs.
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ import pandas as pd
 
 from medvqa.evaluate import stats
 from medvqa.evaluate.score import correctness
-from medvqa.io import read_json, write_csv, write_json
-from medvqa.report.tables import write_formats
+from medvqa.io import write_csv, write_json
 
 log = logging.getLogger(__name__)
 
@@ -97,31 +97,3 @@ def compare_models(
     write_csv(pd.DataFrame(rows, columns=list(CSV_COLUMNS)), out_csv)
     log.info("wrote %d model pairs to %s", len(rows), os.fspath(out_json))
     return result
-
-
-def _p_text(p: float | None) -> str:
-    if p is None:
-        return "–"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def mcnemar_table(json_path: str | os.PathLike, outputs: Mapping[str, str | os.PathLike], title: str) -> None:
-    """Render ``mcnemar.{split}.json`` as Markdown / LaTeX / HTML (``outputs``: md, tex, html),
-    so the tests appear in the report as a table, not only as a CSV download."""
-    result = read_json(json_path)
-    header = ["Model A", "Model B", "Seed", "n", "Acc. A (%)", "Acc. B (%)", "b", "c", "p", "p (Holm)"]
-    rows = [
-        [r["model_a"], r["model_b"], str(r["seed"]), str(r["n"]),
-         "–" if r["accuracy_a"] is None else f"{100 * r['accuracy_a']:.1f}",
-         "–" if r["accuracy_b"] is None else f"{100 * r['accuracy_b']:.1f}",
-         str(r["b"]), str(r["c"]), _p_text(r["p_value"]), _p_text(r["p_holm"])]
-        for r in result["pairs"]
-    ]
-    if not rows:
-        rows = [["(fewer than two models share a seed: nothing to compare)", *[""] * (len(header) - 1)]]
-    notes = [
-        f"Test: {result['test']}. Pairing: {result['pairing']}. Correction: {result['correction']}.",
-        "b: questions A answered correctly and B wrongly; c: the reverse.",
-    ]
-    write_formats(header, rows, notes, title, "tab:mcnemar", outputs, align="llrrrrrrrr")
-    log.info("wrote McNemar table of %d pairs", len(result["pairs"]))

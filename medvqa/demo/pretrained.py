@@ -1,4 +1,4 @@
-"""A tiny stand-in for a CLIP checkpoint (the ``clip`` kind of ``medvqa.tiny_checkpoints``).
+"""A tiny stand-in for a CLIP checkpoint (the ``clip`` kind of ``medvqa.demo.tiny_checkpoints``).
 
 Hub weights cannot be fetched in the offline demo, tests and CI, so this writes a tiny,
 randomly initialised CLIP in exactly the layout ``save_pretrained`` gives a hub checkpoint:
@@ -7,7 +7,7 @@ processor (preprocessor_config.json / processor_config.json). ``CLIPModel.from_p
 and ``AutoProcessor.from_pretrained(dir)`` load it exactly as they load
 ``openai/clip-vit-base-patch32``, so the real loading code is what the demo exercises.
 
-The tokenizer is a byte-level BPE learnt offline (``medvqa.tiny_bpe``) from the dataset's questions,
+The tokenizer is a byte-level BPE learnt offline (``medvqa.demo.tiny_bpe``) from the dataset's questions,
 with CLIP's normaliser, pre-tokeniser, ``</w>`` word suffix and special tokens.
 """
 
@@ -18,9 +18,9 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
+from medvqa.demo.tiny_bpe import learn_bpe, word_counts
+from medvqa.seed import seed_everything
 from medvqa.spec import ConfigError, Spec, check_range
-from medvqa.tiny_bpe import learn_bpe, word_counts
-from medvqa.training.seed import seed_everything
 
 log = logging.getLogger(__name__)
 

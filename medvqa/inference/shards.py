@@ -85,7 +85,9 @@ def merge_shards(shards: Sequence[str | Path], data: str | Path, id_column: str,
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m medvqa.shards", description="Merge shard outputs in split order.")
+    parser = argparse.ArgumentParser(
+        prog="python -m medvqa.inference.shards", description="Merge shard outputs in split order."
+    )
     parser.add_argument("--data", required=True, help="results/data/{dataset}/{split}.parquet")
     parser.add_argument("--id-column", required=True, choices=("question_id", "image_id"))
     parser.add_argument("--out", required=True, help="the merged parquet")

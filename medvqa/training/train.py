@@ -3,17 +3,17 @@
 Reads the train and val splits (parquet without image bytes, memory-mapped image cache, and,
 for the classifier families, pre-tokenised questions), answers.json (VQA datasets; caption
 datasets have none) and, for ``words`` tokenizers, the vocabulary; writes best.safetensors,
-state.json, history.csv and resume/ (see ``medvqa.training.checkpoint``). Every family trains
+state.json, history.csv and resume/ (see ``medvqa.models.checkpoint``). Every family trains
 through ``medvqa.training.engine.train``, except ``vlm_sft`` entries with ``train.method: grpo``
 (``medvqa.training.grpo``); ``train.init_from`` first loads another run's trained weights
 (``TrainPaths.init_from``). A zero-shot entry (``vlm_sft`` with ``finetune: false``) writes
 state.json and an empty history only.
 
-    python -m medvqa.train --config config.yaml --dataset demo --model cnn_lstm_demo --seed 0
+    python -m medvqa.training.train --config config.yaml --dataset demo --model cnn_lstm_demo --seed 0
 
 Data-parallel on N GPUs (``medvqa.training.distributed``; rank 0 writes the outputs and the log):
 
-    torchrun --standalone --nproc_per_node=N -m medvqa.train --config ... --dataset ... --model ...
+    torchrun --standalone --nproc_per_node=N -m medvqa.training.train --config ... --dataset ... --model ...
 
 Under torchrun, log to stderr (``2> train.log``), not with ``--log``: torchrun's own argument
 parser takes ``--log`` as an abbreviation of its ``--log-dir``. The workflow's rule ``train_ddp`` passes the model entry and its named inputs as JSON instead
@@ -38,12 +38,13 @@ import yaml
 from medvqa.data.schema import split_task
 from medvqa.families import ModelConfig
 from medvqa.io import cli_description, file_stamp, read_json, setup_logging
-from medvqa.models import BuiltModel, DataInfo, family_of
+from medvqa.models import checkpoint
+from medvqa.models.batch import SplitPaths
+from medvqa.models.registry import BuiltModel, DataInfo, family_of
+from medvqa.seed import seed_everything
 from medvqa.spec import ConfigError
-from medvqa.training import checkpoint, distributed
-from medvqa.training.data import SplitPaths
+from medvqa.training import distributed
 from medvqa.training.engine import TrainData, TrainSpec, fresh_state, history_columns, train
-from medvqa.training.seed import seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +198,7 @@ def paths_from_config(
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m medvqa.train", description=cli_description(__doc__))
+    parser = argparse.ArgumentParser(prog="python -m medvqa.training.train", description=cli_description(__doc__))
     parser.add_argument("--config", help="workflow config.yaml (or --entry with --inputs)")
     parser.add_argument("--dataset")
     parser.add_argument("--model", help="a key of the config's models")

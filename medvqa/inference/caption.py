@@ -4,7 +4,7 @@ Reads
   results/data/{dataset}/{split}.parquet            image_id, caption (image bytes are not read)
   results/data/{dataset}/images_{size}.{split}.npy  uint8 (n_images, size, size, 3), memory-mapped
   results/data/{dataset}/images_{size}.{split}.ids.json
-  a checkpoint (zero-shot) or a training run directory (see ``medvqa.caption_models``)
+  a checkpoint (zero-shot) or a training run directory (see ``medvqa.inference.caption_models``)
 Writes ``results/captions/{dataset}/{model}/{seed}/{split}.parquet``, one row per unique image,
 in the split's order:
   image_id (str), caption (str, the first reference caption of the image), generated (str),
@@ -24,7 +24,7 @@ every image is done, the final parquet is assembled and ``{out}.parts/`` removed
 Sampling (``do_sample``) is seeded per chunk from (seed, chunk index), so an uninterrupted run and
 a resumed one with the same chunk size give the same captions.
 
-    python -m medvqa.caption --data results/data/demo_captions/test.parquet \\
+    python -m medvqa.inference.caption --data results/data/demo_captions/test.parquet \\
         --images results/data/demo_captions/images_64.test.npy \\
         --image-ids results/data/demo_captions/images_64.test.ids.json \\
         --out results/captions/demo_captions/blip_zs/0/test.parquet \\
@@ -48,12 +48,12 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from medvqa.caption_models import CaptionSpec, Captioner, load_captioner
 from medvqa.data.images import load_image_cache
 from medvqa.data.schema import read_text_columns
+from medvqa.inference.caption_models import CaptionSpec, Captioner, load_captioner
+from medvqa.inference.shards import parse_shard, shard_rows
 from medvqa.io import cli_description, file_stamp, read_json, setup_logging, write_json, write_parquet
-from medvqa.shards import parse_shard, shard_rows
-from medvqa.training.seed import seed_everything
+from medvqa.seed import seed_everything
 
 __all__ = ["CaptionRun", "CaptionSpec", "caption_images", "load_captioner", "main", "run_captioning"]
 
@@ -175,7 +175,7 @@ def run_captioning(
 ) -> CaptionRun:
     """Caption every unique image of ``data`` into ``out`` (schema: module docstring), resuming
     from ``{out}.parts/``. ``max_chunks`` stops after that many new chunks (``complete=False``);
-    ``shard`` (k, n): only the images of shard k of n (``medvqa.shards``)."""
+    ``shard`` (k, n): only the images of shard k of n (``medvqa.inference.shards``)."""
     if threads:
         torch.set_num_threads(threads)
     out, parts = Path(out), parts_dir(out)
@@ -224,7 +224,7 @@ def _cli_type(field: dataclasses.Field):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m medvqa.caption", description=cli_description(__doc__))
+    parser = argparse.ArgumentParser(prog="python -m medvqa.inference.caption", description=cli_description(__doc__))
     for name in ("data", "images", "image-ids", "out"):
         parser.add_argument(f"--{name}", required=True)
     parser.add_argument("--run-dir", help="a training run directory (fine-tuned); default: zero-shot --checkpoint")
@@ -232,7 +232,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model-name", help="the model column (default: the checkpoint)")
     parser.add_argument("--max-chunks", type=int, help="stop after this many new chunks (resume later)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
-    parser.add_argument("--shard", type=parse_shard, help="K/N: only the images of shard K of N (medvqa.shards)")
+    parser.add_argument("--shard", type=parse_shard,
+                        help="K/N: only the images of shard K of N (medvqa.inference.shards)")
     parser.add_argument("--log", help="log file (default stderr)")
     for field in dataclasses.fields(CaptionSpec):
         parser.add_argument(f"--{field.name.replace('_', '-')}", type=_cli_type(field), required=field.name == "kind")

@@ -20,16 +20,17 @@ Nothing heavy is imported here: the workflow checks each entry's spec at start-u
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from medvqa.data.schema import read_text_columns, task_of
-from medvqa.pretrained import TinyClipSpec, write_tiny_clip
+from medvqa.demo.pretrained import TinyClipSpec, write_tiny_clip
 from medvqa.spec import ConfigError, Spec, check_choice
-from medvqa.tiny_hf import TinyHFSpec, texts_of, write_tiny_blip, write_tiny_clip_gpt2
-from medvqa.tiny_vlm import TinyVlmSpec, write_tiny_vlm
+from medvqa.demo.tiny_hf import TinyHFSpec, texts_of, write_tiny_blip, write_tiny_clip_gpt2
+from medvqa.demo.tiny_vlm import TinyVlmSpec, write_tiny_vlm
 
 
 class TinyKind(NamedTuple):
@@ -71,6 +72,22 @@ TINY_KINDS: dict[str, TinyKind] = {
 }
 
 
+@dataclasses.dataclass(frozen=True)
+class PretrainedEntry(Spec):
+    """One entry of ``config["pretrained"]`` (its ``model:`` sizes: the kind's spec, ``tiny_spec``)."""
+
+    dataset: str  # its train split teaches the tokenizer; its image_size sets CLIP/BLIP image sides
+    seed: int  # weight-init seed: same seed, same checkpoint
+    kind: str = "clip"  # a key of TINY_KINDS
+    text_from: tuple[str, ...] | None = None  # datasets whose train texts the tokenizer learns (None: [dataset])
+    model: dict = dataclasses.field(default_factory=dict)  # sizes (TinyClipSpec, TinyHFSpec or TinyVlmSpec)
+
+    def validate(self, where: str) -> None:
+        check_choice(where, "kind", self.kind, tuple(TINY_KINDS))
+        if self.text_from is not None and not self.text_from:
+            raise ConfigError(f"{where}: text_from is empty; list datasets or leave it out (= [dataset])")
+
+
 def tiny_spec(
     kind: str, model: Mapping[str, Any] | None, where: str = "pretrained", image_size: int | None = None,
     image_size_key: str = "image_size",
@@ -86,6 +103,17 @@ def tiny_spec(
             f"{spec.patch_size} (the tiny {kind} sees images as large as the dataset's cache)"
         )
     return spec
+
+
+def check_pretrained(config: Mapping[str, Any]) -> None:
+    """Every ``pretrained:`` entry (``PretrainedEntry``) and its sizes (``tiny_spec``) against its dataset's
+    image size (ConfigError naming the key). rules/pretrained.smk calls it at start-up, after
+    ``medvqa.workflow_config.check_config`` has checked the names the entries refer to."""
+    for name, pretrained in config.get("pretrained", {}).items():
+        where = f"pretrained.{name}"
+        entry = PretrainedEntry.from_mapping(pretrained, where)
+        tiny_spec(entry.kind, entry.model, where, config["datasets"][entry.dataset]["image_size"],
+                  f"datasets.{entry.dataset}.image_size")
 
 
 def write_tiny_checkpoint(
