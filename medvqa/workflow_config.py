@@ -31,7 +31,7 @@ import yaml
 from medvqa.data.config import IMPORT_KEYS, DatasetConfig
 from medvqa.data.prepare import LEAKAGE_FILTERS, QUESTION_TYPES
 from medvqa.data.tokens import TokenizerSpec
-from medvqa.evaluate.score import ScoreSpec
+from medvqa.evaluate.spec import ScoreSpec
 from medvqa.families import ModelConfig
 from medvqa.models.specs import PredictSpec
 from medvqa.report.published import parse_entries
