@@ -82,7 +82,9 @@ class TrainSpec(Spec):
         mapping["augment"] = AugmentSpec.from_mapping(mapping.get("augment"), f"{where}.augment")
         if "grpo" in mapping and mapping.get("method") != "grpo":
             raise ConfigError(f"{where}: grpo settings need method: grpo")
-        mapping["grpo"] = GrpoSpec.from_mapping(mapping.get("grpo"), f"{where}.grpo")
+        # Only a GRPO entry's settings are checked (that check reads the protocol registry).
+        grpo = mapping.get("method") == "grpo"
+        mapping["grpo"] = GrpoSpec.from_mapping(mapping.get("grpo"), f"{where}.grpo") if grpo else GrpoSpec()
         return super().from_mapping(mapping, where)
 
     def validate(self, where: str) -> None:
