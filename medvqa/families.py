@@ -87,7 +87,10 @@ class ModelConfig(Spec):
             check_generation_keys(generation, spec.GENERATION_KEYS, self.family, f"{where}.generate")
         if "seed" in self.train:
             raise ConfigError(f"{where}.train: 'seed' comes from the {{seed}} wildcard or --seed")
-        TrainSpec.from_mapping(self.train, f"{where}.train")
+        train = TrainSpec.from_mapping(self.train, f"{where}.train")
+        if (train.method == "grpo" or train.init_from) and not (self.family == "vlm_sft" and self.model.get(
+                "finetune", True)):
+            raise ConfigError(f"{where}.train: method grpo and init_from are for vlm_sft entries with finetune: true")
         if self.caption is not None:
             self.caption_spec(f"{where}.caption")
 

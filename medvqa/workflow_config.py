@@ -31,7 +31,7 @@ import yaml
 from medvqa.data.config import IMPORT_KEYS, DatasetConfig
 from medvqa.data.prepare import LEAKAGE_FILTERS, QUESTION_TYPES
 from medvqa.data.tokens import TokenizerSpec
-from medvqa.evaluate.score import ScoreSpec
+from medvqa.evaluate.spec import ScoreSpec
 from medvqa.families import ModelConfig
 from medvqa.models.specs import PredictSpec
 from medvqa.report.published import parse_entries
@@ -201,6 +201,22 @@ def _check_model(config: Mapping[str, Any], name: str, model: Mapping[str, Any])
     for key, value in entry.model.items():
         if isinstance(value, str):
             _check_path(config, f"{where}.model.{key}", value)
+    _check_init_from(config, name, entry)
+
+
+def _check_init_from(config: Mapping[str, Any], name: str, entry: ModelConfig) -> None:
+    """``train.init_from`` names another trained entry whose adapter fits this one (the same model:)."""
+    source = entry.train.get("init_from")
+    if source is None:
+        return
+    where = f"models.{name}.train.init_from"
+    _check_names(where, [source], config["models"], "model")
+    other = config["models"][source]
+    if source == name or other.get("train", {}).get("init_from") is not None:
+        raise ConfigError(f"{where}: {source!r} must be a run trained from the base model (no chains, not itself)")
+    if other["family"] != entry.family or other.get("model") != entry.model:
+        raise ConfigError(f"{where}: {source!r} must have the same family and model: settings as {name!r} "
+                          "(its adapter's weights are loaded into this one)")
 
 
 def _check_path(config: Mapping[str, Any], where: str, value: str) -> None:

@@ -123,7 +123,8 @@ def split_inputs(dataset, split, tokenizer):
 
 
 def train_inputs(wildcards):
-    """train + val splits, answers.json (VQA datasets), the word vocabulary, the pretrained checkpoints."""
+    """train + val splits, answers.json (VQA datasets), the word vocabulary, the pretrained checkpoints,
+    and the weights of the run that train.init_from names (same dataset and seed: SFT then GRPO)."""
     entry = config["models"][wildcards.model]
     tokenizer = entry.get("tokenizer")
     root = f"results/data/{wildcards.dataset}"
@@ -134,6 +135,9 @@ def train_inputs(wildcards):
         inputs["vocab"] = f"{root}/tokens/{tokenizer}.vocab.json"
     if model_pretrained_dirs(entry):
         inputs["pretrained"] = model_pretrained_dirs(entry)
+    init_from = entry.get("train", {}).get("init_from")
+    if init_from:
+        inputs["init_from"] = f"results/models/{wildcards.dataset}/{init_from}/{wildcards.seed}/best.safetensors"
     return inputs
 
 

@@ -1,6 +1,7 @@
 """Rule score_captions → medvqa.evaluate.score.score_captions."""
 
-from medvqa.evaluate.score import ScoreSpec, score_captions
+from medvqa.evaluate.score import score_captions
+from medvqa.evaluate.spec import ScoreSpec
 from medvqa.io import setup_logging
 
 setup_logging(snakemake.log[0])

@@ -1,6 +1,7 @@
 """Rule score_vqa → medvqa.evaluate.score.score_vqa."""
 
-from medvqa.evaluate.score import ScoreSpec, score_vqa
+from medvqa.evaluate.score import score_vqa
+from medvqa.evaluate.spec import ScoreSpec
 from medvqa.io import setup_logging
 
 setup_logging(snakemake.log[0])

@@ -86,6 +86,8 @@ def plot_training_curves(
     """
     spec = spec or FigureSpec()
     frames = {label: read_history(path) for label, path in histories.items()}
+    if any("reward" in frame for frame in frames.values()):
+        return plot_grpo_curves(frames, png, pdf, spec, title)
     kinds = panel_kinds(frames)
     fig = new_figure(5.5 * max(1, len(kinds)), 4.2)
     if not kinds:
@@ -103,3 +105,38 @@ def panel_kinds(frames: Mapping[str, pd.DataFrame]) -> list[str]:
     """'loss' and/or 'accuracy': the quantities that at least one history has a value of."""
     return [kind for kind in ("loss", "accuracy")
             if any(frame[f"{split}_{kind}"].notna().any() for frame in frames.values() for split in ("train", "val"))]
+
+
+GRPO_PANELS = (("reward", "mean reward"), ("kl", "KL to reference"), ("completion_length", "completion tokens"))
+
+
+def _plot_grpo_panel(ax, frames: Mapping[str, pd.DataFrame], column: str, label: str) -> None:
+    for i, (run, frame) in enumerate(frames.items()):
+        if column not in frame:
+            continue
+        ax.plot(frame["step"], frame[column].astype(float), "-", color=colour(i), label=f"{run} {label}")
+        if column != "reward":
+            continue
+        parts = [c for c in frame.columns if c.startswith("reward_") and c != "reward_std" and not c.endswith("_std")]
+        for k, part in enumerate(parts):
+            ax.plot(frame["step"], frame[part].astype(float), ":", color=colour(i), marker=marker(k + 1),
+                    markersize=3, label=f"{run} {part.removeprefix('reward_')}")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("step")
+    ax.set_ylabel(label)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+
+
+def plot_grpo_curves(
+    frames: Mapping[str, pd.DataFrame], png: str | os.PathLike, pdf: str | os.PathLike, spec: FigureSpec,
+    title: str = "",
+) -> Figure:
+    """Per-step GRPO curves of each run: reward (total solid, each reward function dotted), KL, length."""
+    fig = new_figure(5.5 * len(GRPO_PANELS), 4.2)
+    for ax, (column, label) in zip(fig.subplots(1, len(GRPO_PANELS), squeeze=False)[0], GRPO_PANELS):
+        _plot_grpo_panel(ax, frames, column, label)
+        ax.set_title(label)
+    fig.suptitle(title or "GRPO training curves")
+    save_figure(fig, png, pdf, spec.dpi)
+    return fig

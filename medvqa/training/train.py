@@ -4,8 +4,10 @@ Reads the train and val splits (parquet without image bytes, memory-mapped image
 for the classifier families, pre-tokenised questions), answers.json (VQA datasets; caption
 datasets have none) and, for ``words`` tokenizers, the vocabulary; writes best.safetensors,
 state.json, history.csv and resume/ (see ``medvqa.models.checkpoint``). Every family trains
-through ``medvqa.training.engine.train``; a zero-shot entry (``vlm_sft`` with ``finetune: false``)
-writes state.json and an empty history only.
+through ``medvqa.training.engine.train``, except ``vlm_sft`` entries with ``train.method: grpo``
+(``medvqa.training.grpo``); ``train.init_from`` first loads another run's trained weights
+(``TrainPaths.init_from``). A zero-shot entry (``vlm_sft`` with ``finetune: false``) writes
+state.json and an empty history only.
 
     python -m medvqa.training.train --config config.yaml --dataset demo --model cnn_lstm_demo --seed 0
 
@@ -55,18 +57,20 @@ class TrainPaths:
     val: SplitPaths
     answers: str | Path | None = None  # results/data/{dataset}/answers.json (VQA datasets only)
     vocab: str | Path | None = None  # tokens/{tokenizer}.vocab.json (kind "words" only)
+    # train.init_from: results/models/{dataset}/{init_from}/{seed}/best.safetensors, the adapter this run starts from
+    init_from: str | Path | None = None
 
     @classmethod
     def from_inputs(cls, inputs: Mapping[str, str]) -> TrainPaths:
         """From the named inputs of the train rule (see ``SplitPaths.from_inputs``)."""
         return cls(
             SplitPaths.from_inputs(inputs, "train"), SplitPaths.from_inputs(inputs, "val"),
-            inputs.get("answers"), inputs.get("vocab"),
+            inputs.get("answers"), inputs.get("vocab"), inputs.get("init_from"),
         )
 
     def files(self) -> dict[str, str | Path]:
         """Every input file by name (train, train_images, ..., answers, vocab), as the rule names them."""
-        named = {"answers": self.answers, "vocab": self.vocab}
+        named = {"answers": self.answers, "vocab": self.vocab, "init_from": self.init_from}
         for split, paths in (("train", self.train), ("val", self.val)):
             named.update({split: paths.parquet, f"{split}_images": paths.images,
                           f"{split}_image_ids": paths.image_ids, f"{split}_tokens": paths.tokens})
@@ -157,21 +161,39 @@ def _run(config: ModelConfig, paths: TrainPaths, out_dir: str | Path, seed: int,
     # two small files atomically).
     with _exclusive(out_dir):
         model = BuiltModel(config.family, args, family.build(args, True))
+        if spec.init_from:
+            start_from(model, spec.init_from, paths.init_from)
+        if spec.method == "grpo":
+            from medvqa.training.grpo import train_grpo  # imports TRL (the grpo extra) only when asked
+
+            return train_grpo(spec, model, paths.train, out_dir, input_stamps(paths, model.args), data.answers)
         return train(spec, model, data.for_training(model), out_dir)
 
 
-def paths_from_config(config: Mapping[str, Any], dataset: str, model: str, results: str | Path) -> TrainPaths:
-    """The train/val inputs of ``model`` on ``dataset`` in the workflow's path grammar."""
+def start_from(model: BuiltModel, entry: str, weights: str | Path | None) -> None:
+    """Load the trained weights of entry ``entry`` (same model settings: its LoRA adapter) into ``model``."""
+    if weights is None:
+        raise ConfigError(f"train.init_from {entry!r}: no init_from input (that run's best.safetensors) was given")
+    checkpoint.load_weights(model.module, weights, trainable_only=family_of(model.family).saves == "trainable")
+    log.info("starting from %s (%s)", entry, weights)
+
+
+def paths_from_config(
+    config: Mapping[str, Any], dataset: str, model: str, results: str | Path, seed: int = 0
+) -> TrainPaths:
+    """The train/val inputs of ``model`` on ``dataset`` (with ``seed``) in the workflow's path grammar."""
     tokenizer = config["models"][model].get("tokenizer")
     size = config["datasets"][dataset]["image_size"]
     root = Path(results) / "data" / dataset
     words = tokenizer is not None and config["tokenizers"][tokenizer]["kind"] == "words"
     vqa = config["datasets"][dataset].get("task", "vqa") == "vqa"
+    init_from = config["models"][model].get("train", {}).get("init_from")
     return TrainPaths(
         SplitPaths.from_grammar(results, dataset, "train", size, tokenizer),
         SplitPaths.from_grammar(results, dataset, "val", size, tokenizer),
         root / "answers.json" if vqa else None,
         root / "tokens" / f"{tokenizer}.vocab.json" if words else None,
+        Path(results) / "models" / dataset / init_from / str(seed) / checkpoint.WEIGHTS if init_from else None,
     )
 
 
@@ -208,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.inputs:
         paths = TrainPaths.from_inputs(json.loads(args.inputs))
     else:
-        paths = paths_from_config(config, args.dataset, args.model, args.results)
+        paths = paths_from_config(config, args.dataset, args.model, args.results, args.seed)
     out = args.out or Path(args.results) / "models" / args.dataset / args.model / str(args.seed)
     run_training(ModelConfig.from_mapping(entry, f"models.{args.model or 'entry'}"), paths, out, args.seed,
                  args.threads)

@@ -12,7 +12,8 @@ from medvqa.data.baselines import (
     main, question_only_baseline, question_only_predictions, thumbnails, write_baseline,
 )
 from medvqa.data.images import build_image_cache
-from medvqa.evaluate.score import ScoreSpec, score_vqa
+from medvqa.evaluate.score import score_vqa
+from medvqa.evaluate.spec import ScoreSpec
 
 
 def rows(triples):

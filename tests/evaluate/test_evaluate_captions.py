@@ -18,7 +18,8 @@ from pycocoevalcap.rouge.rouge import Rouge
 from medvqa.evaluate import captions, ptb
 from medvqa.evaluate.captions import CaptionOptions, coco_scores, imageclef_scores, imageclef_text
 from medvqa.evaluate.cider import CiderD
-from medvqa.evaluate.score import ScoreSpec, score_captions
+from medvqa.evaluate.score import score_captions
+from medvqa.evaluate.spec import ScoreSpec
 from medvqa.spec import ConfigError
 
 # Hyphens, numbers, units ("5mm" / "5 mm"), decimals, punctuation, quotes, parentheses,

@@ -52,7 +52,8 @@ def test_cosine_rows_zero_vector():
 def test_score_vqa_reports_the_named_encoder(tiny_encoder_dir, tmp_path):
     import pandas as pd
 
-    from medvqa.evaluate.score import ScoreSpec, score_vqa
+    from medvqa.evaluate.score import score_vqa
+    from medvqa.evaluate.spec import ScoreSpec
 
     ids = ["q1", "q2"]
     data = pd.DataFrame({"question_id": ids, "answer": ["left lung", "yes"], "answer_type": ["open", "closed"]})

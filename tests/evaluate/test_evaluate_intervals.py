@@ -11,7 +11,8 @@ import pytest
 from nltk.translate.bleu_score import corpus_bleu as nltk_corpus_bleu
 
 from medvqa.evaluate import calibration, intervals, metrics, stats
-from medvqa.evaluate.score import ScoreSpec, score_captions, score_vqa
+from medvqa.evaluate.score import score_captions, score_vqa
+from medvqa.evaluate.spec import ScoreSpec
 
 WORDS = ["the", "left", "lung", "shows", "a", "mass", "no", "effusion", "heart", "is", "enlarged", "ct"]
 ANSWERS = ["yes", "no", "left lung", "liver", "2 cm", "mass in the right upper lobe", "ct"]

@@ -14,7 +14,8 @@ from medvqa.evaluate import calibration, metrics
 from medvqa.evaluate.protocols import PROTOCOLS
 from medvqa.evaluate.inputs import AlignmentError
 from medvqa.evaluate.normalise import caption_tokens, normalise
-from medvqa.evaluate.score import ScoreSpec, correctness, main, score_captions, score_vqa
+from medvqa.evaluate.score import correctness, main, score_captions, score_vqa
+from medvqa.evaluate.spec import ScoreSpec
 from medvqa.evaluate.stats import mcnemar
 from medvqa.spec import ConfigError
 

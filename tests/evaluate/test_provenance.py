@@ -15,7 +15,8 @@ import pytest
 
 import medvqa
 from medvqa import provenance
-from medvqa.evaluate.score import ScoreSpec, score_vqa
+from medvqa.evaluate.score import score_vqa
+from medvqa.evaluate.spec import ScoreSpec
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = pd.DataFrame({

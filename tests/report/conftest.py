@@ -15,7 +15,8 @@ import pytest
 from builders import png_bytes, vqa_rows
 from medvqa.data.baselines import BASELINES, write_baseline
 from medvqa.data.images import build_image_cache
-from medvqa.evaluate.score import ScoreSpec, score_captions, score_vqa
+from medvqa.evaluate.score import score_captions, score_vqa
+from medvqa.evaluate.spec import ScoreSpec
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 IMAGE_SIZE = 16
