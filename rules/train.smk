@@ -5,7 +5,7 @@
 #    + adapter/ for vlm_sft LoRA runs: the best adapter in PEFT's own format with the processor.
 #    Those two families train in rules train_blip / train_vlm, which declare that directory too.)
 # Zero-shot entries (model.finetune: false) train nothing: state.json + an empty history.csv.
-# train.method: grpo trains vlm_sft LoRA entries with GRPO (medvqa.training.grpo) in the same rule;
+# train.method: grpo trains vlm_sft LoRA entries with GRPO (medvqa.training.grpo) in the same rule (train_vlm);
 # train.init_from adds that entry's best.safetensors (same dataset, seed) as an input.
 
 

@@ -211,6 +211,10 @@ def train_grpo(spec: TrainSpec, model: BuiltModel, paths: SplitPaths, out_dir: s
     resume_dir = out_dir / checkpoint.RESUME
     model_spec = spec_of(model.args)
     processor = load_processor(model_spec)
+    # TRL re-encodes the prompts for the scoring pass with the tokenizer's own padding side, and
+    # generation pads them on the left: a right-padding tokenizer (the Qwen ones) misplaces
+    # mm_token_type_ids, which Qwen3-VL's M-RoPE positions read.
+    processor.tokenizer.padding_side = "left"
     fmt = prompt_format(model_spec, processor, model.args["model_type"])
     questions = grpo_questions(paths, fmt)
     stops = generation_stop_ids(model.module, processor, fmt)
@@ -243,4 +247,4 @@ def publish(model: BuiltModel, out_dir: Path, state: Mapping[str, Any], history:
     write_csv(history, out_dir / checkpoint.HISTORY)
     write_json(checkpoint.published(state), out_dir / checkpoint.STATE)
     if family.export is not None:
-        family.export(model.module, out_dir)
+        family.export(model.module, model.args, out_dir)
