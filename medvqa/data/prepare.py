@@ -22,9 +22,10 @@ from typing import Any
 import pandas as pd
 
 from medvqa.data import schema
-from medvqa.data.sources import load_source
+from medvqa.data.batches import BATCH_ROWS, UnifiedRows
 from medvqa.data.leakage import duplicated_images
-from medvqa.io import read_json, write_csv, write_json, write_parquet
+from medvqa.data.sources import stream_source
+from medvqa.io import parquet_batches, read_json, write_csv, write_json, write_parquet
 from medvqa.spec import ConfigError, Spec, check_choice, check_range
 
 log = logging.getLogger(__name__)
@@ -67,37 +68,59 @@ class FilterSpec(Spec):
 
 def import_dataset(
     spec: ImportSpec, dataset: str, split_paths: Mapping[str, str | Path], rejected_path: str | Path,
-    meta_path: str | Path,
+    meta_path: str | Path, batch_rows: int = BATCH_ROWS,
 ) -> dict[str, int]:
-    """Load the source, validate every split, write one parquet per split; return row counts."""
-    rows = load_source(spec.source, spec.options, dataset, spec.task)
-    if schema.task_of(rows) != spec.task:
+    """Load the source, validate every split, write one parquet per split; return row counts.
+
+    Streams: each split is read, checked and written in batches of ``batch_rows`` source rows
+    (one parquet row group each), so peak memory is one batch of images plus the row ids."""
+    rows = stream_source(spec.source, spec.options, dataset, spec.task, batch_rows)
+    if rows.task != spec.task:
         raise ConfigError(
             f"datasets.{dataset}.task is {spec.task!r} but dataset {dataset!r} (source {spec.source!r}) "
-            f"holds {schema.task_of(rows)} rows; set datasets.{dataset}.task: {schema.task_of(rows)}"
+            f"holds {rows.task} rows; set datasets.{dataset}.task: {rows.task}"
         )
-    unknown = sorted(set(rows["split"]) - set(schema.SPLITS))
-    if unknown:
-        raise schema.BadSampleError(f"dataset {dataset!r}: unknown split name(s) {unknown}")
     rejected, counts, taken = [], {}, {}
     for split, path in split_paths.items():
-        part = rows[rows["split"] == split]
-        good, bad = schema.check_rows(part, dataset, split, spec.on_bad_sample, taken if spec.task == "vqa" else None)
-        if good.empty:
-            raise schema.BadSampleError(f"dataset {dataset!r} split {split!r}: no usable rows")
-        # The rules the source applied (e.g. answer_type_rule) travel with the split file, so the
-        # scoring stage can state whether closed/open came from the source or was inferred.
-        good.attrs = dict(rows.attrs)
-        write_parquet(good, path)
+        good_ids, bad = _import_split(rows, dataset, split, path, spec, taken, batch_rows)
         if spec.task == "vqa":
-            taken.update(dict.fromkeys(good["question_id"].astype(str), split))
+            taken.update(dict.fromkeys(good_ids, split))
         rejected.append(bad)
-        counts[split] = len(good)
-        log.info("%s/%s: %d rows kept, %d rejected", dataset, split, len(good), len(bad))
+        counts[split] = len(good_ids)
+        log.info("%s/%s: %d rows kept, %d rejected", dataset, split, len(good_ids), len(bad))
     write_csv(pd.concat(rejected, ignore_index=True), rejected_path)
-    meta = {"source": spec.source, "task": schema.task_of(rows), "rows": counts, **rows.attrs}
+    meta = {"source": spec.source, "task": rows.task, "rows": counts, **rows.attrs}
     write_json(meta, meta_path)
     return counts
+
+
+def _import_split(
+    rows: UnifiedRows, dataset: str, split: str, path: str | Path, spec: ImportSpec,
+    taken: Mapping[str, str], batch_rows: int,
+) -> tuple[list[str], pd.DataFrame]:
+    """Check and write one split batch by batch; (ids of the rows kept, rejected rows)."""
+    id_col = "question_id" if rows.task == "vqa" else "image_id"
+    seen: set[str] = set()
+    image_reasons: dict[str, str | None] = {}
+    good_ids, rejected = [], []
+    # The rules the source applied (e.g. answer_type_rule) travel with the split file, so the
+    # scoring stage can state whether closed/open came from the source or was inferred.
+    with parquet_batches(path, rows.attrs) as writer:
+        for batch in rows.batches(split, batch_rows):
+            good, bad = schema.check_rows(
+                batch, dataset, split, "skip", taken if spec.task == "vqa" else None, seen, image_reasons
+            )
+            rejected.append(bad)
+            if len(good):
+                writer.write(good)
+                good_ids.extend(good[id_col].astype(str))
+        bad = pd.concat(rejected, ignore_index=True) if rejected else pd.DataFrame(columns=list(schema.REJECTED_COLUMNS))
+        # Every bad row of the split is counted before failing, as for a split checked whole.
+        if len(bad) and spec.on_bad_sample == "error":
+            raise schema.bad_sample_error(bad, dataset, split, id_col)
+        if not good_ids:
+            raise schema.BadSampleError(f"dataset {dataset!r} split {split!r}: no usable rows")
+    return good_ids, bad
 
 
 def filter_rows(rows: pd.DataFrame, spec: FilterSpec, split: str, duplicated: frozenset = frozenset()) -> pd.DataFrame:

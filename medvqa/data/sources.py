@@ -1,8 +1,9 @@
 """Dataset sources: one entry, ``load_source``, for every way a dataset reaches the workflow.
 
 Reads the source's own files (hub / local parquet, the SLAKE folder, the official VQA-RAD
-release, local tables, or the
-generated demo) and returns unified rows of ALL splits (``medvqa.data.schema``):
+release, local tables, or the generated demo) and returns unified rows of ALL splits
+(``medvqa.data.schema``), in memory (``load_source``) or split by split in batches
+(``stream_source``, what the import stage uses: peak memory does not grow with the dataset):
 
 VQA rows:     question_id, image_id, image (encoded bytes), question, answer,
               answer_type ('closed'|'open'), split ('train'|'val'|'test')
@@ -23,14 +24,15 @@ from typing import Any
 
 import pandas as pd
 
-from medvqa.data.hf import HFSourceSpec, load_hf
-from medvqa.data.local import LocalSourceSpec, load_local
-from medvqa.data.slake import SlakeSourceSpec, load_slake
+from medvqa.data.batches import BATCH_ROWS, RawRows, UnifiedRows, frame_as_unified, unify_stream
+from medvqa.data.hf import HFSourceSpec, hf_raw_rows, load_hf
+from medvqa.data.local import LocalSourceSpec, load_local, local_raw_rows
+from medvqa.data.slake import SlakeSourceSpec, load_slake, slake_raw_rows
 from medvqa.data.unify import SourceNotFoundError
-from medvqa.data.vqa_rad import VqaRadSourceSpec, load_vqa_rad
+from medvqa.data.vqa_rad import VqaRadSourceSpec, load_vqa_rad, vqa_rad_raw_rows
 from medvqa.spec import ConfigError, Spec, check_choice, check_range
 
-__all__ = ["SOURCES", "Source", "SourceNotFoundError", "DemoSourceSpec", "load_source"]
+__all__ = ["SOURCES", "Source", "SourceNotFoundError", "DemoSourceSpec", "load_source", "stream_source"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,20 +59,22 @@ def load_demo(spec: DemoSourceSpec, dataset: str) -> pd.DataFrame:
 
 @dataclasses.dataclass(frozen=True)
 class Source:
-    """A source: the spec its options build, and the function that loads all splits."""
+    """A source: the spec its options build, the function that loads all splits in memory, and
+    the one that describes its raw rows for batch-by-batch reading (None: ``load`` is small)."""
 
     spec: type[Spec]
     load: Callable[[Any, str], pd.DataFrame]
+    raw: Callable[[Any, str], RawRows] | None = None
     # The demo generates whichever task the dataset entry asks for; the other sources hold
     # one task and the import stage checks it against the entry's ``task``.
     task_is_option: bool = False
 
 
 SOURCES = {
-    "hf": Source(HFSourceSpec, load_hf),
-    "slake": Source(SlakeSourceSpec, load_slake),
-    "vqa_rad": Source(VqaRadSourceSpec, load_vqa_rad),
-    "local": Source(LocalSourceSpec, load_local),
+    "hf": Source(HFSourceSpec, load_hf, hf_raw_rows),
+    "slake": Source(SlakeSourceSpec, load_slake, slake_raw_rows),
+    "vqa_rad": Source(VqaRadSourceSpec, load_vqa_rad, vqa_rad_raw_rows),
+    "local": Source(LocalSourceSpec, load_local, local_raw_rows),
     "demo": Source(DemoSourceSpec, load_demo, task_is_option=True),
 }
 
@@ -88,6 +92,21 @@ def load_source(
             f"datasets.{dataset}.source={source!r} is not one of {', '.join(map(repr, SOURCES))}"
         )
     return SOURCES[source].load(source_spec(source, options, dataset, task), dataset)
+
+
+def stream_source(
+    source: str, options: Mapping[str, Any] | None, dataset: str, task: str = "vqa", batch_rows: int = BATCH_ROWS
+) -> UnifiedRows:
+    """The rows ``load_source`` returns, as ``UnifiedRows`` read split by split in batches of
+    ``batch_rows`` source rows (peak memory: one batch, not the dataset)."""
+    if source not in SOURCES:
+        raise ConfigError(
+            f"datasets.{dataset}.source={source!r} is not one of {', '.join(map(repr, SOURCES))}"
+        )
+    entry, spec = SOURCES[source], source_spec(source, options, dataset, task)
+    if entry.raw is None:
+        return frame_as_unified(entry.load(spec, dataset))
+    return unify_stream(entry.raw(spec, dataset), dataset, batch_rows)
 
 
 def source_spec(source: str, options: Mapping[str, Any] | None, dataset: str, task: str = "vqa") -> Spec:
