@@ -88,6 +88,12 @@ def write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> None:
         df.to_parquet(tmp, index=False)
 
 
+# Parquet written batch by batch (data splits, tokens). The dictionary page may hold a whole
+# row group's distinct values: a VQA row group then stores each image once, not once per
+# question (pyarrow's 1 MB default falls back to one copy per row after ~20 images).
+PARQUET_OPTIONS = {"dictionary_pagesize_limit": 1 << 27}
+
+
 class BatchWriter:
     """Pandas frames of one schema appended to a parquet file, one row group per frame.
 
@@ -108,7 +114,7 @@ class BatchWriter:
                     schema = schema.set(i, field.with_type(pa.large_string()))
             if self.attrs:
                 schema = schema.with_metadata({**schema.metadata, b"PANDAS_ATTRS": json.dumps(self.attrs).encode()})
-            self._writer, self._schema = pq.ParquetWriter(self.path, schema), schema
+            self._writer, self._schema = pq.ParquetWriter(self.path, schema, **PARQUET_OPTIONS), schema
         self._writer.write_table(pa.Table.from_pandas(df, schema=self._schema, preserve_index=False))
         self.rows += len(df)
 

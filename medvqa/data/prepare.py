@@ -19,13 +19,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from medvqa.data import schema
 from medvqa.data.batches import BATCH_ROWS, UnifiedRows
 from medvqa.data.leakage import duplicated_images
 from medvqa.data.sources import stream_source
-from medvqa.io import parquet_batches, read_json, write_csv, write_json, write_parquet
+from medvqa.io import PARQUET_OPTIONS, atomic_path, parquet_batches, read_json, write_csv, write_json
 from medvqa.spec import ConfigError, Spec, check_choice, check_range
 
 log = logging.getLogger(__name__)
@@ -157,16 +160,20 @@ def filter_steps(
 
 def filter_split(
     spec: FilterSpec, dataset: str, split: str, source_path: str | Path, out_path: str | Path,
-    leakage_path: str | Path | None = None,
+    leakage_path: str | Path | None = None, batch_rows: int = BATCH_ROWS,
 ) -> int:
-    rows = pd.read_parquet(source_path)
+    """Write the rows of one source split that pass the filters; returns their number.
+
+    The filters are decided on the text columns; the rows kept are then copied from the source
+    parquet record batch by record batch (images never all in memory), schema and attrs kept."""
+    rows = schema.read_text_columns(source_path)
     duplicated = frozenset()
     if spec.leakage == "drop":
         if leakage_path is None:
             raise ValueError(f"dataset {dataset!r}: filters.leakage is drop but no leakage.json was given")
         duplicated = duplicated_images(read_json(leakage_path), split)
-    kept = filter_rows(rows, spec, split, duplicated)
-    if kept.empty:
+    kept = filter_rows(rows.assign(_row=np.arange(len(rows))), spec, split, duplicated)["_row"].to_numpy()
+    if not len(kept):
         present = "; ".join(
             f"{column} values present: {', '.join(sorted(rows[column].dropna().astype(str).unique()))}"
             for column in ("answer_type", "q_lang") if column in rows
@@ -175,6 +182,20 @@ def filter_split(
             f"dataset {dataset!r} split {split!r}: the filters {spec.to_dict()} (datasets.{dataset}.filters) "
             f"left no rows of {len(rows)}" + (f" ({present})" if present else "")
         )
-    write_parquet(kept, out_path)
+    copy_rows(source_path, np.sort(kept), out_path, batch_rows)
     log.info("%s/%s: %d of %d rows after filters %s", dataset, split, len(kept), len(rows), spec.to_dict())
     return len(kept)
+
+
+def copy_rows(source_path: str | Path, rows: np.ndarray, out_path: str | Path, batch_rows: int = BATCH_ROWS) -> None:
+    """Write the rows at the sorted positions ``rows`` of a parquet file to ``out_path``, in order,
+    one row group per source record batch that keeps any (same schema and metadata)."""
+    source = pq.ParquetFile(source_path)
+    with atomic_path(out_path) as tmp, pq.ParquetWriter(tmp, source.schema_arrow, **PARQUET_OPTIONS) as writer:
+        start = 0
+        for batch in source.iter_batches(batch_size=batch_rows):
+            stop = start + batch.num_rows
+            take = rows[np.searchsorted(rows, start):np.searchsorted(rows, stop)] - start
+            if len(take):
+                writer.write_batch(batch.take(pa.array(take)))
+            start = stop
