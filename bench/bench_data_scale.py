@@ -12,7 +12,9 @@ Each stage runs in its own subprocess (``--stage``) that prints its peak RSS (Vm
 process, see ``peak_rss_mb``) and wall time: import (hf source → source/{split}.parquet), filter
 (train, default filters), images (train cache at ``--size``), tokens (words vocab + train
 tokens), score (test captions / answers aligned with a predictions file). ``python`` is the
-RSS of a process that only imports the stage modules. Disk: bytes each stage wrote, per image.
+RSS of a process that only imports the stage modules; ``hub`` is ``datasets.load_dataset``
+filling its Arrow cache from the downloaded parquet (done once per dataset; it buffers up to
+1,000 rows before writing). Disk: bytes each stage wrote, per image.
 
     python bench/bench_data_scale.py --layout caption vqa --sizes 1000 4000 16000 --out /tmp/scale
 """
@@ -23,7 +25,6 @@ import argparse
 import io
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -32,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ("python", "import", "filter", "images", "tokens", "score")
+STAGES = ("python", "hub", "import", "filter", "images", "tokens", "score")
 _SOI = b"\xff\xd8"
 
 
@@ -122,7 +123,11 @@ def run_stage(stage: str, work: Path, size: int, batch_rows: int | None) -> None
 
     out = work / "results"
     source, task = out / "source", json.loads((work / "layout.json").read_text())
-    if stage == "import":
+    if stage == "hub":
+        import datasets
+
+        datasets.load_dataset(str(work / "src"), cache_dir=str(work / "hf_cache"))
+    elif stage == "import":
         options = {"path": str(work / "src"), "cache_dir": str(work / "hf_cache")}
         spec = ImportSpec.from_mapping({"source": "hf", "task": task, "options": options}, where="bench")
         paths = {s: source / f"{s}.parquet" for s in ("train", "val", "test")}
@@ -155,14 +160,39 @@ def _score(out: Path, task: str, read_captions, read_vqa) -> None:
         read_vqa(test, out / "pred.parquet", ())
 
 
+def _status_mb(key: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class AnonPeak:
+    """Peak RssAnon (heap, not file-backed pages such as memory-mapped Arrow files or the page
+    cache of files written), sampled every 10 ms in a background thread."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak, self._stop = 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.01):
+            self.peak = max(self.peak, _status_mb("RssAnon"))
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return max(self.peak, _status_mb("RssAnon"))
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory, MB: VmHWM of /proc/self/status. (getrusage's
     ru_maxrss is not used: on Linux it keeps the parent's high-water mark across fork + exec,
     so a child started by a large process reports at least the parent's size.)"""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return _status_mb("VmHWM")
 
 
 def _disk(paths) -> int:
@@ -170,6 +200,7 @@ def _disk(paths) -> int:
 
 
 STAGE_OUTPUTS = {
+    "hub": lambda out, size: [*(out.parent / "hf_cache").rglob("*.arrow")],
     "import": lambda out, size: [*(out / "source").glob("*.parquet"), out / "rejected.csv"],
     "filter": lambda out, size: [out / "train.parquet", out / "test.parquet"],
     "images": lambda out, size: [out / f"images_{size}.train.npy"],
@@ -218,13 +249,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.stage:
-        start = time.perf_counter()
+        start, anon = time.perf_counter(), AnonPeak()
         if args.stage != "python":
             run_stage(args.stage, args.work, args.size, args.batch_rows)
         else:
             run_stage("none", args.work, args.size, args.batch_rows)
         seconds = round(time.perf_counter() - start, 2)
-        print(json.dumps({"peak_rss_mb": round(peak_rss_mb(), 1), "seconds": seconds}))
+        peak_anon = anon.stop()
+        print(json.dumps({"peak_rss_mb": round(peak_rss_mb(), 1), "peak_anon_mb": round(peak_anon, 1), "seconds": seconds}))
         return
     args.out.mkdir(parents=True, exist_ok=True)
     rows = [r for layout in args.layout for n in args.sizes for r in bench(layout, n, args.out, args.stages, args.size, args.batch_rows)]
