@@ -165,5 +165,6 @@ rule summary:
         runtime=30,
     params:
         filters=filter_params,
+        image_size=image_size_param,
     script:
         "../workflow_scripts/summary.py"
