@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 from tqdm.auto import tqdm
 
-from medvqa.io import atomic_path, read_json, write_json
+from medvqa.io import atomic_path, read_batches, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def _first_rows(parquet_path: str | Path) -> tuple[list[str], np.ndarray]:
 def _unique_images(parquet_path: str | Path, rows: np.ndarray, batch_rows: int) -> Iterator[tuple[str, bytes]]:
     """(image_id, bytes) at the sorted positions ``rows``, read record batch by record batch."""
     start = 0
-    for batch in pq.ParquetFile(parquet_path).iter_batches(batch_size=batch_rows, columns=["image_id", "image"]):
+    for batch in read_batches(parquet_path, ["image_id", "image"], batch_rows):
         stop = start + batch.num_rows
         take = rows[np.searchsorted(rows, start):np.searchsorted(rows, stop)] - start
         ids, images = batch.column(0), batch.column(1)

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from medvqa.data.batches import RawBatches, RawRows, unify_raw
 from medvqa.data.schema import SPLITS
+from medvqa.io import read_batches
 from medvqa.data.unify import (
     UNIFIED_NAMES,
     SourceFileError,
@@ -131,7 +132,7 @@ def _table_batches(path: Path, frame: pd.DataFrame | None, n: int, columns) -> I
         frame = frame if columns is None else frame[list(columns)]
         yield from (frame.iloc[start:start + n] for start in range(0, len(frame), n))
         return
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=n, columns=None if columns is None else list(columns)):
+    for batch in read_batches(path, None if columns is None else list(columns), n):
         yield batch.to_pandas()
 
 

@@ -28,7 +28,7 @@ from medvqa.data import schema
 from medvqa.data.batches import BATCH_ROWS, UnifiedRows
 from medvqa.data.leakage import duplicated_images
 from medvqa.data.sources import stream_source
-from medvqa.io import PARQUET_OPTIONS, atomic_path, parquet_batches, read_json, write_csv, write_json
+from medvqa.io import PARQUET_OPTIONS, atomic_path, parquet_batches, read_batches, read_json, write_csv, write_json
 from medvqa.spec import ConfigError, Spec, check_choice, check_range
 
 log = logging.getLogger(__name__)
@@ -190,10 +190,10 @@ def filter_split(
 def copy_rows(source_path: str | Path, rows: np.ndarray, out_path: str | Path, batch_rows: int = BATCH_ROWS) -> None:
     """Write the rows at the sorted positions ``rows`` of a parquet file to ``out_path``, in order,
     one row group per source record batch that keeps any (same schema and metadata)."""
-    source = pq.ParquetFile(source_path)
-    with atomic_path(out_path) as tmp, pq.ParquetWriter(tmp, source.schema_arrow, **PARQUET_OPTIONS) as writer:
+    arrow_schema = pq.read_schema(source_path)
+    with atomic_path(out_path) as tmp, pq.ParquetWriter(tmp, arrow_schema, **PARQUET_OPTIONS) as writer:
         start = 0
-        for batch in source.iter_batches(batch_size=batch_rows):
+        for batch in read_batches(source_path, batch_rows=batch_rows):
             stop = start + batch.num_rows
             take = rows[np.searchsorted(rows, start):np.searchsorted(rows, stop)] - start
             if len(take):

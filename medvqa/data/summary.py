@@ -18,14 +18,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 
 from medvqa.data.answers import normalise_answer
 from medvqa.data.baselines import majority_baseline, question_only_baseline
 from medvqa.data.leakage import duplicated_images
 from medvqa.data.prepare import FilterSpec, filter_rows, filter_steps
 from medvqa.data.schema import read_text_columns, task_of
-from medvqa.io import read_json, write_json
+from medvqa.io import read_batches, read_json, write_json
 
 TOP_ANSWERS = 20
 NPY_HEADER_BYTES = 128  # the .npy header numpy writes for a 4-d uint8 array
@@ -82,7 +81,7 @@ def image_storage(split_paths: Mapping[str, str | Path], image_size: int) -> dic
     for split, path in split_paths.items():
         seen: set[str] = set()
         encoded = 0
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=256, columns=["image_id", "image"]):
+        for batch in read_batches(path, ["image_id", "image"]):
             for image_id, data in zip(batch.column(0).to_pylist(), batch.column(1)):
                 if image_id not in seen:
                     seen.add(image_id)

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from medvqa.data.schema import split_task
-from medvqa.io import atomic_path, read_json, write_json
+from medvqa.io import atomic_path, read_batches, read_json, write_json
 from medvqa.spec import ConfigError, Spec, check_choice, check_range
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def build_word_vocab(train_path: str | Path, spec: TokenizerSpec, out_path: str 
     """Vocabulary of the train split's question and answer (or caption) words."""
     columns = ["question", "answer"] if split_task(train_path) == "vqa" else ["caption"]
     counts = Counter()
-    for batch in pq.ParquetFile(train_path).iter_batches(batch_size=BATCH_ROWS, columns=columns):
+    for batch in read_batches(train_path, columns, BATCH_ROWS):
         counts.update(word for col in columns for text in batch.column(col).to_pylist() for word in split_words(text))
     words = sorted((w for w, n in counts.items() if n >= spec.min_freq), key=lambda w: (-counts[w], w))
     vocab = {"tokens": [PAD, UNK, *words], "pad_id": 0, "unk_id": 1}
@@ -109,7 +109,7 @@ def tokenize_split(
     n = 0
     with atomic_path(out_path) as tmp, pq.ParquetWriter(tmp, out_schema) as writer:
         columns = [key, *(text for text, _ in fields.values())]
-        for batch in pq.ParquetFile(split_path).iter_batches(batch_size=BATCH_ROWS, columns=columns):
+        for batch in read_batches(split_path, columns, BATCH_ROWS):
             rows = batch.to_pandas()
             table = {key: pa.array(rows[key].astype(str), pa.large_string())}
             for name, (text, special) in fields.items():
