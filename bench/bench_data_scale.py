@@ -12,9 +12,10 @@ Each stage runs in its own subprocess (``--stage``) that prints its peak RSS (Vm
 process, see ``peak_rss_mb``) and wall time: import (hf source → source/{split}.parquet), filter
 (train, default filters), images (train cache at ``--size``), tokens (words vocab + train
 tokens), score (test captions / answers aligned with a predictions file). ``python`` is the
-RSS of a process that only imports the stage modules; ``hub`` is ``datasets.load_dataset``
-filling its Arrow cache from the downloaded parquet (done once per dataset; it buffers up to
-1,000 rows before writing). Disk: bytes each stage wrote, per image.
+RSS of a process that only imports the stage modules; ``hub`` is the hf source's
+``load_dataset`` filling the datasets cache (Arrow) from the downloaded parquet directory, which
+the import does once per dataset (``import`` then reads the cache). Disk: bytes each stage
+wrote, per image.
 
     python bench/bench_data_scale.py --layout caption vqa --sizes 1000 4000 16000 --out /tmp/scale
 """
@@ -124,9 +125,9 @@ def run_stage(stage: str, work: Path, size: int, batch_rows: int | None) -> None
     out = work / "results"
     source, task = out / "source", json.loads((work / "layout.json").read_text())
     if stage == "hub":
-        import datasets
+        from medvqa.data.hf import HFSourceSpec, hf_raw_rows
 
-        datasets.load_dataset(str(work / "src"), cache_dir=str(work / "hf_cache"))
+        hf_raw_rows(HFSourceSpec(path=str(work / "src"), cache_dir=str(work / "hf_cache")), "bench")
     elif stage == "import":
         options = {"path": str(work / "src"), "cache_dir": str(work / "hf_cache")}
         spec = ImportSpec.from_mapping({"source": "hf", "task": task, "options": options}, where="bench")

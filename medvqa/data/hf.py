@@ -106,10 +106,20 @@ def _missing_message(spec: HFSourceSpec, dataset: str, exc: Exception) -> str:
 def _load_splits(spec: HFSourceSpec, dataset: str):
     # Imported here: `datasets` takes about a second to import and only this source needs it.
     import datasets
+    import pyarrow.dataset as pds
 
     path = os.path.expanduser(spec.path)
+    # A local parquet directory (what `hf download --local-dir` gives) is converted into the
+    # datasets cache without pre-buffering, one row group at a time: with it, the conversion's
+    # peak heap grew with the split (measured 305 / 542 / 1,047 MB at 750 / 3,000 / 12,000 rows
+    # of 64 kB images; without: 259 / 370 / 429 MB). A hub id keeps the plain call, so a cache
+    # filled online by `load_dataset(hub_id)` (same config hash) serves offline runs.
+    parquet_dir = Path(path).is_dir() and next(Path(path).rglob("*.parquet"), None) is not None
+    scan = {"fragment_scan_options": pds.ParquetFragmentScanOptions(pre_buffer=False)} if parquet_dir else {}
     try:
-        return datasets.load_dataset(path, name=spec.name, revision=spec.revision, cache_dir=spec.cache_dir)
+        return datasets.load_dataset(
+            path, name=spec.name, revision=spec.revision, cache_dir=spec.cache_dir, **scan
+        )
     except OSError as exc:  # FileNotFoundError, ConnectionError, DatasetNotFoundError
         if Path(path).is_dir():
             raise

@@ -79,7 +79,7 @@ def test_rejected_rows_and_kept_files_do_not_depend_on_the_batch_size(tmp_path):
 
 def test_import_peak_memory_does_not_grow_with_the_number_of_images(tmp_path):
     """Each size imports in its own process (bench/bench_data_scale.py --stage import), after
-    ``datasets`` filled its Arrow cache (a one-time step with its own bounded 1,000-row buffer)."""
+    ``datasets`` filled its cache from the hub-layout directory (stage hub, measured apart)."""
     command = [
         sys.executable, str(REPO / "bench" / "bench_data_scale.py"), "--layout", "caption", "--sizes", "300",
         "1200", "--stages", "hub", "import", "--batch-rows", "64", "--out", str(tmp_path),
