@@ -86,7 +86,8 @@ def make_caption_source(root: Path, n_images: int) -> None:
             return {
                 "image": [distinct(bases[i % len(bases)], i) for i in ids],
                 "image_id": [f"ROCOv2_2023_{split}_{i:06d}" for i in ids],
-                "caption": [f"Axial CT of the chest, case {i}, showing a {i % 7} cm lesion in the left lobe." for i in ids],
+                "caption": [f"Axial CT of the chest, case {i}, showing a {i % 7} cm lesion in the left lobe."
+                            for i in ids],
                 "cui": [["C0040405", "C0817096"][: 1 + i % 2] for i in ids],
             }
         path = root / "data" / f"{split}-00000-of-00001.parquet"
@@ -136,13 +137,16 @@ def run_stage(stage: str, work: Path, size: int, batch_rows: int | None) -> None
         import_dataset(spec, "bench", paths, out / "rejected.csv", source / "meta.json", **extra)
     elif stage == "filter":
         for split in ("train", "test"):
-            filter_split(FilterSpec(language="all"), "bench", split, source / f"{split}.parquet", out / f"{split}.parquet")
+            filter_split(FilterSpec(language="all"), "bench", split, source / f"{split}.parquet",
+                         out / f"{split}.parquet")
     elif stage == "images":
-        build_image_cache(out / "train.parquet", size, out / f"images_{size}.train.npy", out / f"images_{size}.train.ids.json")
+        cache = out / f"images_{size}.train"
+        build_image_cache(out / "train.parquet", size, f"{cache}.npy", f"{cache}.ids.json")
     elif stage == "tokens":
         spec = TokenizerSpec(kind="words")
         build_word_vocab(out / "train.parquet", spec, out / "tokens" / "words.vocab.json")
-        tokenize_split(spec, out / "train.parquet", out / "tokens" / "words.train.parquet", out / "tokens" / "words.vocab.json")
+        tokens = out / "tokens"
+        tokenize_split(spec, out / "train.parquet", tokens / "words.train.parquet", tokens / "words.vocab.json")
     elif stage == "score":
         _score(out, task, read_captions, read_vqa)
 
@@ -257,10 +261,14 @@ def main(argv: list[str] | None = None) -> None:
             run_stage("none", args.work, args.size, args.batch_rows)
         seconds = round(time.perf_counter() - start, 2)
         peak_anon = anon.stop()
-        print(json.dumps({"peak_rss_mb": round(peak_rss_mb(), 1), "peak_anon_mb": round(peak_anon, 1), "seconds": seconds}))
+        print(json.dumps({"peak_rss_mb": round(peak_rss_mb(), 1), "peak_anon_mb": round(peak_anon, 1),
+                          "seconds": seconds}))
         return
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = [r for layout in args.layout for n in args.sizes for r in bench(layout, n, args.out, args.stages, args.size, args.batch_rows)]
+    rows = [
+        row for layout in args.layout for n in args.sizes
+        for row in bench(layout, n, args.out, args.stages, args.size, args.batch_rows)
+    ]
     (args.out / "bench_data_scale.json").write_text(json.dumps({"load": os.getloadavg(), "rows": rows}, indent=1))
 
 

@@ -6,7 +6,9 @@ a path (relative ones resolve under ``image_dir`` and may not leave it; absolute
 only with ``absolute_image_paths: true``) or the encoded bytes (parquet binary, or
 a datasets {bytes, path} struct). Column names are configurable. This is also the source
 for credentialed datasets (MIMIC-CXR, ImageCLEF VQA-Med) that no workflow may download.
-Returns unified rows of every split (``medvqa.data.unify.unify_rows``).
+Returns unified rows of every split (``medvqa.data.unify.unify_rows``), or describes them as
+``RawRows`` for the import's batch-by-batch reading: parquet tables are read one row group at a
+time, csv / json tables (image paths, not images) once.
 """
 
 from __future__ import annotations
@@ -152,7 +154,8 @@ def _batches(spec: LocalSourceSpec, dataset: str, where: str) -> tuple[RawBatche
         for split, path in tables.items():
             if split is not None and split not in wanted:
                 continue
-            read = None if columns is None else [*dict.fromkeys([*columns, *([spec.split_column] if split is None else [])])]
+            extra = [spec.split_column] if split is None else []
+            read = None if columns is None else [*dict.fromkeys([*columns, *extra])]
             for frame in _table_batches(path, frames[path], n, read):
                 target = split if split is not None else frame[spec.split_column].astype(str).map(names[None])
                 yield frame.assign(split=target)

@@ -117,7 +117,8 @@ def _import_split(
             if len(good):
                 writer.write(good)
                 good_ids.extend(good[id_col].astype(str))
-        bad = pd.concat(rejected, ignore_index=True) if rejected else pd.DataFrame(columns=list(schema.REJECTED_COLUMNS))
+        empty = pd.DataFrame(columns=list(schema.REJECTED_COLUMNS))
+        bad = pd.concat(rejected, ignore_index=True) if rejected else empty
         # Every bad row of the split is counted before failing, as for a split checked whole.
         if len(bad) and spec.on_bad_sample == "error":
             raise schema.bad_sample_error(bad, dataset, split, id_col)
