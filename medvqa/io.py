@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,66 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)
+
+
+# Parquet written batch by batch (data splits, tokens). The dictionary page may hold a whole
+# row group's distinct values: a VQA row group then stores each image once, not once per
+# question (pyarrow's 1 MB default falls back to one copy per row after ~20 images).
+PARQUET_OPTIONS = {"dictionary_pagesize_limit": 1 << 27}
+
+
+def read_batches(
+    path: str | os.PathLike, columns: list[str] | None = None, batch_rows: int = 256
+) -> Iterator[pa.RecordBatch]:
+    """Record batches of ``batch_rows`` rows of a parquet file, in order, one row group at a time.
+
+    ``ParquetFile.iter_batches`` over the whole file reads ahead: its peak heap grew with the
+    file (measured: 181 MB at 750 rows, 310 MB at 3,000 rows of 64 kB images); per row group it
+    stays at one row group (155 and 153 MB). A row group is the smallest unit read."""
+    source = pq.ParquetFile(path)
+    for group in range(source.num_row_groups):
+        yield from source.iter_batches(batch_size=batch_rows, row_groups=[group], columns=columns)
+
+
+class BatchWriter:
+    """Pandas frames of one schema appended to a parquet file, one row group per frame.
+
+    The schema (and pandas metadata) comes from the first frame; a column that is all null in it
+    is typed as string, the type every text column of this project has. ``attrs`` are stored as
+    pandas stores ``DataFrame.attrs``, so ``pd.read_parquet`` restores them."""
+
+    def __init__(self, path: Path, attrs: dict | None = None) -> None:
+        self.path, self.attrs, self.rows = path, dict(attrs or {}), 0
+        self._writer: pq.ParquetWriter | None = None
+        self._schema: pa.Schema | None = None
+
+    def write(self, df: pd.DataFrame) -> None:
+        if self._writer is None:
+            schema = pa.Schema.from_pandas(df, preserve_index=False)
+            for i, field in enumerate(schema):
+                if pa.types.is_null(field.type):
+                    schema = schema.set(i, field.with_type(pa.large_string()))
+            if self.attrs:
+                schema = schema.with_metadata({**schema.metadata, b"PANDAS_ATTRS": json.dumps(self.attrs).encode()})
+            self._writer, self._schema = pq.ParquetWriter(self.path, schema, **PARQUET_OPTIONS), schema
+        self._writer.write_table(pa.Table.from_pandas(df, schema=self._schema, preserve_index=False))
+        self.rows += len(df)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+@contextlib.contextmanager
+def parquet_batches(path: str | os.PathLike, attrs: dict | None = None) -> Iterator[BatchWriter]:
+    """A ``BatchWriter`` onto a temporary file that replaces ``path`` on clean exit (see
+    ``atomic_path``); the caller writes at least one frame (an empty file is no parquet)."""
+    with atomic_path(path) as tmp:
+        writer = BatchWriter(tmp, attrs)
+        try:
+            yield writer
+        finally:
+            writer.close()
 
 
 def write_json(obj: Any, path: str | os.PathLike) -> None:

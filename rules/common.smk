@@ -70,6 +70,10 @@ def filter_params(wildcards):
     return canonical(dataset_config(wildcards).get("filters", {}))
 
 
+def image_size_param(wildcards):
+    return dataset_config(wildcards)["image_size"]
+
+
 def tokenizer_params(wildcards):
     return canonical(config["tokenizers"][wildcards.tokenizer])
 

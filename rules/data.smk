@@ -1,5 +1,7 @@
 # Data stages: source → validated split parquet → leakage audit, filters → answers, image cache,
 # tokens, summary.
+# Memory: import, filter, image cache and tokens stream in record batches, so mem_mb does not grow
+# with the dataset (bench/bench_data_scale.py measures peak RSS at 1k-16k images: bench/RESULTS.md).
 
 
 rule import_dataset:
@@ -16,7 +18,7 @@ rule import_dataset:
         "../envs/data.yaml"
     threads: 1
     resources:
-        mem_mb=8000,
+        mem_mb=3000,
         runtime=120,
     params:
         spec=import_params,
@@ -58,7 +60,7 @@ rule filter_split:
         "../envs/data.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=2000,
         runtime=30,
     params:
         spec=filter_params,
@@ -97,7 +99,7 @@ rule image_cache:
         "../envs/data.yaml"
     threads: 4
     resources:
-        mem_mb=4000,
+        mem_mb=2000,
         runtime=120,
     script:
         "../workflow_scripts/image_cache.py"
@@ -135,7 +137,7 @@ rule tokenize_split:
         "../envs/data.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=2000,
         runtime=30,
     params:
         spec=tokenizer_params,
@@ -163,5 +165,6 @@ rule summary:
         runtime=30,
     params:
         filters=filter_params,
+        image_size=image_size_param,
     script:
         "../workflow_scripts/summary.py"

@@ -9,4 +9,4 @@ dataset, splits = snakemake.wildcards.dataset, ("train", "val", "test")
 filters = FilterSpec.from_mapping(snakemake.params.filters, where=f"datasets.{dataset}.filters")
 sources = {split: snakemake.input[f"source_{split}"] for split in splits}
 summarise(dataset, {s: snakemake.input[s] for s in splits}, snakemake.input.rejected, snakemake.input.meta,
-          snakemake.output[0], snakemake.input.leakage, filters, sources)
+          snakemake.output[0], snakemake.input.leakage, filters, sources, snakemake.params.image_size)

@@ -16,20 +16,23 @@ PIL as 8-bit RGB already (their high bytes).
 from __future__ import annotations
 
 import io
+import itertools
 import logging
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+import pyarrow.parquet as pq
 from PIL import Image
 from tqdm.auto import tqdm
 
-from medvqa.io import atomic_path, read_json, write_json
+from medvqa.io import atomic_path, read_batches, read_json, write_json
 
 log = logging.getLogger(__name__)
 
 
+DECODE_CHUNK = 64  # images decoded (and held) at a time
 HIGH_DEPTH_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 HIGH_DEPTH_RULE = (
     "16-bit, 32-bit and float grayscale images are rescaled linearly from their own "
@@ -70,24 +73,52 @@ def _decode_named(image_id: str, data: bytes, size: int, where: str) -> np.ndarr
         raise ValueError(f"{where} image_id={image_id}: cannot decode image ({type(exc).__name__}: {exc})") from exc
 
 
+def _first_rows(parquet_path: str | Path) -> tuple[list[str], np.ndarray]:
+    """(unique image ids in first-seen order, the row of each one's first appearance)."""
+    ids = pq.read_table(parquet_path, columns=["image_id"]).column(0).to_pandas().astype(str)
+    first = ~ids.duplicated()
+    return ids[first].tolist(), np.flatnonzero(first.to_numpy())
+
+
+def _unique_images(parquet_path: str | Path, rows: np.ndarray, batch_rows: int) -> Iterator[tuple[str, bytes]]:
+    """(image_id, bytes) at the sorted positions ``rows``, read record batch by record batch."""
+    start = 0
+    for batch in read_batches(parquet_path, ["image_id", "image"], batch_rows):
+        stop = start + batch.num_rows
+        take = rows[np.searchsorted(rows, start):np.searchsorted(rows, stop)] - start
+        ids, images = batch.column(0), batch.column(1)
+        yield from ((ids[i].as_py(), images[i].as_py()) for i in take)
+        start = stop
+
+
+def _chunks(items: Iterator, n: int) -> Iterator[list]:
+    while chunk := list(itertools.islice(items, n)):
+        yield chunk
+
+
 def build_image_cache(
-    parquet_path: str | Path, size: int, npy_path: str | Path, ids_path: str | Path, threads: int = 1
+    parquet_path: str | Path, size: int, npy_path: str | Path, ids_path: str | Path, threads: int = 1,
+    batch_rows: int = 256,
 ) -> int:
-    """Write the cache of one split; returns the number of unique images."""
-    images = pd.read_parquet(parquet_path, columns=["image_id", "image"]).drop_duplicates("image_id")
-    ids = images["image_id"].astype(str).tolist()
-    with atomic_path(npy_path) as tmp:
-        # open_memmap writes the .npy header up front, so large splits never sit in RAM whole.
-        cache = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(ids), size, size, 3))
-        # PIL releases the GIL while decoding and resizing, so threads scale here.
+    """Write the cache of one split; returns the number of unique images.
+
+    Streams: encoded images are read ``batch_rows`` parquet rows at a time and the pixels are
+    appended to the .npy file (a plain write, not a memory map: written pages of a map count as
+    the process's resident memory until the map closes, i.e. the whole cache)."""
+    ids, rows = _first_rows(parquet_path)
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
+              "shape": (len(ids), size, size, 3)}
+    with atomic_path(npy_path) as tmp, open(tmp, "wb") as out:
+        np.lib.format.write_array_header_1_0(out, header)
+        # PIL releases the GIL while decoding and resizing, so threads scale here. Executor.map
+        # submits its whole input at once: it gets one chunk at a time to keep memory bounded.
+        progress = tqdm(total=len(ids), desc=f"images {Path(parquet_path).stem}")
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-            decoded = pool.map(
-                _decode_named, ids, images["image"], [size] * len(ids), [str(parquet_path)] * len(ids), chunksize=16
-            )
-            for i, pixels in enumerate(tqdm(decoded, total=len(ids), desc=f"images {Path(parquet_path).stem}")):
-                cache[i] = pixels
-        cache.flush()
-        del cache
+            for chunk in _chunks(_unique_images(parquet_path, rows, batch_rows), DECODE_CHUNK):
+                for pixels in pool.map(lambda item: _decode_named(*item, size, str(parquet_path)), chunk):
+                    out.write(pixels.tobytes())
+                progress.update(len(chunk))
+        progress.close()
     write_json(ids, ids_path)
     log.info("cached %d images at %dx%d from %s", len(ids), size, size, parquet_path)
     return len(ids)

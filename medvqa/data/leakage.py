@@ -40,12 +40,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 from PIL import Image
 
 from medvqa.data.answers import normalise_answer
 from medvqa.data.schema import SPLITS, read_text_columns, task_of
-from medvqa.io import write_csv, write_json
+from medvqa.io import read_batches, write_csv, write_json
 from medvqa.spec import Spec, check_choice, check_range
 
 log = logging.getLogger(__name__)
@@ -91,8 +90,7 @@ def fingerprint(data: bytes, spec: LeakageSpec) -> tuple[str, np.ndarray]:
 
 
 def _image_batches(path: str | Path) -> Iterator[tuple[list, list]]:
-    parquet = pq.ParquetFile(path)
-    for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=["image_id", "image"]):
+    for batch in read_batches(path, ["image_id", "image"], BATCH_ROWS):
         yield batch.column("image_id").to_pylist(), batch.column("image").to_pylist()
 
 

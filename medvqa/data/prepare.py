@@ -19,12 +19,16 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from medvqa.data import schema
-from medvqa.data.sources import load_source
+from medvqa.data.batches import BATCH_ROWS, UnifiedRows
 from medvqa.data.leakage import duplicated_images
-from medvqa.io import read_json, write_csv, write_json, write_parquet
+from medvqa.data.sources import stream_source
+from medvqa.io import PARQUET_OPTIONS, atomic_path, parquet_batches, read_batches, read_json, write_csv, write_json
 from medvqa.spec import ConfigError, Spec, check_choice, check_range
 
 log = logging.getLogger(__name__)
@@ -71,38 +75,62 @@ class FilterSpec(Spec):
 
 def import_dataset(
     spec: ImportSpec, dataset: str, split_paths: Mapping[str, str | Path], rejected_path: str | Path,
-    meta_path: str | Path, loaders: Mapping[str, Callable[[Any, str], pd.DataFrame]] | None = None,
+    meta_path: str | Path, batch_rows: int = BATCH_ROWS,
+    loaders: Mapping[str, Callable[[Any, str], pd.DataFrame]] | None = None,
 ) -> dict[str, int]:
     """Load the source, validate every split, write one parquet per split; return row counts.
+
+    Streams: each split is read, checked and written in batches of ``batch_rows`` source rows
+    (one parquet row group each), so peak memory is one batch of images plus the row ids.
     ``loaders``: as ``medvqa.data.sources.load_source`` takes them (the demo's)."""
-    rows = load_source(spec.source, spec.options, dataset, spec.task, loaders)
-    if schema.task_of(rows) != spec.task:
+    rows = stream_source(spec.source, spec.options, dataset, spec.task, batch_rows, loaders)
+    if rows.task != spec.task:
         raise ConfigError(
             f"datasets.{dataset}.task is {spec.task!r} but dataset {dataset!r} (source {spec.source!r}) "
-            f"holds {schema.task_of(rows)} rows; set datasets.{dataset}.task: {schema.task_of(rows)}"
+            f"holds {rows.task} rows; set datasets.{dataset}.task: {rows.task}"
         )
-    unknown = sorted(set(rows["split"]) - set(schema.SPLITS))
-    if unknown:
-        raise schema.BadSampleError(f"dataset {dataset!r}: unknown split name(s) {unknown}")
     rejected, counts, taken = [], {}, {}
     for split, path in split_paths.items():
-        part = rows[rows["split"] == split]
-        good, bad = schema.check_rows(part, dataset, split, spec.on_bad_sample, taken if spec.task == "vqa" else None)
-        if good.empty:
-            raise schema.BadSampleError(f"dataset {dataset!r} split {split!r}: no usable rows")
-        # The rules the source applied (e.g. answer_type_rule) travel with the split file, so the
-        # scoring stage can state whether closed/open came from the source or was inferred.
-        good.attrs = dict(rows.attrs)
-        write_parquet(good, path)
+        good_ids, bad = _import_split(rows, dataset, split, path, spec, taken, batch_rows)
         if spec.task == "vqa":
-            taken.update(dict.fromkeys(good["question_id"].astype(str), split))
+            taken.update(dict.fromkeys(good_ids, split))
         rejected.append(bad)
-        counts[split] = len(good)
-        log.info("%s/%s: %d rows kept, %d rejected", dataset, split, len(good), len(bad))
+        counts[split] = len(good_ids)
+        log.info("%s/%s: %d rows kept, %d rejected", dataset, split, len(good_ids), len(bad))
     write_csv(pd.concat(rejected, ignore_index=True), rejected_path)
-    meta = {"source": spec.source, "task": schema.task_of(rows), "rows": counts, **rows.attrs}
+    meta = {"source": spec.source, "task": rows.task, "rows": counts, **rows.attrs}
     write_json(meta, meta_path)
     return counts
+
+
+def _import_split(
+    rows: UnifiedRows, dataset: str, split: str, path: str | Path, spec: ImportSpec,
+    taken: Mapping[str, str], batch_rows: int,
+) -> tuple[list[str], pd.DataFrame]:
+    """Check and write one split batch by batch; (ids of the rows kept, rejected rows)."""
+    id_col = "question_id" if rows.task == "vqa" else "image_id"
+    seen: set[str] = set()
+    image_reasons: dict[str, str | None] = {}
+    good_ids, rejected = [], []
+    # The rules the source applied (e.g. answer_type_rule) travel with the split file, so the
+    # scoring stage can state whether closed/open came from the source or was inferred.
+    with parquet_batches(path, rows.attrs) as writer:
+        for batch in rows.batches(split, batch_rows):
+            good, bad = schema.check_rows(
+                batch, dataset, split, "skip", taken if spec.task == "vqa" else None, seen, image_reasons
+            )
+            rejected.append(bad)
+            if len(good):
+                writer.write(good)
+                good_ids.extend(good[id_col].astype(str))
+        empty = pd.DataFrame(columns=list(schema.REJECTED_COLUMNS))
+        bad = pd.concat(rejected, ignore_index=True) if rejected else empty
+        # Every bad row of the split is counted before failing, as for a split checked whole.
+        if len(bad) and spec.on_bad_sample == "error":
+            raise schema.bad_sample_error(bad, dataset, split, id_col)
+        if not good_ids:
+            raise schema.BadSampleError(f"dataset {dataset!r} split {split!r}: no usable rows")
+    return good_ids, bad
 
 
 def filter_rows(rows: pd.DataFrame, spec: FilterSpec, split: str, duplicated: frozenset = frozenset()) -> pd.DataFrame:
@@ -139,16 +167,20 @@ def filter_steps(
 
 def filter_split(
     spec: FilterSpec, dataset: str, split: str, source_path: str | Path, out_path: str | Path,
-    leakage_path: str | Path | None = None,
+    leakage_path: str | Path | None = None, batch_rows: int = BATCH_ROWS,
 ) -> int:
-    rows = pd.read_parquet(source_path)
+    """Write the rows of one source split that pass the filters; returns their number.
+
+    The filters are decided on the text columns; the rows kept are then copied from the source
+    parquet record batch by record batch (images never all in memory), schema and attrs kept."""
+    rows = schema.read_text_columns(source_path)
     duplicated = frozenset()
     if spec.leakage == "drop":
         if leakage_path is None:
             raise ValueError(f"dataset {dataset!r}: filters.leakage is drop but no leakage.json was given")
         duplicated = duplicated_images(read_json(leakage_path), split)
-    kept = filter_rows(rows, spec, split, duplicated)
-    if kept.empty:
+    kept = filter_rows(rows.assign(_row=np.arange(len(rows))), spec, split, duplicated)["_row"].to_numpy()
+    if not len(kept):
         present = "; ".join(
             f"{column} values present: {', '.join(sorted(rows[column].dropna().astype(str).unique()))}"
             for column in ("answer_type", "q_lang") if column in rows
@@ -157,6 +189,20 @@ def filter_split(
             f"dataset {dataset!r} split {split!r}: the filters {spec.to_dict()} (datasets.{dataset}.filters) "
             f"left no rows of {len(rows)}" + (f" ({present})" if present else "")
         )
-    write_parquet(kept, out_path)
+    copy_rows(source_path, np.sort(kept), out_path, batch_rows)
     log.info("%s/%s: %d of %d rows after filters %s", dataset, split, len(kept), len(rows), spec.to_dict())
     return len(kept)
+
+
+def copy_rows(source_path: str | Path, rows: np.ndarray, out_path: str | Path, batch_rows: int = BATCH_ROWS) -> None:
+    """Write the rows at the sorted positions ``rows`` of a parquet file to ``out_path``, in order,
+    one row group per source record batch that keeps any (same schema and metadata)."""
+    arrow_schema = pq.read_schema(source_path)
+    with atomic_path(out_path) as tmp, pq.ParquetWriter(tmp, arrow_schema, **PARQUET_OPTIONS) as writer:
+        start = 0
+        for batch in read_batches(source_path, batch_rows=batch_rows):
+            stop = start + batch.num_rows
+            take = rows[np.searchsorted(rows, start):np.searchsorted(rows, stop)] - start
+            if len(take):
+                writer.write_batch(batch.take(pa.array(take)))
+            start = stop

@@ -70,7 +70,8 @@ def image_problem(data: object) -> str | None:
 
 
 def _row_problems(
-    df: pd.DataFrame, id_col: str, text_cols: tuple[str, ...], taken: Mapping[str, str] | None = None
+    df: pd.DataFrame, id_col: str, text_cols: tuple[str, ...], taken: Mapping[str, str] | None,
+    seen: set[str], image_reasons: dict[str, str | None],
 ) -> pd.Series:
     problems = pd.Series([None] * len(df), index=df.index, dtype=object)
     for col in text_cols:
@@ -79,29 +80,45 @@ def _row_problems(
     if "answer_type" in df.columns:
         bad = ~df["answer_type"].isin(ANSWER_TYPES)
         problems = problems.where(~bad | problems.notna(), "answer_type not closed/open")
-    duplicated = df[id_col].duplicated(keep="first")
+    duplicated = df[id_col].duplicated(keep="first") | df[id_col].isin(seen)
+    seen.update(df[id_col])
     problems = problems.where(~duplicated | problems.notna(), f"duplicate {id_col}")
     if taken:
         elsewhere = df[id_col].astype(str).map(taken)
         also = f"duplicate {id_col} (also in split " + elsewhere + ")"
         problems = problems.where(elsewhere.isna() | problems.notna(), also)
+    # The first row of an image decides its reason (decoded once per split).
     images = df.drop_duplicates("image_id")
+    images = images[~images["image_id"].isin(image_reasons)]
     reasons = images["image"].map(image_problem)
     if IMAGE_PROBLEM in images:
         reasons = images[IMAGE_PROBLEM].where(images[IMAGE_PROBLEM].notna(), reasons)
-    bad_images = {df.at[i, "image_id"]: p for i, p in reasons.items() if p}
-    image_reason = df["image_id"].map(bad_images)
+    image_reasons.update({df.at[i, "image_id"]: p if isinstance(p, str) and p else None for i, p in reasons.items()})
+    image_reason = df["image_id"].map(lambda i: image_reasons.get(i))
     return problems.where(problems.notna(), image_reason)
+
+
+def bad_sample_error(rejected: pd.DataFrame, dataset: str, split: str, id_col: str) -> BadSampleError:
+    """The error for a split with rejected rows (``REJECTED_COLUMNS``) under on_bad_sample: error."""
+    first = rejected.iloc[0]
+    return BadSampleError(
+        f"dataset {dataset!r} split {split!r} row {id_col}={first['id']}: {first['reason']} "
+        f"({len(rejected)} bad row(s) in total; set on_bad_sample: skip to drop and list them "
+        "in rejected.csv)"
+    )
 
 
 def check_rows(
     df: pd.DataFrame, dataset: str, split: str, on_bad_sample: str = "error",
-    taken: Mapping[str, str] | None = None,
+    taken: Mapping[str, str] | None = None, seen: set[str] | None = None,
+    image_reasons: dict[str, str | None] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Validate one split; return (good rows, rejected rows as REJECTED_COLUMNS).
 
     ``taken`` maps row ids already used by earlier splits to their split: a question id may
-    name one question of one split only (predictions and metrics are keyed by it)."""
+    name one question of one split only (predictions and metrics are keyed by it). A split read
+    in batches passes the same ``seen`` (ids of its earlier batches, updated here) and
+    ``image_reasons`` (image_id → reason or None, updated here) to every batch."""
     task = task_of(df)
     required = VQA_COLUMNS if task == "vqa" else CAPTION_COLUMNS
     missing = [c for c in required if c not in df.columns]
@@ -110,7 +127,8 @@ def check_rows(
     id_col = "question_id" if task == "vqa" else "image_id"
     text_cols = ("question", "answer") if task == "vqa" else ("caption",)
     df = df.reset_index(drop=True)
-    problems = _row_problems(df, id_col, text_cols, taken)
+    seen = set() if seen is None else seen
+    problems = _row_problems(df, id_col, text_cols, taken, seen, {} if image_reasons is None else image_reasons)
     bad = problems.notna()
     rejected = pd.DataFrame(
         {
@@ -122,11 +140,6 @@ def check_rows(
         columns=list(REJECTED_COLUMNS),
     )
     if bad.any() and on_bad_sample == "error":
-        first = rejected.iloc[0]
-        raise BadSampleError(
-            f"dataset {dataset!r} split {split!r} row {id_col}={first['id']}: {first['reason']} "
-            f"({int(bad.sum())} bad row(s) in total; set on_bad_sample: skip to drop and list them "
-            "in rejected.csv)"
-        )
+        raise bad_sample_error(rejected, dataset, split, id_col)
     keep = [c for c in (*required, *OPTIONAL_COLUMNS) if c in df.columns]
     return df.loc[~bad, keep].reset_index(drop=True), rejected.reset_index(drop=True)

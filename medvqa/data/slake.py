@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from medvqa.data.unify import reading, require_layout, resolve_columns, unify_rows
+from medvqa.data.batches import RawRows, frame_batches, unify_raw
+from medvqa.data.unify import reading, require_layout, resolve_columns
 from medvqa.spec import Spec
 
 SLAKE_URL = "https://www.med-vqa.com/slake/"
@@ -46,8 +47,8 @@ def _check_layout(root: Path, dataset: str) -> None:
     )
 
 
-def load_slake(spec: SlakeSourceSpec, dataset: str) -> pd.DataFrame:
-    """All three SLAKE splits as unified VQA rows (see module docstring)."""
+def slake_raw_rows(spec: SlakeSourceSpec, dataset: str) -> RawRows:
+    """The three SLAKE splits' raw records (image paths, not images), for ``medvqa.data.batches``."""
     root = Path(spec.path).expanduser()
     _check_layout(root, dataset)
     frames = []
@@ -57,4 +58,9 @@ def load_slake(spec: SlakeSourceSpec, dataset: str) -> pd.DataFrame:
     raw = pd.concat(frames, ignore_index=True)
     where = f"datasets.{dataset}.options (slake source)"
     columns = resolve_columns(COLUMNS, {}, raw.columns, where)
-    return unify_rows(raw, columns, dataset=dataset, image_dir=root / "imgs")
+    return RawRows(columns, frame_batches(raw), image_dir=root / "imgs")
+
+
+def load_slake(spec: SlakeSourceSpec, dataset: str) -> pd.DataFrame:
+    """All three SLAKE splits as unified VQA rows, in memory (see module docstring)."""
+    return unify_raw(slake_raw_rows(spec, dataset), dataset)

@@ -7,7 +7,8 @@ closed-question rule of datasets without an answer-type column), and the leakage
 (``leakage``): duplicate pairs per split pair, the val/test rows of this view on an image that
 duplicates a train image, and, in a clean view (filters.leakage: drop), what the filter removed;
 and (``filters``) the view's filter settings with, per split, the imported rows and how many rows
-each filter (question type, language, leakage, subsample) dropped.
+each filter (question type, language, leakage, subsample) dropped; and (``image_storage``) the
+disk cost of the images per split: encoded in the split parquet, and as the raw uint8 cache.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from medvqa.data.baselines import majority_baseline, question_only_baseline
 from medvqa.data.leakage import duplicated_images
 from medvqa.data.prepare import FilterSpec, filter_rows, filter_steps
 from medvqa.data.schema import read_text_columns, task_of
-from medvqa.io import read_json, write_json
+from medvqa.io import read_batches, read_json, write_json
 
 TOP_ANSWERS = 20
+NPY_HEADER_BYTES = 128  # the .npy header numpy writes for a 4-d uint8 array
 
 
 def _split_summary(rows: pd.DataFrame) -> dict:
@@ -72,13 +74,32 @@ def filter_summary(filters: FilterSpec, source_paths: Mapping[str, str | Path], 
     return out
 
 
+def image_storage(split_paths: Mapping[str, str | Path], image_size: int) -> dict:
+    """Disk cost of the view's images per split: the encoded bytes the split parquet holds (each
+    distinct image once) and the raw uint8 cache the image_cache rule writes at ``image_size``."""
+    out = {"image_size": image_size, "cache": "raw uint8 (images, size, size, 3), memory-mapped", "splits": {}}
+    for split, path in split_paths.items():
+        seen: set[str] = set()
+        encoded = 0
+        for batch in read_batches(path, ["image_id", "image"]):
+            for image_id, data in zip(batch.column(0).to_pylist(), batch.column(1)):
+                if image_id not in seen:
+                    seen.add(image_id)
+                    encoded += len(data.as_buffer())
+        raw = len(seen) * image_size * image_size * 3 + NPY_HEADER_BYTES
+        out["splits"][split] = {"images": len(seen), "encoded_bytes": encoded, "raw_cache_bytes": raw,
+                                "raw_over_encoded": round(raw / encoded, 2) if encoded else None}
+    return out
+
+
 def summarise(
     dataset: str, split_paths: Mapping[str, str | Path], rejected_path: str | Path,
     meta_path: str | Path, out_path: str | Path, leakage_path: str | Path | None = None,
     filters: FilterSpec | None = None, source_paths: Mapping[str, str | Path] | None = None,
+    image_size: int | None = None,
 ) -> dict:
     """Write summary.json; the leakage section needs the source's leakage.json, the view's
-    filters and its source split parquets."""
+    filters and its source split parquets; the image storage section the cache's image_size."""
     splits = {split: read_text_columns(path) for split, path in split_paths.items()}
     rejected = pd.read_csv(rejected_path)
     # By kind: the detail in parentheses (a file name, an error text) would make one entry per row.
@@ -106,5 +127,7 @@ def summarise(
     if filters is not None and source_paths is not None:
         audit = read_json(leakage_path) if leakage_path is not None else None
         summary["filters"] = filter_summary(filters, source_paths, audit)
+    if image_size is not None:
+        summary["image_storage"] = image_storage(split_paths, image_size)
     write_json(summary, out_path)
     return summary

@@ -4,7 +4,8 @@
 VQA output columns:     question_id (str), input_ids (list<int32>, the question),
                         answer_ids (list<int32>, the answer, no special tokens)
 Caption output columns: image_id (str), caption_ids (list<int32>)
-Ids are unpadded and truncated to ``max_length``; collators pad per batch.
+Ids are unpadded and truncated to ``max_length``; collators pad per batch. Both the vocabulary
+and the tokens read the split's text columns in record batches (``BATCH_ROWS``), never the images.
 
 Kinds: ``words`` — lower-cased word/punctuation tokens over a vocabulary built from the train
 split ({"tokens": [...], "pad_id": 0, "unk_id": 1}); ``hf`` — any Hugging Face tokenizer,
@@ -23,13 +24,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from medvqa.data.schema import read_text_columns, task_of
-from medvqa.io import atomic_path, read_json, write_json
+from medvqa.data.schema import split_task
+from medvqa.io import atomic_path, read_batches, read_json, write_json
 from medvqa.spec import ConfigError, Spec, check_choice, check_range
 
 log = logging.getLogger(__name__)
 
 PAD, UNK = "<pad>", "<unk>"
+BATCH_ROWS = 8192  # text rows tokenised (and written as one row group) at a time
 _WORD = re.compile(r"[^\W_]+|[^\w\s]")
 
 
@@ -54,9 +56,10 @@ def split_words(text: str) -> list[str]:
 
 def build_word_vocab(train_path: str | Path, spec: TokenizerSpec, out_path: str | Path) -> dict:
     """Vocabulary of the train split's question and answer (or caption) words."""
-    train = read_text_columns(train_path)
-    columns = ["question", "answer"] if task_of(train) == "vqa" else ["caption"]
-    counts = Counter(word for col in columns for text in train[col] for word in split_words(text))
+    columns = ["question", "answer"] if split_task(train_path) == "vqa" else ["caption"]
+    counts = Counter()
+    for batch in read_batches(train_path, columns, BATCH_ROWS):
+        counts.update(word for col in columns for text in batch.column(col).to_pylist() for word in split_words(text))
     words = sorted((w for w, n in counts.items() if n >= spec.min_freq), key=lambda w: (-counts[w], w))
     vocab = {"tokens": [PAD, UNK, *words], "pad_id": 0, "unk_id": 1}
     write_json(vocab, out_path)
@@ -97,24 +100,21 @@ def tokenize_split(
         encode = word_encoder(vocab_path, spec.max_length)
     else:
         encode = hf_encoder(spec.path, spec.max_length)
-    rows = read_text_columns(split_path)
     ids = pa.list_(pa.int32())
-    if task_of(rows) == "vqa":
-        table = pa.table(
-            {
-                "question_id": pa.array(rows["question_id"].astype(str)),
-                "input_ids": pa.array(encode(rows["question"].tolist(), True), ids),
-                "answer_ids": pa.array(encode(rows["answer"].tolist(), False), ids),
-            }
-        )
+    if split_task(split_path) == "vqa":
+        key, fields = "question_id", {"input_ids": ("question", True), "answer_ids": ("answer", False)}
     else:
-        table = pa.table(
-            {
-                "image_id": pa.array(rows["image_id"].astype(str)),
-                "caption_ids": pa.array(encode(rows["caption"].tolist(), False), ids),
-            }
-        )
-    with atomic_path(out_path) as tmp:
-        pq.write_table(table, tmp)
-    log.info("tokenised %d rows of %s with %s", len(rows), split_path, spec.kind)
-    return len(rows)
+        key, fields = "image_id", {"caption_ids": ("caption", False)}
+    out_schema = pa.schema([(key, pa.large_string()), *((name, ids) for name in fields)])
+    n = 0
+    with atomic_path(out_path) as tmp, pq.ParquetWriter(tmp, out_schema) as writer:
+        columns = [key, *(text for text, _ in fields.values())]
+        for batch in read_batches(split_path, columns, BATCH_ROWS):
+            rows = batch.to_pandas()
+            table = {key: pa.array(rows[key].astype(str), pa.large_string())}
+            for name, (text, special) in fields.items():
+                table[name] = pa.array(encode(rows[text].tolist(), special), ids)
+            writer.write_table(pa.table(table, schema=out_schema))
+            n += len(rows)
+    log.info("tokenised %d rows of %s with %s", n, split_path, spec.kind)
+    return n

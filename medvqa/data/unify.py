@@ -204,12 +204,16 @@ def content_id(data: bytes) -> str:
     return hashlib.sha1(data).hexdigest()[:16]
 
 
+def _is_path(value: Any) -> bool:
+    return isinstance(value, (str, Path))
+
+
 def _images_and_ids(
     cells: pd.Series, image_dir: Path | None, absolute_paths: bool
 ) -> tuple[pd.Series, pd.Series, pd.Series]:
     """(bytes, default image_id, why the image could not be read or None) per row; files are
     read once per distinct path."""
-    is_path = cells.map(lambda v: isinstance(v, (str, Path)))
+    is_path = cells.map(_is_path)
     paths = {p: image_bytes(p, image_dir, absolute_paths) for p in cells[is_path].map(str).unique()}
     read = cells.where(~is_path, None).map(lambda v: image_bytes(v, image_dir, absolute_paths))
     read[is_path] = cells[is_path].map(lambda p: paths[str(p)])
@@ -225,6 +229,15 @@ def _images_and_ids(
     return data, ids, problems
 
 
+def row_image_ids(rows: pd.DataFrame, image_dir: Path | None, absolute_paths: bool = False) -> pd.Series:
+    """The image_id each row will get, without keeping any image: the source's image_id column,
+    else a path cell's text, else the content hash of the bytes (as ``unify_rows`` names them)."""
+    if "image_id" in rows:
+        return rows["image_id"].map(_as_text)
+    cells = rows["image"]
+    return cells.map(lambda v: str(v) if _is_path(v) else content_id(image_bytes(v, image_dir, absolute_paths)[0]))
+
+
 def _as_text(value: Any) -> Any:
     if isinstance(value, (list, tuple, np.ndarray)):
         return ";".join(str(v) for v in value)
@@ -233,38 +246,62 @@ def _as_text(value: Any) -> Any:
     return str(value)
 
 
-def split_val_by_image(rows: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, str]:
-    """Move ``fraction`` of the train images (all their rows) to ``val``.
+def val_images(train_ids: Iterable[str], fraction: float, seed: int) -> tuple[frozenset[str], str]:
+    """The ``fraction`` of the train image ids that become ``val`` (all their rows), and the rule.
 
     Images are ordered by a seeded hash of their id, so the choice does not depend on row
     order and each image lands in exactly one split."""
-    train_ids = pd.Series(rows.loc[rows["split"] == "train", "image_id"].unique())
+    train_ids = pd.Series(list(dict.fromkeys(train_ids)), dtype=object)
     n_val = min(max(1, round(fraction * len(train_ids))), max(len(train_ids) - 1, 0))
     order = train_ids.map(lambda i: hashlib.sha1(f"{seed}:{i}".encode()).hexdigest()).argsort()
-    val_ids = set(train_ids.iloc[order.to_numpy()[:n_val]])
-    rows = rows.copy()
-    rows.loc[(rows["split"] == "train") & rows["image_id"].isin(val_ids), "split"] = "val"
+    val_ids = frozenset(train_ids.iloc[order.to_numpy()[:n_val]])
     rule = (
         f"the source has no validation split: val = {n_val} of {len(train_ids)} train images "
         f"(fraction {fraction}, seed {seed}) with all their rows, chosen by a seeded hash of image_id"
     )
+    return val_ids, rule
+
+
+def split_val_by_image(rows: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, str]:
+    """Move ``fraction`` of the train images (all their rows) to ``val`` (see ``val_images``)."""
+    val_ids, rule = val_images(rows.loc[rows["split"] == "train", "image_id"], fraction, seed)
+    rows = rows.copy()
+    rows.loc[(rows["split"] == "train") & rows["image_id"].isin(val_ids), "split"] = "val"
     return rows, rule
 
 
-def unify_rows(
-    raw: pd.DataFrame, columns: Mapping[str, str], *, dataset: str, image_dir: Path | None,
-    val_fraction: float = 0.1, val_seed: int = 0, absolute_image_paths: bool = False,
-) -> pd.DataFrame:
-    """Raw source rows + ``split`` → unified VQA or caption rows (schema in module docstring
-    of ``medvqa.data.schema``). ``attrs`` records the rules applied, for meta.json."""
+def select_rows(raw: pd.DataFrame, columns: Mapping[str, str]) -> pd.DataFrame:
+    """The mapped columns (unified names) and ``split`` of the rows not split to ``drop``."""
     raw = raw[raw["split"] != "drop"].reset_index(drop=True)
     rows = pd.DataFrame({name: raw[col] for name, col in columns.items()}, index=raw.index)
     rows["split"] = raw["split"]
-    attrs: dict[str, str] = {}
-    if "question" in rows and "question_id" not in rows:
-        # Numbered before any filtering, so ids do not move when options change.
-        number = rows.groupby("split").cumcount().astype(str)
-        rows["question_id"] = dataset + "-" + rows["split"] + "-" + number
+    return rows
+
+
+def number_questions(rows: pd.DataFrame, dataset: str, counters: dict[str, int]) -> None:
+    """Give VQA rows without a question_id one: ``{dataset}-{split}-{n}``, n counting the split's
+    rows in source order; ``counters`` carries the counts from earlier batches of the source."""
+    if "question" not in rows or "question_id" in rows:
+        return
+    # Numbered before any filtering, so ids do not move when options change.
+    number = rows.groupby("split").cumcount() + rows["split"].map(lambda s: counters.get(s, 0))
+    rows["question_id"] = dataset + "-" + rows["split"] + "-" + number.astype(str)
+    for split, count in rows["split"].value_counts().items():
+        counters[split] = counters.get(split, 0) + int(count)
+
+
+def source_rules(columns: Collection[str]) -> dict[str, str]:
+    """The rules ``finish_rows`` applies to rows with these unified columns (``attrs``)."""
+    if "question" not in columns:
+        return {}
+    if "answer_type" in columns:
+        return {"answer_type_rule": "answer_type column of the source, lower-cased"}
+    return {"answer_type_rule": CLOSED_RULE}
+
+
+def finish_rows(rows: pd.DataFrame, image_dir: Path | None, absolute_image_paths: bool = False) -> pd.DataFrame:
+    """Selected (and numbered) rows → unified rows: image cells as encoded bytes, ids and text
+    as text, ``answer_type`` by ``source_rules``, columns in schema order (+ ``image_problem``)."""
     rows["image"], default_ids, problems = _images_and_ids(rows["image"], image_dir, absolute_image_paths)
     if problems.notna().any():
         rows[IMAGE_PROBLEM] = problems
@@ -277,13 +314,24 @@ def unify_rows(
     if "question" in rows:
         if "answer_type" in rows:
             rows["answer_type"] = rows["answer_type"].map(_as_text).str.strip().str.lower()
-            attrs["answer_type_rule"] = "answer_type column of the source, lower-cased"
         else:
             closed = rows["answer"].map(lambda a: a is not None and normalise_answer(a) in ("yes", "no"))
             rows["answer_type"] = np.where(closed, "closed", "open")
-            attrs["answer_type_rule"] = CLOSED_RULE
+    return rows[[c for c in (*ORDER, IMAGE_PROBLEM) if c in rows]].reset_index(drop=True)
+
+
+def unify_rows(
+    raw: pd.DataFrame, columns: Mapping[str, str], *, dataset: str, image_dir: Path | None,
+    val_fraction: float = 0.1, val_seed: int = 0, absolute_image_paths: bool = False,
+) -> pd.DataFrame:
+    """Raw source rows + ``split`` → unified VQA or caption rows (schema in module docstring
+    of ``medvqa.data.schema``), all in memory. ``attrs`` records the rules applied, for
+    meta.json. ``medvqa.data.batches`` does the same batch by batch."""
+    rows = select_rows(raw, columns)
+    number_questions(rows, dataset, {})
+    rows = finish_rows(rows, image_dir, absolute_image_paths)
+    attrs = source_rules(columns)
     if "train" in set(rows["split"]) and "val" not in set(rows["split"]):
         rows, attrs["val_split_rule"] = split_val_by_image(rows, val_fraction, val_seed)
-    rows = rows[[c for c in (*ORDER, IMAGE_PROBLEM) if c in rows]].reset_index(drop=True)
     rows.attrs = attrs
     return rows

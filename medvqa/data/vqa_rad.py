@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from medvqa.data.unify import reading, require_layout, resolve_columns, unify_rows
+from medvqa.data.batches import RawRows, frame_batches, unify_raw
+from medvqa.data.unify import reading, require_layout, resolve_columns
 from medvqa.spec import Spec, check_range
 
 VQA_RAD_URL = "https://osf.io/89kps/"
@@ -58,8 +59,8 @@ def _check_layout(root: Path, dataset: str) -> None:
     )
 
 
-def load_vqa_rad(spec: VqaRadSourceSpec, dataset: str) -> pd.DataFrame:
-    """All VQA-RAD questions as unified VQA rows of train / val / test (see module docstring)."""
+def vqa_rad_raw_rows(spec: VqaRadSourceSpec, dataset: str) -> RawRows:
+    """The release's raw records (image paths, not images), for ``medvqa.data.batches``."""
     root = Path(spec.path).expanduser()
     _check_layout(root, dataset)
     with reading(dataset, "vqa_rad", root / JSON_NAME):
@@ -68,7 +69,12 @@ def load_vqa_rad(spec: VqaRadSourceSpec, dataset: str) -> pd.DataFrame:
     raw["split"] = phrase.isin(TEST_PHRASE_TYPES).map({True: "test", False: "train"})
     where = f"datasets.{dataset}.options (vqa_rad source)"
     columns = resolve_columns(COLUMNS, {}, raw.columns, where)
-    rows = unify_rows(raw, columns, dataset=dataset, image_dir=root / IMAGE_DIR,
-                      val_fraction=spec.val_fraction, val_seed=spec.val_seed)
-    rows.attrs = {**rows.attrs, "test_split_rule": TEST_SPLIT_RULE}
-    return rows
+    return RawRows(
+        columns, frame_batches(raw), image_dir=root / IMAGE_DIR, val_fraction=spec.val_fraction,
+        val_seed=spec.val_seed, attrs={"test_split_rule": TEST_SPLIT_RULE},
+    )
+
+
+def load_vqa_rad(spec: VqaRadSourceSpec, dataset: str) -> pd.DataFrame:
+    """All VQA-RAD questions as unified VQA rows of train / val / test, in memory (see module docstring)."""
+    return unify_raw(vqa_rad_raw_rows(spec, dataset), dataset)

@@ -8,6 +8,7 @@ import pytest
 from builders import png_bytes, vqa_rows
 from medvqa.data.answers import build_vocabulary, normalise_answer
 from medvqa.data.images import build_image_cache, load_image_cache
+from medvqa.data.summary import image_storage
 from medvqa.data.tokens import TokenizerSpec, build_word_vocab, tokenize_split
 from medvqa.spec import ConfigError
 
@@ -23,6 +24,20 @@ def test_image_cache_holds_each_unique_image_once_with_its_pixels(tmp_path):
     assert list(index) == list(rows["image_id"].drop_duplicates())
     assert np.all(np.abs(cache[index[rows.at[0, "image_id"]]].astype(int) - (10, 250, 40)) <= 1)
     assert not list(tmp_path.glob(".*tmp"))  # no temporary file left behind
+
+
+def test_cache_read_in_small_batches_equals_one_batch_and_summary_states_its_disk_cost(tmp_path):
+    rows = vqa_rows(n_images=7, questions_per_image=3)
+    rows.to_parquet(tmp_path / "train.parquet", row_group_size=4)
+    for batch_rows in (1, 5, 1000):
+        build_image_cache(tmp_path / "train.parquet", 12, tmp_path / f"{batch_rows}.npy", tmp_path / "ids.json",
+                          threads=2, batch_rows=batch_rows)
+    one = (tmp_path / "1000.npy").read_bytes()
+    assert (tmp_path / "1.npy").read_bytes() == one == (tmp_path / "5.npy").read_bytes()
+    storage = image_storage({"train": tmp_path / "train.parquet"}, 12)["splits"]["train"]
+    distinct = rows.drop_duplicates("image_id")["image"]
+    assert storage["images"] == 7 and storage["encoded_bytes"] == sum(map(len, distinct))
+    assert storage["raw_cache_bytes"] == len(one)  # what the image_cache rule writes
 
 
 def test_word_tokens_and_vocab(tmp_path):

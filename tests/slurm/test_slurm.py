@@ -68,7 +68,7 @@ def resources_of(output: str, rule: str) -> str:
 
 def test_slurm_profile_reads_partition_and_account_from_the_environment(tmp_path):
     out = dry_run(tmp_path, "slurm", clean_env(SBATCH_PARTITION="short", SBATCH_ACCOUNT="proj42"))
-    assert "mem_mb=16000" in resources_of(out, "import_dataset")
+    assert "mem_mb=3000" in resources_of(out, "import_dataset")
     for rule in ("import_dataset", "tokenize_split"):
         assert "slurm_partition=short" in resources_of(out, rule)
         assert "slurm_account=proj42" in resources_of(out, rule)
