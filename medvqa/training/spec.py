@@ -80,7 +80,8 @@ class TrainSpec(Spec):
         mapping = dict(mapping or {})
         where = where or cls.__name__
         mapping["augment"] = AugmentSpec.from_mapping(mapping.get("augment"), f"{where}.augment")
-        if "grpo" in mapping and mapping.get("method") != "grpo":
+        # A spec's to_dict() carries the default grpo block; only other settings need method: grpo.
+        if mapping.get("method") != "grpo" and mapping.get("grpo") not in (None, GrpoSpec(), GrpoSpec().to_dict()):
             raise ConfigError(f"{where}: grpo settings need method: grpo")
         # Only a GRPO entry's settings are checked (that check reads the protocol registry).
         grpo = mapping.get("method") == "grpo"

@@ -68,9 +68,20 @@ def test_sft_then_grpo_is_one_experiment_in_the_dag(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     jobs = {}
-    for job in result.stdout.split("rule train:")[1:]:
+    for job in result.stdout.split("rule train_vlm:")[1:]:  # vlm_sft runs (they export adapter/)
         lines = dict(line.strip().split(": ", 1) for line in job.splitlines() if ": " in line)
         jobs[lines["wildcards"]] = lines["input"].split(", ")
     sft, grpo = "dataset=demo, model=qwen2_vl_lora_demo, seed=0", "dataset=demo, model=qwen2_vl_sft_grpo_demo, seed=0"
     assert set(jobs) == {sft, grpo}
     assert "results/models/demo/qwen2_vl_lora_demo/0/best.safetensors" in jobs[grpo]
+
+
+def test_grpo_settings_need_method_grpo_but_a_specs_own_dict_round_trips():
+    from medvqa.training.spec import TrainSpec
+
+    with pytest.raises(ConfigError, match=r"models\.m\.train: grpo settings need method: grpo"):
+        TrainSpec.from_mapping({"grpo": {"beta": 0.1}}, "models.m.train")
+    sft = TrainSpec.from_mapping({"epochs": 3})
+    assert TrainSpec.from_mapping(sft.to_dict()) == sft  # to_dict carries the default grpo block
+    grpo = TrainSpec.from_mapping({"method": "grpo", "grpo": {"beta": 0.1}})
+    assert TrainSpec.from_mapping(grpo.to_dict()) == grpo

@@ -3,7 +3,6 @@ the checkpoint and the exported PEFT adapter reload exactly."""
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import re
 
@@ -150,8 +149,7 @@ def test_qlora_trains_lora_over_a_4bit_base_on_cpu(tmp_path):
     collate = MODEL_FAMILIES["vlm_sft"].collate(model.args, ["yes", "no"], 0)
     # Several epochs: each validation pass (eval mode, no grad) is followed by training steps,
     # which bitsandbytes' CPU inference repacking used to break (vlm_sft.keep_4bit_weights_trainable).
-    # replace, not from_mapping(TRAIN.to_dict()): to_dict holds the default grpo block, which an SFT spec refuses.
-    spec = dataclasses.replace(TRAIN, epochs=3, batch_size=2)
+    spec = TrainSpec.from_mapping({**TRAIN.to_dict(), "epochs": 3, "batch_size": 2})
     train(spec, model, TrainData(examples, examples[:4], ["yes", "no"], collate), tmp_path / "run")
     history = pd.read_csv(tmp_path / "run" / "history.csv")
     assert len(history) == 3 and history["val_loss"].is_monotonic_decreasing
