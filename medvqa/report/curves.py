@@ -65,9 +65,13 @@ def _plot_panel(ax, histories: Mapping[str, pd.DataFrame], kind: str) -> None:
     if not drawn:
         empty_panel(ax, f"no {kind} in history.csv")
         return
+    _finish_axes(ax, "epoch", kind)
+
+
+def _finish_axes(ax, xlabel: str, ylabel: str) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(kind)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
 
@@ -121,11 +125,7 @@ def _plot_grpo_panel(ax, frames: Mapping[str, pd.DataFrame], column: str, label:
         for k, part in enumerate(parts):
             ax.plot(frame["step"], frame[part].astype(float), ":", color=colour(i), marker=marker(k + 1),
                     markersize=3, label=f"{run} {part.removeprefix('reward_')}")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("step")
-    ax.set_ylabel(label)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    _finish_axes(ax, "step", label)
 
 
 def plot_grpo_curves(
