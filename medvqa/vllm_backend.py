@@ -92,10 +92,12 @@ def stop_ids(checkpoint: str, processor, fmt: PromptFormat) -> list[int]:
 
 def engine_kwargs(spec: VlmSftSpec, batch_size: int, lora: bool) -> dict[str, Any]:
     """``vllm.LLM`` arguments for ``spec``'s checkpoint (one image per prompt)."""
+    if spec.processor_kwargs:
+        raise ConfigError("model.processor_kwargs: not passed on by backend vllm (use min_pixels / max_pixels)")
     pixels = {k: v for k, v in (("min_pixels", spec.min_pixels), ("max_pixels", spec.max_pixels)) if v is not None}
     kwargs = dict(
         model=spec.checkpoint, dtype=str(resolve_dtype(spec.dtype)).removeprefix("torch."), max_num_seqs=batch_size,
-        limit_mm_per_prompt={"image": 1}, mm_processor_kwargs={**spec.processor_kwargs, **pixels} or None,
+        limit_mm_per_prompt={"image": 1}, mm_processor_kwargs=pixels or None,
         # Decoding settings come from the spec alone, never from the checkpoint's generation_config.
         generation_config="vllm", seed=0,
     )
@@ -220,8 +222,9 @@ def load_captioner(spec: CaptionSpec, run_dir: str | Path | None):
     else:
         model = load_run(run_dir, spec.batch_size)
     # As the Hugging Face captioner: the caption's prompt and system turn override the run's.
-    fmt = dataclasses.replace(model.fmt, caption_prompt=spec.prompt if spec.prompt is not None else model.fmt.caption_prompt,
-                              system_prompt=spec.system_prompt or model.fmt.system_prompt)
+    prompt = spec.prompt if spec.prompt is not None else model.fmt.caption_prompt
+    system = spec.system_prompt or model.fmt.system_prompt
+    fmt = dataclasses.replace(model.fmt, caption_prompt=prompt, system_prompt=system)
     model = dataclasses.replace(model, fmt=fmt)
 
     def captions(images: Sequence[np.ndarray]) -> list[str]:
