@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -30,10 +32,11 @@ from medvqa.spec import ConfigError
 from medvqa.tiny_vlm import TinyVlmSpec, write_tiny_vlm
 from medvqa.train import ModelConfig, TrainPaths, run_training
 from medvqa.training.data import SplitPaths
+from medvqa.vllm_backend import answer_of
 
 REPO = Path(__file__).resolve().parents[2]
 SIDE = 56
-GENERATE = {"max_new_tokens": 6, "batch_size": 4}
+GENERATE = {"max_new_tokens": 6, "batch_size": 4, "num_samples": 2, "temperature": 1.5}
 # Runs in the vLLM venv: one stage call with the arguments in argv[1] (JSON).
 JOB = """
 import json, sys
@@ -134,6 +137,7 @@ def test_vllm_greedy_answers_and_confidences_equal_hugging_face(runs, vllm_pytho
     vllm = predictions(runs, name, "vllm", vllm_python)
     assert_same_answers(hf, vllm)
     assert hf["prediction"].str.len().gt(0).any()  # real words, not only stop tokens
+    assert vllm["samples"].map(len).eq(2).all()  # the sampled extras, drawn by vLLM's own sampler
     if name == "lora":  # the adapter is applied: the trained run gives the trained answers, the base model does not
         trained = set(pd.read_parquet(runs["root"] / "train.parquet")["answer"])
         assert hf["prediction"].isin(trained).all()
@@ -143,17 +147,23 @@ def test_vllm_greedy_answers_and_confidences_equal_hugging_face(runs, vllm_pytho
 @pytest.mark.vllm
 def test_vllm_captions_equal_hugging_face(runs, checkpoint, vllm_python, tmp_path):
     split = runs["test"]
-    settings = {"kind": "vlm", "checkpoint": str(checkpoint), "max_new_tokens": 8, "batch_size": 4, "chunk_size": 3}
-    hf_out, vllm_out = tmp_path / "hf.parquet", tmp_path / "vllm.parquet"
     caption_split = [runs["root"] / "captions.parquet", split.images, split.image_ids]
     rows = pd.read_parquet(split.parquet).drop_duplicates("image_id")
     rows.assign(caption="a red image").to_parquet(caption_split[0])
-    run_captioning(CaptionSpec.from_mapping(settings), *caption_split, hf_out)
-    in_vllm(vllm_python, stage="caption", caption={**settings, "backend": "vllm"}, split=caption_split, out=vllm_out)
-    hf, vllm = pd.read_parquet(hf_out), pd.read_parquet(vllm_out)
+    # max_pixels 784: the 56 px images shrink to 28 px (one image token), which changes the captions.
+    settings = {"kind": "vlm", "checkpoint": str(checkpoint), "max_new_tokens": 8, "batch_size": 4, "chunk_size": 3,
+                "max_pixels": 784}
+    captions = {}
+    for name, extra in (("hf", {}), ("hf_full_size", {"max_pixels": None})):
+        run_captioning(CaptionSpec.from_mapping({**settings, **extra}), *caption_split, tmp_path / f"{name}.parquet")
+        captions[name] = pd.read_parquet(tmp_path / f"{name}.parquet")
+    in_vllm(vllm_python, stage="caption", caption={**settings, "backend": "vllm"}, split=caption_split,
+            out=tmp_path / "vllm.parquet")
+    hf, vllm = captions["hf"], pd.read_parquet(tmp_path / "vllm.parquet")
     assert vllm["image_id"].tolist() == hf["image_id"].tolist()
     assert vllm["generated"].tolist() == hf["generated"].tolist()
     assert hf["generated"].str.len().gt(0).all()
+    assert hf["generated"].tolist() != captions["hf_full_size"]["generated"].tolist()
 
 
 def test_backend_settings_are_checked_before_any_model_loads(runs):
@@ -174,3 +184,22 @@ def test_vllm_backend_without_vllm_says_how_to_install_it(runs):
     with pytest.raises(ConfigError, match=r"pip install 'medvqa\[vllm\]'"):
         run_prediction(runs["root"] / "zero_shot", runs["test"], runs["root"] / "y.parquet", PredictSpec(),
                        generation=GenerationSpec.from_mapping({"backend": "vllm"}))
+
+
+def test_a_completion_is_cut_after_its_first_stop_token_and_scored_by_hand(checkpoint):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    answer = tokenizer("Yes", add_special_tokens=False)["input_ids"]
+    stop = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    ids = [*answer, stop, answer[0]]
+    probs = [0.5] * len(answer) + [0.8, 0.1]
+    completion = SimpleNamespace(token_ids=ids, logprobs=[{t: SimpleNamespace(logprob=math.log(p))}
+                                                          for t, p in zip(ids, probs)])
+    result = answer_of(completion, [stop], tokenizer)
+    assert result["answer_ids"] == [*answer, stop] and result["prediction"] == "Yes"
+    kept = probs[:-1]
+    assert result["answer_prob_product"] == pytest.approx(math.prod(kept))
+    assert result["answer_prob_mean"] == pytest.approx(sum(kept) / len(kept))
+    unstopped = answer_of(completion, [-1], tokenizer)  # no stop token: every token counts
+    assert unstopped["answer_prob_product"] == pytest.approx(math.prod(probs))
