@@ -94,6 +94,8 @@ def engine_kwargs(spec: VlmSftSpec, batch_size: int, lora: bool) -> dict[str, An
     """``vllm.LLM`` arguments for ``spec``'s checkpoint (one image per prompt)."""
     if spec.processor_kwargs:
         raise ConfigError("model.processor_kwargs: not passed on by backend vllm (use min_pixels / max_pixels)")
+    if spec.quantization != "none":  # vLLM would serve the adapter on the unquantised base model
+        raise ConfigError(f"model.quantization: {spec.quantization} is not implemented by backend vllm")
     pixels = {k: v for k, v in (("min_pixels", spec.min_pixels), ("max_pixels", spec.max_pixels)) if v is not None}
     kwargs = dict(
         model=spec.checkpoint, dtype=str(resolve_dtype(spec.dtype)).removeprefix("torch."), max_num_seqs=batch_size,

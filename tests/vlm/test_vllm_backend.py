@@ -32,7 +32,8 @@ from medvqa.spec import ConfigError
 from medvqa.tiny_vlm import TinyVlmSpec, write_tiny_vlm
 from medvqa.train import ModelConfig, TrainPaths, run_training
 from medvqa.training.data import SplitPaths
-from medvqa.vllm_backend import answer_of
+from medvqa.training.model_config import VlmSftSpec
+from medvqa.vllm_backend import answer_of, engine_kwargs
 
 REPO = Path(__file__).resolve().parents[2]
 SIDE = 56
@@ -174,6 +175,8 @@ def test_backend_settings_are_checked_before_any_model_loads(runs):
     with pytest.raises(ConfigError, match="backend"):  # classifier-free generative families decode with hf only
         ModelConfig.from_mapping({"family": "flamingo", "model": {"vision": "a", "lm": "b"},
                                   "generate": {"backend": "vllm"}})
+    with pytest.raises(ConfigError, match="quantization: 4bit"):
+        engine_kwargs(VlmSftSpec.from_mapping({"checkpoint": "x", "quantization": "4bit"}), 4, lora=True)
     with pytest.raises(ConfigError, match="num_beams"):
         run_prediction(runs["root"] / "zero_shot", runs["test"], runs["root"] / "x.parquet", PredictSpec(),
                        generation=GenerationSpec.from_mapping({"backend": "vllm", "num_beams": 2}))
