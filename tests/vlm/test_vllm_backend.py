@@ -2,7 +2,8 @@
 
 vLLM's CPU build runs in a virtualenv of its own (``vllm_venv``); the same stage functions run there
 with ``backend: vllm`` and here with ``backend: hf``, on the same run directories and files. vLLM's
-CPU attention kernels refuse head sizes below 32, so the stand-in has head_dim 64 (hidden 128, 2 heads).
+CPU attention refuses the default stand-ins' head size 16 ("Unsupported CPU attention configuration:
+head_dim=16"), so this one has head size 64 (hidden 128, 2 heads).
 The venv is built on first use (pip: 2.7 GB, ~8 min on the 2-core development machine); without a
 package index the end-to-end tests skip, except under CI=true, where they fail. ``-m "not vllm"``
 leaves them out.
