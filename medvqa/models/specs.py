@@ -35,7 +35,7 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 ATTENTIONS = ("sdpa", "eager", "flash_attention_2")  # attn_implementation of from_pretrained
 PROB_SOURCES = ("auto", "scores", "forward")
 CONFIDENCES = ("product", "mean")
-BACKENDS = ("hf", "vllm")  # hf: Hugging Face generate; vllm: medvqa.vllm_backend (vlm_sft / vlm captions)
+BACKENDS = ("hf", "vllm")  # hf: Hugging Face generate; vllm: medvqa.inference.vllm_backend (vlm_sft / vlm captions)
 TASKS = ("vqa", "caption")  # the dataset tasks (datasets.*.task)
 DEFAULT_VLM_PROMPT = "Describe this medical image."
 
@@ -324,7 +324,7 @@ class CaptionSpec(Spec):
     dtype: str = "auto"  # auto (bfloat16 on CUDA, float32 on CPU) | float32 | bfloat16 | float16
     min_pixels: int | None = None  # vlm, Qwen-VL processors: fewest pixels an image is resized to
     max_pixels: int | None = None  # vlm, Qwen-VL processors: most pixels (caps the image tokens)
-    backend: str = "hf"  # vlm: hf (Hugging Face generate) | vllm (medvqa.vllm_backend: no beams)
+    backend: str = "hf"  # vlm: hf (Hugging Face generate) | vllm (medvqa.inference.vllm_backend: no beams)
 
     def validate(self, where: str) -> None:
         check_choice(where, "kind", self.kind, CAPTION_KIND_NAMES)

@@ -25,17 +25,16 @@ from vlm.vlm_fixture import ANSWERS, QUESTIONS
 from vlm.vllm_venv import ensure_vllm_venv
 
 from builders import vqa_rows
-from medvqa.caption import CaptionSpec, run_captioning
 from medvqa.data.answers import write_answers
 from medvqa.data.images import build_image_cache
-from medvqa.generation import GenerationSpec
-from medvqa.predict import PredictSpec, run_prediction
+from medvqa.demo.tiny_vlm import TinyVlmSpec, write_tiny_vlm
+from medvqa.inference.caption import CaptionSpec, run_captioning
+from medvqa.inference.predict import PredictSpec, run_prediction
+from medvqa.inference.vllm_backend import answer_of, engine_kwargs
+from medvqa.models.batch import SplitPaths
+from medvqa.models.specs import GenerationSpec, VlmSftSpec
 from medvqa.spec import ConfigError
-from medvqa.tiny_vlm import TinyVlmSpec, write_tiny_vlm
-from medvqa.train import ModelConfig, TrainPaths, run_training
-from medvqa.training.data import SplitPaths
-from medvqa.training.model_config import VlmSftSpec
-from medvqa.vllm_backend import answer_of, engine_kwargs
+from medvqa.training.train import ModelConfig, TrainPaths, run_training
 
 REPO = Path(__file__).resolve().parents[2]
 SIDE = 56
@@ -43,10 +42,10 @@ GENERATE = {"max_new_tokens": 6, "batch_size": 4, "num_samples": 2, "temperature
 # Runs in the vLLM venv: one stage call with the arguments in argv[1] (JSON).
 JOB = """
 import json, sys
-from medvqa.caption import CaptionSpec, run_captioning
-from medvqa.generation import GenerationSpec
-from medvqa.predict import PredictSpec, run_prediction
-from medvqa.training.data import SplitPaths
+from medvqa.inference.caption import CaptionSpec, run_captioning
+from medvqa.inference.predict import PredictSpec, run_prediction
+from medvqa.models.batch import SplitPaths
+from medvqa.models.specs import GenerationSpec
 job = json.loads(sys.argv[1])
 if job["stage"] == "predict":
     split = SplitPaths(*job["split"])

