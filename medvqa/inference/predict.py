@@ -51,7 +51,12 @@ def predict_split(
     model_dir: str | Path, split: SplitPaths, spec: PredictSpec, generation: GenerationSpec | None = None
 ) -> tuple[pd.DataFrame, np.ndarray | None]:
     """Predictions of the run's best checkpoint for every question of ``split``, in file order,
-    and the attention maps (n, h, w) when the family has them (else None)."""
+    and the attention maps (n, h, w) when the family has them (else None). ``generation.backend``
+    vllm: vLLM answers instead (``medvqa.inference.vllm_backend``; ``spec``'s device and precision are vLLM's)."""
+    if generation is not None and generation.backend == "vllm":
+        from medvqa.inference import vllm_backend  # the optional vllm package is imported only there
+
+        return vllm_backend.predict_split(model_dir, family_of("vlm_sft").dataset(split, ()), generation)
     model, state = load_checkpoint(model_dir)
     family, answers = family_of(model.family), state["answers"]
     device = resolve_device(spec.device)

@@ -35,6 +35,7 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 ATTENTIONS = ("sdpa", "eager", "flash_attention_2")  # attn_implementation of from_pretrained
 PROB_SOURCES = ("auto", "scores", "forward")
 CONFIDENCES = ("product", "mean")
+BACKENDS = ("hf", "vllm")  # hf: Hugging Face generate; vllm: medvqa.inference.vllm_backend (vlm_sft / vlm captions)
 TASKS = ("vqa", "caption")  # the dataset tasks (datasets.*.task)
 DEFAULT_VLM_PROMPT = "Describe this medical image."
 
@@ -186,7 +187,7 @@ class VlmSftSpec(ModelSpec):
     TOKEN_KIND: ClassVar[str | None] = None
     GENERATION_KEYS: ClassVar[tuple[str, ...] | None] = (
         "batch_size", "max_new_tokens", "num_beams", "do_sample", "num_samples", "temperature", "top_p", "top_k",
-        "repetition_penalty", "use_cache", "confidence", "answer_prob_from",
+        "repetition_penalty", "use_cache", "confidence", "answer_prob_from", "backend",
     )
 
     checkpoint: str  # hub id (Qwen/Qwen2-VL-2B-Instruct) or a save_pretrained directory
@@ -263,6 +264,7 @@ class GenerationSpec(Spec):
     use_cache: bool = True  # KV-cache; false re-runs the whole prefix every step (O(T^2))
     confidence: str = "product"  # product | mean: which answer probability is the confidence column
     answer_prob_from: str = "auto"  # auto | scores | forward (auto: scores unless beam search; vlm_sft)
+    backend: str = "hf"  # hf | vllm (vlm_sft; vllm: no beams, no forward pass; needs the vllm package)
 
     def validate(self, where: str) -> None:
         for key in ("batch_size", "max_new_tokens", "num_beams"):
@@ -273,6 +275,7 @@ class GenerationSpec(Spec):
         check_range(where, "top_k", self.top_k, 0)
         check_choice(where, "confidence", self.confidence, CONFIDENCES)
         check_choice(where, "answer_prob_from", self.answer_prob_from, PROB_SOURCES)
+        check_choice(where, "backend", self.backend, BACKENDS)
         if self.answer_prob_from == "scores" and self.num_beams > 1:
             raise ConfigError(f"{where}: answer_prob_from=scores needs num_beams=1 (beam logits are per beam)")
 
@@ -291,9 +294,9 @@ CAPTION_KIND_NAMES = ("blip", "flamingo", "vlm")  # keys of medvqa.inference.cap
 # CaptionSpec settings a kind's captioner does not implement: each must keep its default.
 # (flamingo decodes greedily from its own model.prompt.)
 CAPTION_UNSUPPORTED = {
-    "blip": ("system_prompt", "min_pixels", "max_pixels"),
+    "blip": ("system_prompt", "min_pixels", "max_pixels", "backend"),
     "flamingo": ("prompt", "system_prompt", "min_pixels", "max_pixels", "num_beams", "do_sample", "temperature",
-                 "top_p", "top_k", "repetition_penalty"),
+                 "top_p", "top_k", "repetition_penalty", "backend"),
     "vlm": (),
 }
 
@@ -321,9 +324,11 @@ class CaptionSpec(Spec):
     dtype: str = "auto"  # auto (bfloat16 on CUDA, float32 on CPU) | float32 | bfloat16 | float16
     min_pixels: int | None = None  # vlm, Qwen-VL processors: fewest pixels an image is resized to
     max_pixels: int | None = None  # vlm, Qwen-VL processors: most pixels (caps the image tokens)
+    backend: str = "hf"  # vlm: hf (Hugging Face generate) | vllm (medvqa.inference.vllm_backend: no beams)
 
     def validate(self, where: str) -> None:
         check_choice(where, "kind", self.kind, CAPTION_KIND_NAMES)
+        check_choice(where, "backend", self.backend, BACKENDS)
         check_choice(where, "dtype", self.dtype, DTYPES)
         for key in ("batch_size", "chunk_size", "max_new_tokens", "num_beams"):
             check_range(where, key, getattr(self, key), 1)
