@@ -22,7 +22,7 @@
 
 from snakemake.utils import min_version, validate
 
-from medvqa.workflow_config import check_config_files
+from medvqa.workflow_config import check_config, check_config_files, expand_experiments
 
 min_version("9.0")
 
@@ -40,16 +40,15 @@ if not workflow.config_settings.configfiles:
 
 
 validate(config, "rules/config.schema.yaml")
+# Grid experiments become plain ones over derived dataset views; then the cross-key checks.
+expand_experiments(config)
+check_config(config)
 
 
 report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
-include: "rules/report_common.smk"
-include: "rules/model_common.smk"
-include: "rules/caption_common.smk"
-include: "rules/leakage_common.smk"
 include: "rules/data.smk"
 include: "rules/baselines.smk"
 include: "rules/pretrained.smk"
@@ -63,28 +62,28 @@ include: "rules/leakage.smk"
 
 rule all:
     input:
-        data_targets(),
-        evaluate_targets(),
-        figure_targets(),
-        leakage_targets(),
+        targets.data_targets(config),
+        targets.evaluate_targets(config),
+        targets.figure_targets(config),
+        targets.leakage_targets(config),
 
 
 rule data:
     input:
-        data_targets(),
+        targets.data_targets(config),
 
 
 rule captions:
     input:
-        caption_targets(),
+        targets.caption_targets(config),
 
 
 rule evaluate:
     input:
-        evaluate_targets(),
+        targets.evaluate_targets(config),
 
 
 rule figures:
     input:
-        figure_targets(),
-        leakage_targets(),
+        targets.figure_targets(config),
+        targets.leakage_targets(config),

@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from medvqa.data.schema import split_task
 from medvqa.families import ModelConfig
+from medvqa import paths
 from medvqa.io import cli_description, file_stamp, read_json, setup_logging
 from medvqa.models import BuiltModel, DataInfo, family_of
 from medvqa.spec import ConfigError
@@ -42,6 +42,7 @@ from medvqa.training import checkpoint, distributed
 from medvqa.training.data import SplitPaths
 from medvqa.training.engine import TrainData, TrainSpec, fresh_state, history_columns, train
 from medvqa.training.seed import seed_everything
+from medvqa.workflow_config import load_workflow_config
 
 log = logging.getLogger(__name__)
 
@@ -160,18 +161,9 @@ def _run(config: ModelConfig, paths: TrainPaths, out_dir: str | Path, seed: int,
 
 
 def paths_from_config(config: Mapping[str, Any], dataset: str, model: str, results: str | Path) -> TrainPaths:
-    """The train/val inputs of ``model`` on ``dataset`` in the workflow's path grammar."""
-    tokenizer = config["models"][model].get("tokenizer")
-    size = config["datasets"][dataset]["image_size"]
-    root = Path(results) / "data" / dataset
-    words = tokenizer is not None and config["tokenizers"][tokenizer]["kind"] == "words"
-    vqa = config["datasets"][dataset].get("task", "vqa") == "vqa"
-    return TrainPaths(
-        SplitPaths.from_grammar(results, dataset, "train", size, tokenizer),
-        SplitPaths.from_grammar(results, dataset, "val", size, tokenizer),
-        root / "answers.json" if vqa else None,
-        root / "tokens" / f"{tokenizer}.vocab.json" if words else None,
-    )
+    """The train/val inputs of ``model`` on ``dataset`` in the workflow's path grammar (``medvqa.paths``:
+    a derived view reads its base's image caches)."""
+    return TrainPaths.from_inputs(paths.train_inputs(config, dataset, model, str(results)))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -200,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
         setup_logging(None, logging.WARNING)
     else:
         setup_logging(args.log)
-    config = None if args.entry else yaml.safe_load(Path(args.config).read_text())
+    config = None if args.entry else load_workflow_config(args.config)
     entry = json.loads(args.entry) if args.entry else config["models"][args.model]
     if args.device:
         entry = {**entry, "train": {**entry.get("train", {}), "device": args.device}}
@@ -208,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
         paths = TrainPaths.from_inputs(json.loads(args.inputs))
     else:
         paths = paths_from_config(config, args.dataset, args.model, args.results)
-    out = args.out or Path(args.results) / "models" / args.dataset / args.model / str(args.seed)
+    out = args.out or paths.run_dir(args.dataset, args.model, args.seed, args.results)
     run_training(ModelConfig.from_mapping(entry, f"models.{args.model or 'entry'}"), paths, out, args.seed,
                  args.threads)
 

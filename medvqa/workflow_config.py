@@ -26,6 +26,7 @@ from medvqa.data.sources import source_spec
 from medvqa.data.tokens import TokenizerSpec
 from medvqa.evaluate.score import ScoreSpec
 from medvqa.families import ModelConfig
+from medvqa.paths import image_dataset, model_dataset, source_dataset  # noqa: F401 (the rules import them here)
 from medvqa.report.published import parse_entries
 from medvqa.report.spec import FigureSpec
 from medvqa.spec import ConfigError
@@ -248,21 +249,6 @@ def clean_views(config: Mapping[str, Any], names: Any) -> dict[str, str]:
             if datasets[n].get("filters", {}).get("leakage") == "drop" and key(n) in originals}
 
 
-def image_dataset(config: Mapping[str, Any], dataset: str) -> str:
-    """The dataset view whose image caches hold this view's images (see ``expand_experiments``)."""
-    return config["datasets"][dataset].get("images_from", dataset)
-
-
-def model_dataset(config: Mapping[str, Any], dataset: str) -> str:
-    """The dataset view whose training runs score this view (a clean view: its twin's)."""
-    return config["datasets"][dataset].get("models_from", dataset)
-
-
-def source_dataset(config: Mapping[str, Any], dataset: str) -> str:
-    """The dataset whose imported source files a (possibly derived) dataset view filters."""
-    return config["datasets"][dataset].get("derived_from", dataset)
-
-
 def main(argv: list[str] | None = None) -> None:
     import argparse
     import sys
@@ -273,15 +259,23 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("configfiles", nargs="+", help="YAML config files, e.g. config.yaml configs/grid.yaml")
     args = parser.parse_args(argv)
-    config: dict[str, Any] = {}
     try:
-        for path in args.configfiles:
-            config = _merged(config, load_config_file(path))
-        expand_experiments(config)
-        check_config(config)
+        check_config(load_workflow_config(*args.configfiles))
     except ConfigError as exc:
         sys.exit(f"ConfigError: {exc}")
     print(f"{', '.join(args.configfiles)}: OK")
+
+
+def load_workflow_config(*paths: str | Path) -> dict[str, Any]:
+    """Config files layered left to right (as Snakemake's --configfile does), read strictly, with grid
+    experiments expanded into derived dataset views: the config the rules see, so that ``python -m
+    medvqa...`` entry points find a view's files where the workflow writes them (``medvqa.paths``)."""
+    config: dict[str, Any] = {}
+    for path in paths:
+        config = _merged(config, load_config_file(path))
+    if "experiments" in config:
+        expand_experiments(config)
+    return config
 
 
 def _merged(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:

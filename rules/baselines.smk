@@ -5,7 +5,7 @@
 #   results/predictions/{dataset}/baseline-{majority,question-only}/0/{split}.parquet
 #   results/captions/{dataset}/baseline-{frequent,nearest}-caption/0/{split}.parquet
 #
-# Input functions: rules/report_common.smk (baseline_names, baseline_image_inputs).
+# Input functions: rules/common.smk (baseline_names, baseline_image_inputs).
 
 
 rule vqa_baseline:

@@ -5,7 +5,7 @@
 #   results/metrics/{dataset}/{model}/{split}.seeds.json    mean ± std of every metric over seeds
 #   results/metrics/{dataset}/mcnemar.{split}.{json,csv}    every pair of models, same questions
 #
-# Input functions: rules/report_common.smk.
+# Input functions: rules/common.smk.
 
 
 rule score_vqa:
@@ -28,7 +28,7 @@ rule score_vqa:
         mem_mb=4000,
         runtime=30,
     params:
-        spec=score_params(),
+        spec=score_params,
         model_run=score_run,
     script:
         "../workflow_scripts/score_vqa.py"
@@ -54,7 +54,7 @@ rule score_captions:
         mem_mb=4000,
         runtime=60,
     params:
-        spec=score_params(),
+        spec=score_params,
         model_run=score_run,
     script:
         "../workflow_scripts/score_captions.py"

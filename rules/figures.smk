@@ -13,7 +13,7 @@
 #
 # The comparison bars and the results table hold the baselines (rules/baselines.smk) as rows too.
 #
-# Input functions: rules/report_common.smk.
+# Input functions: rules/common.smk.
 
 
 rule training_curves:
@@ -41,7 +41,7 @@ rule training_curves:
         runtime=10,
     params:
         seeds=run_seeds,
-        spec=figure_params(),
+        spec=figure_params,
         title="{model} on {dataset}: training curves",
     script:
         "../workflow_scripts/training_curves.py"
@@ -73,7 +73,7 @@ rule reliability_diagram:
         mem_mb=2000,
         runtime=10,
     params:
-        spec=figure_params(),
+        spec=figure_params,
         title="{model} on {dataset}/{split}, seed {seed}: reliability",
     script:
         "../workflow_scripts/reliability_diagram.py"
@@ -102,7 +102,7 @@ rule comparison_bars:
         runtime=10,
     params:
         runs=table_runs,
-        spec=figure_params(),
+        spec=figure_params,
         title="{dataset}/{split}: model comparison",
     script:
         "../workflow_scripts/comparison_bars.py"
@@ -135,7 +135,7 @@ rule caption_gallery:
         mem_mb=2000,
         runtime=10,
     params:
-        spec=figure_params(),
+        spec=figure_params,
         title="{model} on {dataset}/{split}, seed {seed}: generated captions",
     script:
         "../workflow_scripts/caption_gallery.py"
@@ -171,7 +171,7 @@ rule attention_maps:
         mem_mb=2000,
         runtime=10,
     params:
-        spec=figure_params(),
+        spec=figure_params,
         title="{model} on {dataset}/{split}, seed {seed}: question-guided attention",
     script:
         "../workflow_scripts/attention_maps.py"

@@ -1,5 +1,5 @@
 # Leakage section of the report (CPU only): the data stage's duplicate-image audit, and clean
-# views beside their originals. Input functions: rules/leakage_common.smk.
+# views beside their originals. Input functions: rules/common.smk.
 #   results/figures/{dataset}/leakage.{png,pdf}                         example duplicate pairs
 #   results/tables/{dataset}/leakage.{csv,md,tex,html}                  pairs per split pair
 #   results/tables/{clean}/clean_vs_original.{split}.{csv,md,tex,html}  clean vs original scores
@@ -31,7 +31,7 @@ rule leakage_figure:
         mem_mb=2000,
         runtime=10,
     params:
-        spec=figure_params(),
+        spec=figure_params,
         title="{dataset}: duplicate images (examples)",
     script:
         "../workflow_scripts/leakage_figure.py"
