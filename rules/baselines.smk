@@ -17,6 +17,8 @@ rule vqa_baseline:
         "results/predictions/{dataset}/{model}/0/{split}.parquet",
     log:
         "logs/predictions/{dataset}/{model}/0/{split}.log",
+    benchmark:
+        "benchmarks/predictions/{dataset}/{model}/0/{split}.tsv"
     wildcard_constraints:
         dataset=task_datasets("vqa"),
         model=baseline_names("vqa"),
@@ -41,6 +43,8 @@ rule caption_baseline:
         "results/captions/{dataset}/{model}/0/{split}.parquet",
     log:
         "logs/captions/{dataset}/{model}/0/{split}.log",
+    benchmark:
+        "benchmarks/captions/{dataset}/{model}/0/{split}.tsv"
     wildcard_constraints:
         dataset=task_datasets("caption"),
         model="baseline-frequent-caption",
@@ -66,6 +70,8 @@ rule nearest_caption_baseline:
         "results/captions/{dataset}/{model}/0/{split}.parquet",
     log:
         "logs/captions/{dataset}/{model}/0/{split}.log",
+    benchmark:
+        "benchmarks/captions/{dataset}/{model}/0/{split}.tsv"
     wildcard_constraints:
         dataset=task_datasets("caption"),
         model="baseline-nearest-caption",

@@ -12,6 +12,8 @@ rule import_dataset:
         meta="results/data/{dataset}/source/meta.json",
     log:
         "logs/data/{dataset}/import.log",
+    benchmark:
+        "benchmarks/data/{dataset}/import.tsv"
     conda:
         "../envs/data.yaml"
     threads: 1
@@ -33,6 +35,8 @@ rule leakage_audit:
         pairs="results/data/{dataset}/leakage_pairs.csv",
     log:
         "logs/data/{dataset}/leakage.log",
+    benchmark:
+        "benchmarks/data/{dataset}/leakage.tsv"
     conda:
         "../envs/data.yaml"
     threads: 1
@@ -54,6 +58,8 @@ rule filter_split:
         "results/data/{dataset}/{split}.parquet",
     log:
         "logs/data/{dataset}/filter.{split}.log",
+    benchmark:
+        "benchmarks/data/{dataset}/filter.{split}.tsv"
     conda:
         "../envs/data.yaml"
     threads: 1
@@ -74,6 +80,8 @@ rule answers:
         "results/data/{dataset}/answers.json",
     log:
         "logs/data/{dataset}/answers.log",
+    benchmark:
+        "benchmarks/data/{dataset}/answers.tsv"
     conda:
         "../envs/data.yaml"
     threads: 1
@@ -93,6 +101,8 @@ rule image_cache:
         ids="results/data/{dataset}/images_{size}.{split}.ids.json",
     log:
         "logs/data/{dataset}/images_{size}.{split}.log",
+    benchmark:
+        "benchmarks/data/{dataset}/images_{size}.{split}.tsv"
     conda:
         "../envs/data.yaml"
     threads: 4
@@ -111,6 +121,8 @@ rule word_vocab:
         "results/data/{dataset}/tokens/{tokenizer}.vocab.json",
     log:
         "logs/data/{dataset}/tokens/{tokenizer}.vocab.log",
+    benchmark:
+        "benchmarks/data/{dataset}/tokens/{tokenizer}.vocab.tsv"
     conda:
         "../envs/data.yaml"
     threads: 1
@@ -131,6 +143,8 @@ rule tokenize_split:
         "results/data/{dataset}/tokens/{tokenizer}.{split}.parquet",
     log:
         "logs/data/{dataset}/tokens/{tokenizer}.{split}.log",
+    benchmark:
+        "benchmarks/data/{dataset}/tokens/{tokenizer}.{split}.tsv"
     conda:
         "../envs/data.yaml"
     threads: 1
@@ -155,6 +169,8 @@ rule summary:
         "results/data/{dataset}/summary.json",
     log:
         "logs/data/{dataset}/summary.log",
+    benchmark:
+        "benchmarks/data/{dataset}/summary.tsv"
     conda:
         "../envs/data.yaml"
     threads: 1

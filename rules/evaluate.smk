@@ -17,6 +17,8 @@ rule score_vqa:
         "results/metrics/{dataset}/{model}/{seed}/{split}.json",
     log:
         "logs/metrics/{dataset}/{model}/{seed}/{split}.log",
+    benchmark:
+        "benchmarks/metrics/{dataset}/{model}/{seed}/{split}.tsv"
     wildcard_constraints:
         dataset=task_datasets("vqa"),
         model=model_names(),
@@ -43,6 +45,8 @@ rule score_captions:
         "results/metrics/{dataset}/{model}/{seed}/{split}.json",
     log:
         "logs/metrics/{dataset}/{model}/{seed}/{split}.log",
+    benchmark:
+        "benchmarks/metrics/{dataset}/{model}/{seed}/{split}.tsv"
     wildcard_constraints:
         dataset=task_datasets("caption"),
         model=model_names(),
@@ -68,6 +72,8 @@ rule aggregate_seeds:
         "results/metrics/{dataset}/{model}/{split}.seeds.json",
     log:
         "logs/metrics/{dataset}/{model}/{split}.seeds.log",
+    benchmark:
+        "benchmarks/metrics/{dataset}/{model}/{split}.seeds.tsv"
     wildcard_constraints:
         model=model_names(),
     conda:
@@ -98,6 +104,8 @@ rule compare_models:
         ),
     log:
         "logs/metrics/{dataset}/mcnemar.{split}.log",
+    benchmark:
+        "benchmarks/metrics/{dataset}/mcnemar.{split}.tsv"
     wildcard_constraints:
         dataset=task_datasets("vqa"),
     conda:

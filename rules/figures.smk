@@ -31,6 +31,8 @@ rule training_curves:
         pdf="results/figures/{dataset}/{model}/curves.pdf",
     log:
         "logs/figures/{dataset}/{model}/curves.log",
+    benchmark:
+        "benchmarks/figures/{dataset}/{model}/curves.tsv"
     wildcard_constraints:
         model=model_names(),
     conda:
@@ -62,6 +64,8 @@ rule reliability_diagram:
         pdf="results/figures/{dataset}/{model}/{seed}/reliability.{split}.pdf",
     log:
         "logs/figures/{dataset}/{model}/{seed}/reliability.{split}.log",
+    benchmark:
+        "benchmarks/figures/{dataset}/{model}/{seed}/reliability.{split}.tsv"
     wildcard_constraints:
         dataset=task_datasets("vqa"),
         model=model_names(),
@@ -94,6 +98,8 @@ rule comparison_bars:
         pdf="results/figures/{dataset}/comparison.{split}.pdf",
     log:
         "logs/figures/{dataset}/comparison.{split}.log",
+    benchmark:
+        "benchmarks/figures/{dataset}/comparison.{split}.tsv"
     conda:
         "../envs/evaluate.yaml"
     threads: 1
@@ -124,6 +130,8 @@ rule caption_gallery:
         pdf="results/figures/{dataset}/{model}/{seed}/gallery.{split}.pdf",
     log:
         "logs/figures/{dataset}/{model}/{seed}/gallery.{split}.log",
+    benchmark:
+        "benchmarks/figures/{dataset}/{model}/{seed}/gallery.{split}.tsv"
     wildcard_constraints:
         dataset=task_datasets("caption"),
         model=model_names(),
@@ -160,6 +168,8 @@ rule attention_maps:
         pdf="results/figures/{dataset}/{model}/{seed}/attention.{split}.pdf",
     log:
         "logs/figures/{dataset}/{model}/{seed}/attention.{split}.log",
+    benchmark:
+        "benchmarks/figures/{dataset}/{model}/{seed}/attention.{split}.tsv"
     wildcard_constraints:
         dataset=task_datasets("vqa"),
         model=model_names(),
@@ -194,6 +204,8 @@ rule results_table:
         ),
     log:
         "logs/tables/{dataset}/results.{split}.log",
+    benchmark:
+        "benchmarks/tables/{dataset}/results.{split}.tsv"
     conda:
         "../envs/evaluate.yaml"
     threads: 1
@@ -223,6 +235,8 @@ rule published_table:
         ),
     log:
         "logs/tables/{dataset}/published.{split}.log",
+    benchmark:
+        "benchmarks/tables/{dataset}/published.{split}.tsv"
     conda:
         "../envs/evaluate.yaml"
     threads: 1
@@ -252,6 +266,8 @@ rule mcnemar_table:
         ),
     log:
         "logs/tables/{dataset}/mcnemar.{split}.log",
+    benchmark:
+        "benchmarks/tables/{dataset}/mcnemar.{split}.tsv"
     wildcard_constraints:
         dataset=task_datasets("vqa"),
     conda:

@@ -22,6 +22,8 @@ rule leakage_figure:
         pdf="results/figures/{dataset}/leakage.pdf",
     log:
         "logs/figures/{dataset}/leakage.log",
+    benchmark:
+        "benchmarks/figures/{dataset}/leakage.tsv"
     wildcard_constraints:
         dataset=audited_datasets(),
     conda:
@@ -54,6 +56,8 @@ rule leakage_table:
         ),
     log:
         "logs/tables/{dataset}/leakage.log",
+    benchmark:
+        "benchmarks/tables/{dataset}/leakage.tsv"
     wildcard_constraints:
         dataset=audited_datasets(),
     conda:
@@ -85,6 +89,8 @@ rule clean_table:
         ),
     log:
         "logs/tables/{dataset}/clean_vs_original.{split}.log",
+    benchmark:
+        "benchmarks/tables/{dataset}/clean_vs_original.{split}.tsv"
     wildcard_constraints:
         dataset=clean_view_names(),
     conda:

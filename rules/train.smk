@@ -3,6 +3,9 @@
 #   (+ resume/, deliberately not an output: it survives a killed job so the re-run resumes;
 #    + adapter/ for vlm_sft LoRA runs: the best adapter in PEFT's own format)
 # Zero-shot entries (model.finetune: false) train nothing: state.json + an empty history.csv.
+# Model jobs (train, predict, caption) take one thread: the demo's tiny models ran faster on one
+# than on two, and two jobs then run side by side on two cores. Give a big CPU-only model more
+# with --set-threads train=N (a GPU job needs few CPU threads).
 
 
 rule train:
@@ -15,12 +18,14 @@ rule train:
         history="results/models/{dataset}/{model}/{seed}/history.csv",
     log:
         "logs/models/{dataset}/{model}/{seed}/train.log",
+    benchmark:
+        "benchmarks/models/{dataset}/{model}/{seed}/train.tsv"
     wildcard_constraints:
         model=models_of(CLASSIFIER_FAMILIES + GENERATIVE_FAMILIES, zero_shot=False, multi_gpu=False),
         seed=SEED_PATTERN,
     conda:
         "../envs/train.yaml"
-    threads: 2
+    threads: 1
     resources:
         gpu=1,
         mem_mb=family_mem_mb,
@@ -41,6 +46,8 @@ rule zero_shot:
         history="results/models/{dataset}/{model}/{seed}/history.csv",
     log:
         "logs/models/{dataset}/{model}/{seed}/train.log",
+    benchmark:
+        "benchmarks/models/{dataset}/{model}/{seed}/train.tsv"
     wildcard_constraints:
         model=models_of(GENERATIVE_FAMILIES, zero_shot=True),
         seed=SEED_PATTERN,
@@ -70,6 +77,8 @@ rule train_ddp:
         history="results/models/{dataset}/{model}/{seed}/history.csv",
     log:
         "logs/models/{dataset}/{model}/{seed}/train.log",
+    benchmark:
+        "benchmarks/models/{dataset}/{model}/{seed}/train.tsv"
     wildcard_constraints:
         model=models_of(CLASSIFIER_FAMILIES + GENERATIVE_FAMILIES, zero_shot=False, multi_gpu=True),
         seed=SEED_PATTERN,
