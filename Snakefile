@@ -1,6 +1,7 @@
 # medvqa: medical VQA and captioning, from download to paper figures.
 #
-# results/ path grammar (logs/ mirrors it):
+# results/ path grammar (logs/ and benchmarks/ mirror it; medvqa/paths.py builds every name, derived
+# views included; medvqa/targets.py lists the targets below):
 #   results/data/{dataset}/source/{split}.parquet     validated source rows (before filters)
 #   results/data/{dataset}/{split}.parquet            unified rows after filters
 #   results/data/{dataset}/rejected.csv               bad rows dropped with on_bad_sample: skip
