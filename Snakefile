@@ -1,7 +1,7 @@
 # medvqa: medical VQA and captioning, from download to paper figures.
 #
 # results/ path grammar (logs/ and benchmarks/ mirror it). The rules' output patterns spell it out;
-# medvqa/paths.py builds every input path and target from it (derived views included), for the rules
+# medvqa/paths.py builds the input functions' paths and the targets (derived views included), for the rules
 # and for python -m medvqa.train / medvqa.predict; medvqa/targets.py lists the targets below:
 #   results/data/{dataset}/source/{split}.parquet     validated source rows (before filters)
 #   results/data/{dataset}/{split}.parquet            unified rows after filters
