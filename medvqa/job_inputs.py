@@ -115,7 +115,8 @@ def _run(config: Config, w: Wildcards) -> str:
 def predict_inputs(config: Config, w: Wildcards) -> dict:
     """The run's state (+ best weights unless zero-shot), the split's files, the pretrained checkpoints."""
     entry, run = config["models"][w["model"]], _run(config, w)
-    inputs = {"state": f"{run}/state.json", **paths.split_inputs(config, w["dataset"], w["split"], entry.get("tokenizer"))}
+    split = paths.split_inputs(config, w["dataset"], w["split"], entry.get("tokenizer"))
+    inputs = {"state": f"{run}/state.json", **split}
     if not targets.is_zero_shot(entry):
         inputs["weights"] = f"{run}/best.safetensors"
     return _with_pretrained(config, w, inputs)
