@@ -1,6 +1,8 @@
 # medvqa: medical VQA and captioning, from download to paper figures.
 #
-# results/ path grammar (logs/ mirrors it):
+# results/ path grammar (logs/ and benchmarks/ mirror it). The rules' output patterns spell it out;
+# medvqa/paths.py builds the input functions' paths and the targets (derived views included), for the rules
+# and for python -m medvqa.train / medvqa.predict; medvqa/targets.py lists the targets below:
 #   results/data/{dataset}/source/{split}.parquet     validated source rows (before filters)
 #   results/data/{dataset}/{split}.parquet            unified rows after filters
 #   results/data/{dataset}/rejected.csv               bad rows dropped with on_bad_sample: skip
@@ -22,7 +24,7 @@
 
 from snakemake.utils import min_version
 
-from medvqa.workflow_config import check_config_files, check_structure
+from medvqa.workflow_config import check_config, check_config_files, check_structure, expand_experiments
 
 min_version("9.0")
 
@@ -39,19 +41,17 @@ if not workflow.config_settings.configfiles:
     configfile: "config.yaml"
 
 
-# Structure and types of the sections (one line naming the key on error); every value rule is checked
-# by the specs in rules/common.smk (medvqa.workflow_config.check_config).
+# Structure and types of the sections (one line naming the key on error); then grid experiments become
+# plain ones over derived dataset views, and every entry's specs and cross-key rules are checked.
 check_structure(config, workflow.source_path("rules/config.schema.yaml"))
+expand_experiments(config)
+check_config(config)
 
 
 report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
-include: "rules/report_common.smk"
-include: "rules/model_common.smk"
-include: "rules/caption_common.smk"
-include: "rules/leakage_common.smk"
 include: "rules/data.smk"
 include: "rules/baselines.smk"
 include: "rules/pretrained.smk"
@@ -65,28 +65,28 @@ include: "rules/leakage.smk"
 
 rule all:
     input:
-        data_targets(),
-        evaluate_targets(),
-        figure_targets(),
-        leakage_targets(),
+        targets.data_targets(config),
+        targets.evaluate_targets(config),
+        targets.figure_targets(config),
+        targets.leakage_targets(config),
 
 
 rule data:
     input:
-        data_targets(),
+        targets.data_targets(config),
 
 
 rule captions:
     input:
-        caption_targets(),
+        targets.caption_targets(config),
 
 
 rule evaluate:
     input:
-        evaluate_targets(),
+        targets.evaluate_targets(config),
 
 
 rule figures:
     input:
-        figure_targets(),
-        leakage_targets(),
+        targets.figure_targets(config),
+        targets.leakage_targets(config),

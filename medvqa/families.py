@@ -1,6 +1,6 @@
 """Every workflow fact about each model family, in one torch-free table, and one models: entry.
 
-The rules (``rules/model_common.smk``, ``caption_common.smk``, ``report_common.smk``), the
+The rules (``rules/common.smk``, ``medvqa.targets``, ``medvqa.job_inputs``), the
 start-up config check (``medvqa.workflow_config``) and the tests read ``FAMILIES``; nothing
 here imports torch, so the workflow loads in a second. ``medvqa.models.registry.MODEL_FAMILIES``
 holds the torch side (builders, forward, loss) under the same keys, and a test keeps the two in step.

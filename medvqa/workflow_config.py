@@ -34,6 +34,7 @@ from medvqa.data.tokens import TokenizerSpec
 from medvqa.evaluate.spec import ScoreSpec
 from medvqa.families import ModelConfig
 from medvqa.models.specs import PredictSpec
+from medvqa.paths import source_dataset
 from medvqa.report.published import parse_entries
 from medvqa.report.spec import ReportSpec
 from medvqa.spec import ConfigError, Spec, check_choice, check_range
@@ -317,21 +318,6 @@ def clean_views(config: Mapping[str, Any], names: Any) -> dict[str, str]:
             if datasets[n].get("filters", {}).get("leakage") == "drop" and key(n) in originals}
 
 
-def image_dataset(config: Mapping[str, Any], dataset: str) -> str:
-    """The dataset view whose image caches hold this view's images (see ``expand_experiments``)."""
-    return config["datasets"][dataset].get("images_from", dataset)
-
-
-def model_dataset(config: Mapping[str, Any], dataset: str) -> str:
-    """The dataset view whose training runs score this view (a clean view: its twin's)."""
-    return config["datasets"][dataset].get("models_from", dataset)
-
-
-def source_dataset(config: Mapping[str, Any], dataset: str) -> str:
-    """The dataset whose imported source files a (possibly derived) dataset view filters."""
-    return config["datasets"][dataset].get("derived_from", dataset)
-
-
 def main(argv: list[str] | None = None) -> None:
     import argparse
     import sys
@@ -343,16 +329,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("configfiles", nargs="+", help="YAML config files, e.g. config.yaml configs/grid.yaml")
     parser.add_argument("--schema", default=str(SCHEMA), help="the workflow's structural schema (default: %(default)s)")
     args = parser.parse_args(argv)
-    config: dict[str, Any] = {}
     try:
-        for path in args.configfiles:
-            config = _merged(config, load_config_file(path))
-        check_structure(config, args.schema)
-        expand_experiments(config)
-        check_config(config)
+        check_config(load_workflow_config(*args.configfiles, schema=args.schema))
     except ConfigError as exc:
         sys.exit(f"ConfigError: {exc}")
     print(f"{', '.join(args.configfiles)}: OK")
+
+
+def load_workflow_config(*paths: str | Path, schema: str | Path = SCHEMA) -> dict[str, Any]:
+    """Config files layered left to right (as Snakemake's --configfile does), read strictly, checked
+    against the structural schema (its defaults filled in) and with grid experiments expanded into
+    derived dataset views: the config the rules see, so that ``python -m medvqa...`` entry points find
+    a view's files where the workflow writes them (``medvqa.paths``)."""
+    config: dict[str, Any] = {}
+    for path in paths:
+        config = _merged(config, load_config_file(path))
+    check_structure(config, schema)
+    expand_experiments(config)
+    return config
 
 
 def _merged(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:

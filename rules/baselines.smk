@@ -5,7 +5,7 @@
 #   results/predictions/{dataset}/baseline-{majority,question-only}/0/{split}.parquet
 #   results/captions/{dataset}/baseline-{frequent,nearest}-caption/0/{split}.parquet
 #
-# Input functions: rules/report_common.smk (baseline_names, baseline_image_inputs).
+# Input functions: rules/common.smk (baseline_names, baseline_image_inputs).
 
 
 rule vqa_baseline:
@@ -17,6 +17,8 @@ rule vqa_baseline:
         "results/predictions/{dataset}/{model}/0/{split}.parquet",
     log:
         "logs/predictions/{dataset}/{model}/0/{split}.log",
+    benchmark:
+        "benchmarks/predictions/{dataset}/{model}/0/{split}.tsv"
     wildcard_constraints:
         dataset=task_datasets("vqa"),
         model=baseline_names("vqa"),
@@ -41,6 +43,8 @@ rule caption_baseline:
         "results/captions/{dataset}/{model}/0/{split}.parquet",
     log:
         "logs/captions/{dataset}/{model}/0/{split}.log",
+    benchmark:
+        "benchmarks/captions/{dataset}/{model}/0/{split}.tsv"
     wildcard_constraints:
         dataset=task_datasets("caption"),
         model="baseline-frequent-caption",
@@ -66,6 +70,8 @@ rule nearest_caption_baseline:
         "results/captions/{dataset}/{model}/0/{split}.parquet",
     log:
         "logs/captions/{dataset}/{model}/0/{split}.log",
+    benchmark:
+        "benchmarks/captions/{dataset}/{model}/0/{split}.tsv"
     wildcard_constraints:
         dataset=task_datasets("caption"),
         model="baseline-nearest-caption",

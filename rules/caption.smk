@@ -15,13 +15,15 @@ rule caption:
         captions="results/captions/{dataset}/{model}/{seed}/{split}.parquet",
     log:
         "logs/captions/{dataset}/{model}/{seed}/{split}.log",
+    benchmark:
+        "benchmarks/captions/{dataset}/{model}/{seed}/{split}.tsv"
     wildcard_constraints:
         dataset=task_datasets("caption"),
         model=caption_models(sharded=False),
         seed=SEED_PATTERN,
     conda:
         "../envs/train.yaml"
-    threads: 2
+    threads: 1
     resources:
         gpu=1,
         mem_mb=16000,
@@ -41,6 +43,8 @@ use rule caption as caption_shard with:
         captions="results/captions/{dataset}/{model}/{seed}/shards/{split}.{shard}.parquet",
     log:
         "logs/captions/{dataset}/{model}/{seed}/shards/{split}.{shard}.log",
+    benchmark:
+        "benchmarks/captions/{dataset}/{model}/{seed}/shards/{split}.{shard}.tsv"
     wildcard_constraints:
         dataset=task_datasets("caption"),
         model=caption_models(sharded=True),
@@ -61,6 +65,8 @@ use rule merge_prediction_shards as merge_caption_shards with:
         merged="results/captions/{dataset}/{model}/{seed}/{split}.parquet",
     log:
         "logs/captions/{dataset}/{model}/{seed}/{split}.merge.log",
+    benchmark:
+        "benchmarks/captions/{dataset}/{model}/{seed}/{split}.merge.tsv"
     wildcard_constraints:
         dataset=task_datasets("caption"),
         model=caption_models(sharded=True),

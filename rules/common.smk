@@ -1,113 +1,165 @@
-# Shared input functions and the wildcard vocabulary. No rule lives here.
+# Input functions, params and wildcard vocabulary of every stage. No rule lives here. File names come
+# from medvqa.paths (the path grammar), target lists and run selections from medvqa.targets, each
+# job's inputs and params from medvqa.job_inputs (all unit-tested, none imports torch); what is
+# left here adapts them to Snakemake's wildcards.
 
-import json
 import os
 
-from medvqa.data.schema import SPLITS
-from medvqa.workflow_config import check_config, expand_experiments, import_mapping, source_dataset
-
-expand_experiments(config)
-check_config(config)
+from medvqa import job_inputs, paths, targets
+from medvqa.data.baselines import BASELINES
+from medvqa.families import FAMILIES, family_names
 
 # The workflow's directory, relative to the working directory (a moved project keeps it): shell
 # rules that run python -m medvqa (train_ddp) put it on PYTHONPATH, which conda jobs do not inherit.
 CHECKOUT = os.path.relpath(workflow.basedir)
+# A torch job given more than one thread (--set-threads) must not spin-wait for work: with the
+# default policy a loaded machine ran 2-thread jobs 12-15x slower (issue 10), passive 1.1-1.3x.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+SEED_PATTERN = r"\d+"
+CLASSIFIER_FAMILIES = family_names(generative=False)
+GENERATIVE_FAMILIES = family_names(generative=True)
+# Families whose trained runs also hold the model in a Hugging Face format (rules train_blip, train_vlm).
+PLAIN_FAMILIES = family_names(export_dir=None)
 
 
 wildcard_constraints:
     dataset="|".join(config["datasets"]),
-    split="|".join(SPLITS),
-    tokenizer="|".join(config["tokenizers"]) or "NONE",
+    split="|".join(paths.SPLITS),
+    tokenizer="|".join(config.get("tokenizers", {})) or "NONE",
     size=r"\d+",
     shard=r"\d+",
 
 
-def canonical(mapping):
-    """Keys sorted at every level: Snakemake compares params as written, so reordering a
-    config's keys must not look like a parameter change and rebuild everything."""
-    return json.loads(json.dumps(mapping, sort_keys=True))
+# --- wildcard constraints: regexes of config names ---
 
 
-def dataset_config(wildcards):
-    return config["datasets"][wildcards.dataset]
+def regex(names):
+    """Wildcard regex of exactly these names; one that never matches if there is none."""
+    return "|".join(names) or "(?!x)x"
+
+
+def task_datasets(task):
+    return regex(d for d in config["datasets"] if targets.dataset_task(config, d) == task)
+
+
+def model_names():
+    """Every run name: the configured models and the baselines."""
+    return regex([*config["models"], *BASELINES["vqa"], *BASELINES["caption"]])
+
+
+def baseline_names(task):
+    return regex(BASELINES[task])
+
+
+def models_of(families, **selection):
+    """The models of ``families`` (selection: zero_shot, multi_gpu, sharded; see targets.models_where)."""
+    return regex(targets.models_where(config, families, **selection))
+
+
+def classifier_models(attention):
+    """The classifier models whose predictions have (no) attention maps."""
+    return models_of(f for f in CLASSIFIER_FAMILIES if FAMILIES[f].attention_maps == attention)
+
+
+def caption_models(sharded):
+    return regex(targets.caption_models(config, sharded))
+
+
+def audited_datasets():
+    """The datasets with their own audit (not derived views)."""
+    return regex(d for d, e in config["datasets"].items() if "derived_from" not in e)
+
+
+def clean_view_names():
+    return regex(targets.clean_pairs(config))
+
+
+# --- input functions built from a path pattern ---
 
 
 def source_files(pattern):
-    """Input function: a file of the dataset's imported source (shared by derived views)."""
-
-    def files(wildcards):
-        return pattern.format(dataset=source_dataset(config, wildcards.dataset), split=wildcards.get("split"))
-
-    return files
+    """A file of the dataset's imported source (shared by derived views), from a pattern with {dataset}."""
+    return lambda w: pattern.format(dataset=paths.source_dataset(config, w.dataset), split=w.get("split"))
 
 
 def source_splits(key_prefix):
-    """Input function: the imported source's split parquets, keyed by key_prefix + split."""
-
-    def files(wildcards):
-        base = source_dataset(config, wildcards.dataset)
-        return {key_prefix + split: f"results/data/{base}/source/{split}.parquet" for split in SPLITS}
-
-    return files
-
-
-def leakage_params(wildcards):
-    return canonical(dataset_config(wildcards).get("leakage", {}))
-
-
-def leakage_filter_input(wildcards):
-    """The source's leakage.json, for views that drop val/test rows on duplicated images."""
-    if dataset_config(wildcards).get("filters", {}).get("leakage", "keep") != "drop":
-        return {}
-    return {"leakage": f"results/data/{source_dataset(config, wildcards.dataset)}/leakage.json"}
-
-
-def import_params(wildcards):
-    return canonical(import_mapping(dataset_config(wildcards)))
-
-
-def filter_params(wildcards):
-    return canonical(dataset_config(wildcards).get("filters", {}))
-
-
-def image_size_param(wildcards):
-    return dataset_config(wildcards)["image_size"]
-
-
-def tokenizer_params(wildcards):
-    return canonical(config["tokenizers"][wildcards.tokenizer])
+    """The imported source's split parquets, keyed by key_prefix + split."""
+    return lambda w: {key_prefix + s: paths.source_split(config, w.dataset, s) for s in paths.SPLITS}
 
 
 def split_files(pattern):
-    """Input function: one path per split, keyed by split, from a pattern with {dataset}."""
-
-    def files(wildcards):
-        return {split: pattern.format(dataset=wildcards.dataset, split=split) for split in SPLITS}
-
-    return files
+    """One path per split, keyed by split, from a pattern with {dataset}."""
+    return lambda w: paths.splits_of(pattern, dataset=w.dataset)
 
 
-def tokenizer_inputs(wildcards):
-    """The split itself, plus the word vocabulary or a tokenizer directory built by the workflow."""
-    inputs = {"split": f"results/data/{wildcards.dataset}/{wildcards.split}.parquet"}
-    spec = config["tokenizers"][wildcards.tokenizer]
-    if spec["kind"] == "words":
-        inputs["vocab"] = f"results/data/{wildcards.dataset}/tokens/{wildcards.tokenizer}.vocab.json"
-    elif spec["path"].startswith("results/"):
-        inputs["tokenizer_dir"] = spec["path"]
-    return inputs
+def shard_files(pattern):
+    """The shard outputs of one split, from a pattern with {shard}."""
+    return lambda w: [pattern.format(**dict(w.items()), shard=k) for k in range(targets.n_shards(config, w.model))]
 
 
-def data_targets():
-    """Every data-stage output of every configured dataset."""
-    targets = []
-    for dataset, d in config["datasets"].items():
-        if "derived_from" in d:
-            continue  # experiment grid views: built when an experiment asks for them
-        root = f"results/data/{dataset}"
-        targets += [f"{root}/summary.json", f"{root}/leakage.json"]
-        if d.get("task", "vqa") == "vqa":
-            targets.append(f"{root}/answers.json")
-        targets += [f"{root}/images_{d['image_size']}.{split}.npy" for split in SPLITS]
-        targets += [f"{root}/tokens/{tok}.{split}.parquet" for tok in d.get("tokenizers", []) for split in SPLITS]
-    return targets
+# --- params of one config entry, chosen by the wildcard that names it ---
+
+WILDCARD_OF = {"datasets": "dataset", "models": "model", "pretrained": "name", "tokenizers": "tokenizer"}
+
+
+def setting(table, key=None, default=None):
+    """Params function: config[table][<the entry the wildcard names>][key] (the whole entry if key is None)."""
+
+    def params(wildcards):
+        e = config[table][getattr(wildcards, WILDCARD_OF[table])]
+        return job_inputs.canonical(e if key is None else e.get(key, default))
+
+    return params
+
+
+leakage_params = setting("datasets", "leakage", {})
+filter_params = setting("datasets", "filters", {})
+image_size_param = setting("datasets", "image_size")
+tokenizer_params = setting("tokenizers")
+pretrained_kind = setting("pretrained", "kind", "clip")
+pretrained_model_params = setting("pretrained", "model", {})
+pretrained_seed = setting("pretrained", "seed")
+model_entry = setting("models")
+generate_params = setting("models", "generate", {})  # decoding settings; empty for classifiers
+predict_params = job_inputs.canonical(config.get("predict", {}))
+score_params = job_inputs.canonical(config.get("evaluate", {}))
+figure_params = job_inputs.canonical(config.get("report", {}).get("figures", {}))
+
+
+# --- medvqa.job_inputs functions, as Snakemake input / params functions ---
+
+
+def per_job(fn):
+    """Input / params function: fn(config, {wildcard: value}) (see medvqa.job_inputs)."""
+    return lambda wildcards: fn(config, dict(wildcards.items()))
+
+
+leakage_filter_input = per_job(job_inputs.leakage_filter_input)
+tokenizer_inputs = per_job(job_inputs.tokenizer_inputs)
+import_params = per_job(job_inputs.import_params)
+image_cache_files = per_job(job_inputs.image_cache_files)
+baseline_image_inputs = per_job(job_inputs.baseline_image_inputs)
+pretrained_train_splits = per_job(job_inputs.pretrained_train_splits)
+pretrained_image_size = per_job(job_inputs.pretrained_image_size)
+train_inputs = per_job(job_inputs.train_inputs)
+train_gpus = per_job(job_inputs.train_gpus)
+train_entry_json = per_job(job_inputs.train_entry_json)
+train_inputs_json = per_job(job_inputs.train_inputs_json)
+family_mem_mb = per_job(job_inputs.family_mem_mb)
+predict_inputs = per_job(job_inputs.predict_inputs)
+shard_param = per_job(job_inputs.shard_param)
+caption_inputs = per_job(job_inputs.caption_inputs)
+caption_params = per_job(job_inputs.caption_params)
+score_run = per_job(job_inputs.score_run)
+run_seeds = per_job(job_inputs.run_seeds)
+seed_metrics = per_job(job_inputs.seed_metrics)
+run_histories = per_job(job_inputs.run_histories)
+dataset_runs = per_job(job_inputs.dataset_runs)
+dataset_metrics = per_job(job_inputs.dataset_metrics)
+dataset_predictions = per_job(job_inputs.dataset_predictions)
+table_runs = per_job(job_inputs.table_runs)
+table_metrics = per_job(job_inputs.table_metrics)
+published_entries = per_job(job_inputs.published_entries)
+clean_original = per_job(job_inputs.clean_original)
+original_runs = per_job(job_inputs.original_runs)
+original_metrics = per_job(job_inputs.original_metrics)

@@ -14,6 +14,8 @@ rule import_dataset:
         meta="results/data/{dataset}/source/meta.json",
     log:
         "logs/data/{dataset}/import.log",
+    benchmark:
+        "benchmarks/data/{dataset}/import.tsv"
     conda:
         "../envs/data.yaml"
     threads: 1
@@ -35,6 +37,8 @@ rule leakage_audit:
         pairs="results/data/{dataset}/leakage_pairs.csv",
     log:
         "logs/data/{dataset}/leakage.log",
+    benchmark:
+        "benchmarks/data/{dataset}/leakage.tsv"
     conda:
         "../envs/data.yaml"
     threads: 1
@@ -56,6 +60,8 @@ rule filter_split:
         "results/data/{dataset}/{split}.parquet",
     log:
         "logs/data/{dataset}/filter.{split}.log",
+    benchmark:
+        "benchmarks/data/{dataset}/filter.{split}.tsv"
     conda:
         "../envs/data.yaml"
     threads: 1
@@ -76,6 +82,8 @@ rule answers:
         "results/data/{dataset}/answers.json",
     log:
         "logs/data/{dataset}/answers.log",
+    benchmark:
+        "benchmarks/data/{dataset}/answers.tsv"
     conda:
         "../envs/data.yaml"
     threads: 1
@@ -95,6 +103,8 @@ rule image_cache:
         ids="results/data/{dataset}/images_{size}.{split}.ids.json",
     log:
         "logs/data/{dataset}/images_{size}.{split}.log",
+    benchmark:
+        "benchmarks/data/{dataset}/images_{size}.{split}.tsv"
     conda:
         "../envs/data.yaml"
     threads: 4
@@ -113,6 +123,8 @@ rule word_vocab:
         "results/data/{dataset}/tokens/{tokenizer}.vocab.json",
     log:
         "logs/data/{dataset}/tokens/{tokenizer}.vocab.log",
+    benchmark:
+        "benchmarks/data/{dataset}/tokens/{tokenizer}.vocab.tsv"
     conda:
         "../envs/data.yaml"
     threads: 1
@@ -133,6 +145,8 @@ rule tokenize_split:
         "results/data/{dataset}/tokens/{tokenizer}.{split}.parquet",
     log:
         "logs/data/{dataset}/tokens/{tokenizer}.{split}.log",
+    benchmark:
+        "benchmarks/data/{dataset}/tokens/{tokenizer}.{split}.tsv"
     conda:
         "../envs/data.yaml"
     threads: 1
@@ -157,6 +171,8 @@ rule summary:
         "results/data/{dataset}/summary.json",
     log:
         "logs/data/{dataset}/summary.log",
+    benchmark:
+        "benchmarks/data/{dataset}/summary.tsv"
     conda:
         "../envs/data.yaml"
     threads: 1

@@ -5,7 +5,7 @@
 #   results/metrics/{dataset}/{model}/{split}.seeds.json    mean ± std of every metric over seeds
 #   results/metrics/{dataset}/mcnemar.{split}.{json,csv}    every pair of models, same questions
 #
-# Input functions: rules/report_common.smk.
+# Input functions: rules/common.smk.
 
 
 rule score_vqa:
@@ -17,6 +17,8 @@ rule score_vqa:
         "results/metrics/{dataset}/{model}/{seed}/{split}.json",
     log:
         "logs/metrics/{dataset}/{model}/{seed}/{split}.log",
+    benchmark:
+        "benchmarks/metrics/{dataset}/{model}/{seed}/{split}.tsv"
     wildcard_constraints:
         dataset=task_datasets("vqa"),
         model=model_names(),
@@ -28,7 +30,7 @@ rule score_vqa:
         mem_mb=4000,
         runtime=30,
     params:
-        spec=score_params(),
+        spec=score_params,
         model_run=score_run,
     script:
         "../workflow_scripts/score_vqa.py"
@@ -43,6 +45,8 @@ rule score_captions:
         "results/metrics/{dataset}/{model}/{seed}/{split}.json",
     log:
         "logs/metrics/{dataset}/{model}/{seed}/{split}.log",
+    benchmark:
+        "benchmarks/metrics/{dataset}/{model}/{seed}/{split}.tsv"
     wildcard_constraints:
         dataset=task_datasets("caption"),
         model=model_names(),
@@ -54,7 +58,7 @@ rule score_captions:
         mem_mb=4000,
         runtime=60,
     params:
-        spec=score_params(),
+        spec=score_params,
         model_run=score_run,
     script:
         "../workflow_scripts/score_captions.py"
@@ -68,6 +72,8 @@ rule aggregate_seeds:
         "results/metrics/{dataset}/{model}/{split}.seeds.json",
     log:
         "logs/metrics/{dataset}/{model}/{split}.seeds.log",
+    benchmark:
+        "benchmarks/metrics/{dataset}/{model}/{split}.seeds.tsv"
     wildcard_constraints:
         model=model_names(),
     conda:
@@ -98,6 +104,8 @@ rule compare_models:
         ),
     log:
         "logs/metrics/{dataset}/mcnemar.{split}.log",
+    benchmark:
+        "benchmarks/metrics/{dataset}/mcnemar.{split}.tsv"
     wildcard_constraints:
         dataset=task_datasets("vqa"),
     conda:

@@ -13,7 +13,7 @@
 #
 # The comparison bars and the results table hold the baselines (rules/baselines.smk) as rows too.
 #
-# Input functions: rules/report_common.smk.
+# Input functions: rules/common.smk.
 
 
 rule training_curves:
@@ -31,6 +31,8 @@ rule training_curves:
         pdf="results/figures/{dataset}/{model}/curves.pdf",
     log:
         "logs/figures/{dataset}/{model}/curves.log",
+    benchmark:
+        "benchmarks/figures/{dataset}/{model}/curves.tsv"
     wildcard_constraints:
         model=model_names(),
     conda:
@@ -41,7 +43,7 @@ rule training_curves:
         runtime=10,
     params:
         seeds=run_seeds,
-        spec=figure_params(),
+        spec=figure_params,
         title="{model} on {dataset}: training curves",
     script:
         "../workflow_scripts/training_curves.py"
@@ -62,6 +64,8 @@ rule reliability_diagram:
         pdf="results/figures/{dataset}/{model}/{seed}/reliability.{split}.pdf",
     log:
         "logs/figures/{dataset}/{model}/{seed}/reliability.{split}.log",
+    benchmark:
+        "benchmarks/figures/{dataset}/{model}/{seed}/reliability.{split}.tsv"
     wildcard_constraints:
         dataset=task_datasets("vqa"),
         model=model_names(),
@@ -73,7 +77,7 @@ rule reliability_diagram:
         mem_mb=2000,
         runtime=10,
     params:
-        spec=figure_params(),
+        spec=figure_params,
         title="{model} on {dataset}/{split}, seed {seed}: reliability",
     script:
         "../workflow_scripts/reliability_diagram.py"
@@ -94,6 +98,8 @@ rule comparison_bars:
         pdf="results/figures/{dataset}/comparison.{split}.pdf",
     log:
         "logs/figures/{dataset}/comparison.{split}.log",
+    benchmark:
+        "benchmarks/figures/{dataset}/comparison.{split}.tsv"
     conda:
         "../envs/evaluate.yaml"
     threads: 1
@@ -102,7 +108,7 @@ rule comparison_bars:
         runtime=10,
     params:
         runs=table_runs,
-        spec=figure_params(),
+        spec=figure_params,
         title="{dataset}/{split}: model comparison",
     script:
         "../workflow_scripts/comparison_bars.py"
@@ -124,6 +130,8 @@ rule caption_gallery:
         pdf="results/figures/{dataset}/{model}/{seed}/gallery.{split}.pdf",
     log:
         "logs/figures/{dataset}/{model}/{seed}/gallery.{split}.log",
+    benchmark:
+        "benchmarks/figures/{dataset}/{model}/{seed}/gallery.{split}.tsv"
     wildcard_constraints:
         dataset=task_datasets("caption"),
         model=model_names(),
@@ -135,7 +143,7 @@ rule caption_gallery:
         mem_mb=2000,
         runtime=10,
     params:
-        spec=figure_params(),
+        spec=figure_params,
         title="{model} on {dataset}/{split}, seed {seed}: generated captions",
     script:
         "../workflow_scripts/caption_gallery.py"
@@ -160,6 +168,8 @@ rule attention_maps:
         pdf="results/figures/{dataset}/{model}/{seed}/attention.{split}.pdf",
     log:
         "logs/figures/{dataset}/{model}/{seed}/attention.{split}.log",
+    benchmark:
+        "benchmarks/figures/{dataset}/{model}/{seed}/attention.{split}.tsv"
     wildcard_constraints:
         dataset=task_datasets("vqa"),
         model=model_names(),
@@ -171,7 +181,7 @@ rule attention_maps:
         mem_mb=2000,
         runtime=10,
     params:
-        spec=figure_params(),
+        spec=figure_params,
         title="{model} on {dataset}/{split}, seed {seed}: question-guided attention",
     script:
         "../workflow_scripts/attention_maps.py"
@@ -194,6 +204,8 @@ rule results_table:
         ),
     log:
         "logs/tables/{dataset}/results.{split}.log",
+    benchmark:
+        "benchmarks/tables/{dataset}/results.{split}.tsv"
     conda:
         "../envs/evaluate.yaml"
     threads: 1
@@ -223,6 +235,8 @@ rule published_table:
         ),
     log:
         "logs/tables/{dataset}/published.{split}.log",
+    benchmark:
+        "benchmarks/tables/{dataset}/published.{split}.tsv"
     conda:
         "../envs/evaluate.yaml"
     threads: 1
@@ -252,6 +266,8 @@ rule mcnemar_table:
         ),
     log:
         "logs/tables/{dataset}/mcnemar.{split}.log",
+    benchmark:
+        "benchmarks/tables/{dataset}/mcnemar.{split}.tsv"
     wildcard_constraints:
         dataset=task_datasets("vqa"),
     conda:

@@ -16,12 +16,14 @@ rule predict:
         predictions="results/predictions/{dataset}/{model}/{seed}/{split}.parquet",
     log:
         "logs/predictions/{dataset}/{model}/{seed}/{split}.log",
+    benchmark:
+        "benchmarks/predictions/{dataset}/{model}/{seed}/{split}.tsv"
     wildcard_constraints:
         model=classifier_models(attention=False),
         seed=SEED_PATTERN,
     conda:
         "../envs/train.yaml"
-    threads: 2
+    threads: 1
     resources:
         gpu=1,
         mem_mb=family_mem_mb,
@@ -63,6 +65,8 @@ use rule predict as generate_answers_shard with:
         predictions="results/predictions/{dataset}/{model}/{seed}/shards/{split}.{shard}.parquet",
     log:
         "logs/predictions/{dataset}/{model}/{seed}/shards/{split}.{shard}.log",
+    benchmark:
+        "benchmarks/predictions/{dataset}/{model}/{seed}/shards/{split}.{shard}.tsv"
     wildcard_constraints:
         model=models_of(GENERATIVE_FAMILIES, sharded=True),
         seed=SEED_PATTERN,
@@ -85,6 +89,8 @@ rule merge_prediction_shards:
         merged="results/predictions/{dataset}/{model}/{seed}/{split}.parquet",
     log:
         "logs/predictions/{dataset}/{model}/{seed}/{split}.merge.log",
+    benchmark:
+        "benchmarks/predictions/{dataset}/{model}/{seed}/{split}.merge.tsv"
     wildcard_constraints:
         model=models_of(GENERATIVE_FAMILIES, sharded=True),
         seed=SEED_PATTERN,

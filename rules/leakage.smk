@@ -1,5 +1,5 @@
 # Leakage section of the report (CPU only): the data stage's duplicate-image audit, and clean
-# views beside their originals. Input functions: rules/leakage_common.smk.
+# views beside their originals. Input functions: rules/common.smk.
 #   results/figures/{dataset}/leakage.{png,pdf}                         example duplicate pairs
 #   results/tables/{dataset}/leakage.{csv,md,tex,html}                  pairs per split pair
 #   results/tables/{clean}/clean_vs_original.{split}.{csv,md,tex,html}  clean vs original scores
@@ -22,6 +22,8 @@ rule leakage_figure:
         pdf="results/figures/{dataset}/leakage.pdf",
     log:
         "logs/figures/{dataset}/leakage.log",
+    benchmark:
+        "benchmarks/figures/{dataset}/leakage.tsv"
     wildcard_constraints:
         dataset=audited_datasets(),
     conda:
@@ -31,7 +33,7 @@ rule leakage_figure:
         mem_mb=2000,
         runtime=10,
     params:
-        spec=figure_params(),
+        spec=figure_params,
         title="{dataset}: duplicate images (examples)",
     script:
         "../workflow_scripts/leakage_figure.py"
@@ -54,6 +56,8 @@ rule leakage_table:
         ),
     log:
         "logs/tables/{dataset}/leakage.log",
+    benchmark:
+        "benchmarks/tables/{dataset}/leakage.tsv"
     wildcard_constraints:
         dataset=audited_datasets(),
     conda:
@@ -85,6 +89,8 @@ rule clean_table:
         ),
     log:
         "logs/tables/{dataset}/clean_vs_original.{split}.log",
+    benchmark:
+        "benchmarks/tables/{dataset}/clean_vs_original.{split}.tsv"
     wildcard_constraints:
         dataset=clean_view_names(),
     conda:

@@ -16,6 +16,8 @@ rule tiny_checkpoint:
         directory("results/pretrained/{name}"),
     log:
         "logs/pretrained/{name}.log",
+    benchmark:
+        "benchmarks/pretrained/{name}.tsv"
     wildcard_constraints:
         name="|".join(config.get("pretrained", {})) or "(?!x)x",
     conda:

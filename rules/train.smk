@@ -7,6 +7,9 @@
 # Zero-shot entries (model.finetune: false) train nothing: state.json + an empty history.csv.
 # train.method: grpo trains vlm_sft LoRA entries with GRPO (medvqa.training.grpo) in the same rule (train_vlm);
 # train.init_from adds that entry's best.safetensors (same dataset, seed) as an input.
+# Model jobs (train, predict, caption) take one thread: the demo's tiny models ran faster on one
+# than on two, and two jobs then run side by side on two cores. Give a big CPU-only model more
+# with --set-threads train=N (a GPU job needs few CPU threads).
 
 
 rule train:
@@ -19,12 +22,14 @@ rule train:
         history="results/models/{dataset}/{model}/{seed}/history.csv",
     log:
         "logs/models/{dataset}/{model}/{seed}/train.log",
+    benchmark:
+        "benchmarks/models/{dataset}/{model}/{seed}/train.tsv"
     wildcard_constraints:
         model=models_of(PLAIN_FAMILIES, zero_shot=False, multi_gpu=False),
         seed=SEED_PATTERN,
     conda:
         "../envs/train.yaml"
-    threads: 2
+    threads: 1
     resources:
         gpu=1,
         mem_mb=family_mem_mb,
@@ -45,6 +50,8 @@ rule zero_shot:
         history="results/models/{dataset}/{model}/{seed}/history.csv",
     log:
         "logs/models/{dataset}/{model}/{seed}/train.log",
+    benchmark:
+        "benchmarks/models/{dataset}/{model}/{seed}/train.tsv"
     wildcard_constraints:
         model=models_of(GENERATIVE_FAMILIES, zero_shot=True),
         seed=SEED_PATTERN,
@@ -74,6 +81,8 @@ rule train_ddp:
         history="results/models/{dataset}/{model}/{seed}/history.csv",
     log:
         "logs/models/{dataset}/{model}/{seed}/train.log",
+    benchmark:
+        "benchmarks/models/{dataset}/{model}/{seed}/train.tsv"
     wildcard_constraints:
         model=models_of(PLAIN_FAMILIES, zero_shot=False, multi_gpu=True),
         seed=SEED_PATTERN,

@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 from PIL import UnidentifiedImageError
 
 from medvqa.data.images import decode_rgb
+from medvqa.paths import SPLITS  # the {split} vocabulary of the path grammar
 
-SPLITS = ("train", "val", "test")
 VQA_COLUMNS = ("question_id", "image_id", "image", "question", "answer", "answer_type", "split")
 CAPTION_COLUMNS = ("image_id", "image", "caption", "split")
 OPTIONAL_COLUMNS = ("modality", "organ", "q_lang", "content_type", "cui")

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 
+from medvqa import paths
 from medvqa.families import ModelConfig
 from medvqa.inference.shards import parse_shard, shard_rows
 from medvqa.io import atomic_path, cli_description, setup_logging, write_json, write_parquet
@@ -42,6 +42,7 @@ from medvqa.models.common import PredictRun, autocast, place, resolve_device, re
 from medvqa.models.registry import family_of
 from medvqa.models.specs import GenerationSpec, PredictSpec
 from medvqa.seed import seed_everything
+from medvqa.workflow_config import load_workflow_config
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +103,9 @@ def run_prediction(
 def split_from_config(
     config: Mapping[str, Any], dataset: str, model: str, split: str, results: str | Path
 ) -> SplitPaths:
-    size = config["datasets"][dataset]["image_size"]
-    return SplitPaths.from_grammar(results, dataset, split, size, config["models"][model].get("tokenizer"))
+    """The split's files in the workflow's path grammar (``medvqa.paths``: derived views included)."""
+    tokenizer = config["models"][model].get("tokenizer")
+    return SplitPaths.from_inputs(paths.split_inputs(config, dataset, split, tokenizer, str(results)), split)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -123,10 +125,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log", help="log file (default stderr)")
     args = parser.parse_args(argv)
     setup_logging(args.log)
-    config = yaml.safe_load(Path(args.config).read_text())
-    key = Path(args.dataset) / args.model / str(args.seed)
-    run = Path(args.results) / "models" / key
-    out = args.out or Path(args.results) / "predictions" / key / f"{args.split}.parquet"
+    config = load_workflow_config(args.config)
+    run = Path(paths.scoring_run_dir(config, args.dataset, args.model, args.seed, args.results))
+    out = args.out or paths.predictions(args.dataset, args.model, args.seed, args.split, args.results)
     settings = {**config.get("predict", {}), **({"device": args.device} if args.device else {})}
     stem = str(out).removesuffix(".parquet")
     entry = ModelConfig.from_mapping(config["models"][args.model], f"models.{args.model}")

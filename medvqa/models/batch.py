@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from medvqa import paths
 from medvqa.data.answers import normalise_answer
 from medvqa.data.images import load_image_cache
 from medvqa.data.schema import read_text_columns
@@ -48,13 +49,14 @@ class SplitPaths:
     def from_grammar(
         cls, results: str | Path, dataset: str, split: str, image_size: int, tokenizer: str | None
     ) -> SplitPaths:
-        """The paths of the workflow's path grammar under ``results`` (no tokens without a tokenizer)."""
-        root = Path(results) / "data" / dataset
+        """The paths of the workflow's path grammar (``medvqa.paths``) under ``results``, of exactly this
+        view (no tokens without a tokenizer); ``medvqa.paths.split_inputs`` follows derived views."""
+        stem = paths.image_cache_stem(dataset, image_size, split, str(results))
         return cls(
-            root / f"{split}.parquet",
-            root / f"images_{image_size}.{split}.npy",
-            root / f"images_{image_size}.{split}.ids.json",
-            root / "tokens" / f"{tokenizer}.{split}.parquet" if tokenizer else None,
+            Path(paths.split_parquet(dataset, split, str(results))),
+            Path(f"{stem}.npy"),
+            Path(f"{stem}.ids.json"),
+            Path(paths.tokens(dataset, tokenizer, split, str(results))) if tokenizer else None,
         )
 
 

@@ -52,10 +52,11 @@ from torch import nn
 
 from medvqa.io import atomic_path, read_json, write_csv, write_json
 from medvqa.models.registry import BuiltModel, family_of, rebuild_model
+from medvqa.paths import BEST_WEIGHTS
 
 log = logging.getLogger(__name__)
 
-WEIGHTS, STATE, HISTORY, RESUME = "best.safetensors", "state.json", "history.csv", "resume"
+WEIGHTS, STATE, HISTORY, RESUME = BEST_WEIGHTS, "state.json", "history.csv", "resume"
 LOCK = "train.lock"
 # State kept in resume/last.json only: input file stamps change whenever a stage rebuilds a file,
 # and state.json must stay the same for the same training (local and cluster runs compare equal).

@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from medvqa.data.schema import split_task
+from medvqa import paths
 from medvqa.families import ModelConfig
 from medvqa.io import cli_description, file_stamp, read_json, setup_logging
 from medvqa.models import checkpoint
@@ -45,6 +45,7 @@ from medvqa.seed import seed_everything
 from medvqa.spec import ConfigError
 from medvqa.training import distributed
 from medvqa.training.engine import TrainData, TrainSpec, fresh_state, history_columns, train
+from medvqa.workflow_config import load_workflow_config
 
 log = logging.getLogger(__name__)
 
@@ -181,20 +182,9 @@ def start_from(model: BuiltModel, entry: str, weights: str | Path | None) -> Non
 def paths_from_config(
     config: Mapping[str, Any], dataset: str, model: str, results: str | Path, seed: int = 0
 ) -> TrainPaths:
-    """The train/val inputs of ``model`` on ``dataset`` (with ``seed``) in the workflow's path grammar."""
-    tokenizer = config["models"][model].get("tokenizer")
-    size = config["datasets"][dataset]["image_size"]
-    root = Path(results) / "data" / dataset
-    words = tokenizer is not None and config["tokenizers"][tokenizer]["kind"] == "words"
-    vqa = config["datasets"][dataset].get("task", "vqa") == "vqa"
-    init_from = config["models"][model].get("train", {}).get("init_from")
-    return TrainPaths(
-        SplitPaths.from_grammar(results, dataset, "train", size, tokenizer),
-        SplitPaths.from_grammar(results, dataset, "val", size, tokenizer),
-        root / "answers.json" if vqa else None,
-        root / "tokens" / f"{tokenizer}.vocab.json" if words else None,
-        Path(results) / "models" / dataset / init_from / str(seed) / checkpoint.WEIGHTS if init_from else None,
-    )
+    """The train/val inputs of ``model`` on ``dataset`` (with ``seed``: an init_from run's) in the workflow's
+    path grammar (``medvqa.paths``: a derived view reads its base's image caches)."""
+    return TrainPaths.from_inputs(paths.train_inputs(config, dataset, model, str(results), seed=seed))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -223,16 +213,16 @@ def main(argv: list[str] | None = None) -> None:
         setup_logging(None, logging.WARNING)
     else:
         setup_logging(args.log)
-    config = None if args.entry else yaml.safe_load(Path(args.config).read_text())
+    config = None if args.entry else load_workflow_config(args.config)
     entry = json.loads(args.entry) if args.entry else config["models"][args.model]
     if args.device:
         entry = {**entry, "train": {**entry.get("train", {}), "device": args.device}}
     if args.inputs:
-        paths = TrainPaths.from_inputs(json.loads(args.inputs))
+        inputs = TrainPaths.from_inputs(json.loads(args.inputs))
     else:
-        paths = paths_from_config(config, args.dataset, args.model, args.results, args.seed)
-    out = args.out or Path(args.results) / "models" / args.dataset / args.model / str(args.seed)
-    run_training(ModelConfig.from_mapping(entry, f"models.{args.model or 'entry'}"), paths, out, args.seed,
+        inputs = paths_from_config(config, args.dataset, args.model, args.results, args.seed)
+    out = args.out or paths.run_dir(args.dataset, args.model, args.seed, args.results)
+    run_training(ModelConfig.from_mapping(entry, f"models.{args.model or 'entry'}"), inputs, out, args.seed,
                  args.threads)
 
 

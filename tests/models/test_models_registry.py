@@ -17,7 +17,7 @@ from medvqa.families import FAMILIES, ModelConfig, family_names
 from medvqa.models.common import ModelFamily
 from medvqa.models.registry import MODEL_FAMILIES
 from medvqa.spec import ConfigError
-from medvqa.workflow_config import check_config, expand_experiments
+from medvqa.workflow_config import check_config, expand_experiments, load_workflow_config
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = [REPO / "config.yaml", REPO / "configs" / "paper.yaml"]
@@ -70,6 +70,12 @@ def test_demo_builds_every_family_and_both_vlm_variants():
     finetune = [entry["model"].get("finetune", True) for entry in entries.values() if entry["family"] == "vlm_sft"]
     assert True in finetune and False in finetune
     kinds = {entry.get("kind", "clip") for entry in config["pretrained"].values()}
+    assert kinds >= {"clip", "clip_gpt2", "blip_vqa", "qwen2_vl"}
+    # The other VLM architectures left the demo for configs/vlm_families.yaml (layered over it; run by
+    # tests/workflow/test_vlm_families.py): together they build every tiny VLM.
+    families = load(REPO / "configs" / "vlm_families.yaml")
+    assert {name for e in families["experiments"] for name in e["models"]} == set(families["models"])
+    kinds |= {entry["kind"] for entry in families["pretrained"].values()}
     assert kinds >= {"clip", "clip_gpt2", "blip_vqa", "qwen2_vl", "qwen2_5_vl", "internvl", "llava", "llava_next"}
 
 
@@ -105,7 +111,7 @@ def test_bad_model_entries_are_named_before_any_job(edit, message):
 
 
 def test_bad_tiny_checkpoint_sizes_are_named():
-    config = copy.deepcopy(load(REPO / "config.yaml"))
+    config = load_workflow_config(REPO / "config.yaml", REPO / "configs" / "vlm_families.yaml")  # has llava-tiny
     config["pretrained"]["llava-tiny"]["model"] = {"image_size": 50}
     check_config(config)  # the names are right; the stand-ins' sizes are checked by the rules that build them
     with pytest.raises(ConfigError, match=r"pretrained\.llava-tiny\.model.*multiple of 28"):

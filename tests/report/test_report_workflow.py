@@ -1,7 +1,7 @@
 """rules/evaluate.smk and rules/figures.smk under real Snakemake on a fake results tree.
 
-A minimal Snakefile in a temporary directory provides what common.smk provides (canonical,
-the dataset/split wildcard constraints), includes the report input functions and the baseline, evaluation and figure rule files, asks for every
+A minimal Snakefile in a temporary directory includes rules/common.smk (input functions, wildcard
+constraints) and the baseline, evaluation and figure rule files, asks for every
 evaluation, figure and table target (the baselines' predictions come from rules/baselines.smk);
 then `snakemake --report` must embed each of them.
 """
@@ -19,21 +19,10 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.workflow
 
 SNAKEFILE = f"""
-import json
-
 configfile: "config.yaml"
 
 
-def canonical(mapping):
-    return json.loads(json.dumps(mapping, sort_keys=True))
-
-
-wildcard_constraints:
-    dataset="vqa|cap",
-    split="train|val|test",
-
-
-include: "{REPO}/rules/report_common.smk"
+include: "{REPO}/rules/common.smk"
 include: "{REPO}/rules/baselines.smk"
 include: "{REPO}/rules/evaluate.smk"
 include: "{REPO}/rules/figures.smk"
@@ -44,13 +33,13 @@ report: "{REPO}/report/workflow.rst"
 
 rule all:
     input:
-        evaluate_targets(),
-        figure_targets(),
+        targets.evaluate_targets(config),
+        targets.figure_targets(config),
 
 
 rule figures:
     input:
-        figure_targets(),
+        targets.figure_targets(config),
 """
 CONFIG = {
     "datasets": {"vqa": {"task": "vqa", "image_size": 16}, "cap": {"task": "caption", "image_size": 16}},
@@ -144,6 +133,6 @@ def test_rule_files_lint_clean(workdir):
     result = subprocess.run(["snakemake", "--lint"], cwd=workdir, capture_output=True, text=True, timeout=300)
     out = result.stdout + result.stderr
     # The test Snakefile itself (absolute include paths) is not the product; the rule files are.
-    for name in ("report_common.smk", "baselines.smk", "evaluate.smk", "figures.smk"):
+    for name in ("common.smk", "baselines.smk", "evaluate.smk", "figures.smk"):
         assert f"Lints for snakefile {REPO}/rules/{name}" not in out, out[-3000:]
     assert "Lints for rule" not in out, out[-3000:]

@@ -44,10 +44,11 @@ def test_command_line_train_and_predict_follow_the_path_grammar(fixture_root, tm
     (results / "data").mkdir(parents=True)
     (results / "data" / "fx").symlink_to(fixture_root / "data" / "fx")
     config = {
-        "datasets": {"fx": {"image_size": SIZE}},
+        "datasets": {"fx": {"source": "local", "options": {"path": "unused.csv"}, "image_size": SIZE}},
         "tokenizers": {"clip": {"kind": "hf", "path": str(fixture_root / "pretrained" / "clip")}},
         "models": {"clip_tiny": {**clip_config(fixture_root, epochs=1).to_dict()}},
         "predict": {"batch_size": 4, "top_k": 2},
+        "experiments": [{"datasets": ["fx"], "models": ["clip_tiny"]}],
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     common = ["--config", str(tmp_path / "config.yaml"), "--dataset", "fx", "--model", "clip_tiny",

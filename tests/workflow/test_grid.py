@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from medvqa.workflow_config import check_config, expand_experiments, image_dataset, source_dataset
+from medvqa.paths import image_dataset, source_dataset
+from medvqa.workflow_config import check_config, expand_experiments
 
 REPO = Path(__file__).resolve().parents[2]
 
