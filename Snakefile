@@ -24,12 +24,13 @@
 
 from snakemake.utils import min_version
 
-from medvqa.workflow_config import check_config, check_config_files, check_structure, expand_experiments
+from medvqa.config_files import check_config_files, check_structure, expand_experiments
+from medvqa.workflow_config import check_config
 
 min_version("9.0")
 
 # Snakemake's YAML loading keeps the last of repeated keys and names no line for a syntax error:
-# read every config file strictly first (medvqa.workflow_config.load_config_file).
+# read every config file strictly first (medvqa.config_files.load_config_file).
 check_config_files(workflow.config_settings.configfiles or ["config.yaml"])
 
 

@@ -10,7 +10,7 @@ build their file names here (the Snakefile's header comment restates it for read
     results/{predictions,captions}/{dataset}/{model}/{seed}/{split}.parquet
     results/metrics/{dataset}/{model}/{seed}/{split}.json  (+ {model}/{split}.seeds.json over the seeds)
 
-Derived dataset views (``medvqa.workflow_config.expand_experiments``) share files of another view:
+Derived dataset views (``medvqa.config_files.expand_experiments``) share files of another view:
 ``derived_from`` names the view whose imported source they filter, ``images_from`` the one whose image
 caches hold their images, ``models_from`` the one whose training runs score them. Functions that
 take ``config`` follow those keys; the others build the literal path of the named view. Torch-free,
@@ -24,7 +24,10 @@ from typing import Any
 
 RESULTS = "results"
 BEST_WEIGHTS = "best.safetensors"  # a run's best checkpoint (medvqa.models.checkpoint.WEIGHTS)
-SPLITS = ("train", "val", "test")  # the {split} wildcard's values; medvqa.data.schema re-exports it
+SPLITS = ("train", "val", "test")
+# The filter values that derived dataset views differ in (and are named after: demo-closed, demo-clean).
+QUESTION_TYPES = ("all", "closed", "open")  # filters.question_type: which questions to keep
+LEAKAGE_FILTERS = ("keep", "drop")  # filters.leakage: keep or drop val/test rows on duplicated train images  # the {split} wildcard's values; medvqa.data.schema re-exports it
 
 
 def source_dataset(config: Mapping[str, Any], dataset: str) -> str:

@@ -1,7 +1,7 @@
 """What the workflow builds for a config: the runs of its experiments, the per-stage target lists
 (``data``, ``captions``, ``evaluate``, ``figures`` + leakage) and the model selections that the
 rules' wildcard constraints are made of. Torch-free; every function takes the config mapping
-(after ``medvqa.workflow_config.expand_experiments``), so a unit test can enumerate a config's
+(after ``medvqa.config_files.expand_experiments``), so a unit test can enumerate a config's
 targets without Snakemake. File names come from ``medvqa.paths``.
 """
 

@@ -12,7 +12,7 @@ import yaml
 from medvqa import job_inputs, paths, targets
 from medvqa.models.batch import SplitPaths
 from medvqa.training.train import TrainPaths
-from medvqa.workflow_config import expand_experiments
+from medvqa.config_files import expand_experiments
 
 REPO = Path(__file__).resolve().parents[1]
 

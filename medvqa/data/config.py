@@ -34,7 +34,7 @@ class DatasetConfig(Spec):
     leakage: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # LeakageSpec (the audit)
     tokenizers: tuple[str, ...] = ()  # keys of config["tokenizers"] that pre-tokenise the splits
     on_bad_sample: str = "error"  # error | skip
-    # Set by medvqa.workflow_config.expand_experiments on the dataset views of experiment grids:
+    # Set by medvqa.config_files.expand_experiments on the dataset views of experiment grids:
     derived_from: str | None = None  # the dataset whose imported source files the view filters
     images_from: str | None = None  # the view whose image caches hold this view's images
     models_from: str | None = None  # the view whose training runs score this (clean) view

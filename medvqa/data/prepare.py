@@ -29,6 +29,7 @@ from medvqa.data.batches import BATCH_ROWS, UnifiedRows
 from medvqa.data.leakage import duplicated_images
 from medvqa.data.sources import stream_source
 from medvqa.io import PARQUET_OPTIONS, atomic_path, parquet_batches, read_batches, read_json, write_csv, write_json
+from medvqa.paths import LEAKAGE_FILTERS, QUESTION_TYPES
 from medvqa.spec import ConfigError, Spec, check_choice, check_range
 
 log = logging.getLogger(__name__)
@@ -44,10 +45,6 @@ class ImportSpec(Spec):
     def validate(self, where: str) -> None:
         check_choice(where, "task", self.task, ("vqa", "caption"))
         check_choice(where, "on_bad_sample", self.on_bad_sample, ("error", "skip"))
-
-
-QUESTION_TYPES = ("all", "closed", "open")  # filters.question_type: which questions to keep
-LEAKAGE_FILTERS = ("keep", "drop")  # filters.leakage: keep or drop val/test rows on duplicated train images
 
 
 @dataclasses.dataclass(frozen=True)

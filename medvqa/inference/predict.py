@@ -42,7 +42,7 @@ from medvqa.models.common import PredictRun, autocast, place, resolve_device, re
 from medvqa.models.registry import family_of
 from medvqa.models.specs import GenerationSpec, PredictSpec
 from medvqa.seed import seed_everything
-from medvqa.workflow_config import load_workflow_config
+from medvqa.config_files import load_workflow_config
 
 log = logging.getLogger(__name__)
 

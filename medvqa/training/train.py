@@ -45,7 +45,7 @@ from medvqa.seed import seed_everything
 from medvqa.spec import ConfigError
 from medvqa.training import distributed
 from medvqa.training.engine import TrainData, TrainSpec, fresh_state, history_columns, train
-from medvqa.workflow_config import load_workflow_config
+from medvqa.config_files import load_workflow_config
 
 log = logging.getLogger(__name__)
 

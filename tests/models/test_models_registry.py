@@ -17,7 +17,8 @@ from medvqa.families import FAMILIES, ModelConfig, family_names
 from medvqa.models.common import ModelFamily
 from medvqa.models.registry import MODEL_FAMILIES
 from medvqa.spec import ConfigError
-from medvqa.workflow_config import check_config, expand_experiments, load_workflow_config
+from medvqa.config_files import expand_experiments, load_workflow_config
+from medvqa.workflow_config import check_config
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = [REPO / "config.yaml", REPO / "configs" / "paper.yaml"]
@@ -82,7 +83,7 @@ def test_demo_builds_every_family_and_both_vlm_variants():
 def test_config_check_imports_no_torch():
     code = (
         "import sys, yaml\n"
-        "from medvqa.workflow_config import check_config, expand_experiments\n"
+        "from medvqa.config_files import expand_experiments\nfrom medvqa.workflow_config import check_config\n"
         "from medvqa.demo.tiny_checkpoints import check_pretrained\n"
         f"config = yaml.safe_load(open({str(REPO / 'config.yaml')!r}))\n"
         "expand_experiments(config); check_config(config); check_pretrained(config)\n"

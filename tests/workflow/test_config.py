@@ -10,7 +10,8 @@ import yaml
 
 from medvqa.demo.tiny_checkpoints import check_pretrained
 from medvqa.spec import ConfigError
-from medvqa.workflow_config import check_config, check_structure, expand_experiments
+from medvqa.config_files import check_structure, expand_experiments
+from medvqa.workflow_config import check_config
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO / "rules" / "config.schema.yaml"

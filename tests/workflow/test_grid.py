@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from medvqa.paths import image_dataset, source_dataset
-from medvqa.workflow_config import check_config, expand_experiments
+from medvqa.config_files import expand_experiments
+from medvqa.workflow_config import check_config
 
 REPO = Path(__file__).resolve().parents[2]
 

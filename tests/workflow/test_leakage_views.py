@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from medvqa.workflow_config import (
-    check_config, clean_views, expand_experiments, image_dataset, model_dataset, source_dataset,
-)
+from medvqa.config_files import expand_experiments
+from medvqa.paths import image_dataset, model_dataset, source_dataset
+from medvqa.workflow_config import check_config, clean_views
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = ["snakemake", "-s", str(REPO / "Snakefile"), "--configfile", str(REPO / "config.yaml")]
