@@ -128,7 +128,8 @@ def test_constraints_cover_the_installed_requirements():
 
     locked = constraints()
     requires = md.distribution("medvqa-workflow").requires or []
-    direct = {canonical(Requirement(r).name) for r in requires}
+    # The vllm extra pins its own torch: it is installed in an environment of its own, never with these pins.
+    direct = {canonical(Requirement(r).name) for r in requires} - {"vllm"}
     assert direct <= locked.keys(), f"not in envs/constraints.txt: {sorted(direct - locked.keys())}"
 
 
