@@ -86,6 +86,13 @@ def _check_pairing(where: str, config: Mapping[str, Any], dataset: str, model: s
     if task == "caption" and entry.caption is None:
         raise ConfigError(f"{where}: model {model!r} has no caption: settings, "
                           f"so it cannot caption dataset {dataset!r}")
+    raw = config["models"][model]
+    if task == "vqa" and "train" not in raw and raw.get("model", {}).get("finetune", True) is not False:
+        # Without this, one entry would mean zero-shot on caption data and default training on VQA data.
+        raise ConfigError(f"{where}: model {model!r} has no train: block, so on vqa dataset {dataset!r} it would "
+                          f"train with default settings, while on caption datasets no train: block means "
+                          f"zero-shot captioning; add a train: block (train: {{}} for the defaults), or "
+                          f"model.finetune: false for a zero-shot vlm_sft entry")
 
 
 def _check_model(config: Mapping[str, Any], name: str, model: Mapping[str, Any]) -> None:

@@ -229,6 +229,17 @@ def test_models_that_cannot_learn_or_caption_a_dataset_are_named(datasets, model
         check_config(_with_experiment(datasets, models))
 
 
+def test_an_entry_without_train_block_cannot_silently_train_with_defaults_on_vqa():
+    """blip_caption_zs captions zero-shot (no train: block); a VQA entry like it would train with defaults."""
+    config = _with_experiment(["demo"], ["blip_vqa_zs"])
+    config["models"]["blip_vqa_zs"] = {key: value for key, value in config["models"]["blip_demo"].items() if key != "train"}
+    with pytest.raises(ConfigError, match=r"experiments\[2\]: model 'blip_vqa_zs' has no train: block, so on vqa "
+                                          r"dataset 'demo' it would train with default settings"):
+        check_config(config)
+    config["models"]["blip_vqa_zs"]["train"] = {}  # the defaults, said so
+    check_config(config)
+
+
 def test_flamingo_captions_only_once_trained_and_tokenizer_texts_must_exist():
     config = copy.deepcopy(default_config())
     del config["models"]["flamingo_caption_demo"]["train"]
