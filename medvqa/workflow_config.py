@@ -24,6 +24,7 @@ from typing import Any
 
 from medvqa.config_files import SCHEMA, load_workflow_config
 from medvqa.data.config import IMPORT_KEYS, DatasetConfig
+from medvqa.data.prepare import FilterSpec
 from medvqa.data.tokens import TokenizerSpec
 from medvqa.evaluate.spec import ScoreSpec
 from medvqa.families import ModelConfig
@@ -150,8 +151,9 @@ def clean_views(config: Mapping[str, Any], names: Any) -> dict[str, str]:
     names = list(dict.fromkeys(names))
 
     def key(name: str) -> tuple:
-        filters = {k: v for k, v in datasets[name].get("filters", {}).items() if k != "leakage"}
-        return source_dataset(config, name), repr(sorted(filters.items()))
+        # The filters with their defaults: a base that leaves a default unwritten still has its twin.
+        filters = FilterSpec.from_mapping(datasets[name].get("filters"), f"datasets.{name}.filters").to_dict()
+        return source_dataset(config, name), repr(sorted((k, v) for k, v in filters.items() if k != "leakage"))
 
     originals = {key(n): n for n in names if datasets[n].get("filters", {}).get("leakage", "keep") == "keep"}
     return {n: originals[key(n)] for n in names

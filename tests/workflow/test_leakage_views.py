@@ -39,6 +39,16 @@ def test_leakage_grid_makes_a_clean_view_of_the_same_source():
     check_config(config)
 
 
+@pytest.mark.parametrize("unwritten", [(), ("subsample", "subsample_seed", "subsample_splits", "question_type")])
+def test_a_base_that_leaves_filter_defaults_unwritten_still_pairs_with_its_clean_view(unwritten):
+    config = default_config()
+    for key in unwritten:
+        del config["datasets"]["demo"]["filters"][key]
+    config["experiments"] = [{"datasets": ["demo"], "models": ["cnn_lstm_demo"], "leakage": ["keep", "drop"]}]
+    expand_experiments(config)
+    assert clean_views(config, config["experiments"][0]["datasets"]) == {"demo-clean": "demo"}
+
+
 def test_clean_view_of_a_clean_base_is_called_original():
     config = default_config()
     config["datasets"]["demo"]["filters"]["leakage"] = "drop"
