@@ -38,6 +38,9 @@ class FamilyFacts:
     attention_maps: bool = False  # predict writes question-guided attention maps (attention figure)
     caption_kind: str | None = None  # a key of medvqa.inference.caption_models.CAPTION_KINDS; None: no captions
     mem_mb: int = 16000  # host memory of its training and prediction jobs (a VLM loads whole first)
+    # An entry without a train: block is the pretrained model as loaded (no fine-tuning): only for
+    # families with no untrained layers. False: such an entry is a config error.
+    zero_shot: bool = False
     # Subdirectory of a trained run holding the model in its ecosystem's own format (a declared
     # output of rule train): loadable with Hugging Face / PEFT alone. None: medvqa's checkpoint only.
     export_dir: str | None = None
@@ -47,8 +50,9 @@ FAMILIES: dict[str, FamilyFacts] = {
     "cnn_lstm": FamilyFacts(CnnLstmSpec, generative=False, attention_maps=True),
     "clip_classifier": FamilyFacts(ClipClassifierSpec, generative=False),
     "flamingo": FamilyFacts(FlamingoSpec, generative=True, caption_kind="flamingo"),
-    "blip": FamilyFacts(BlipSpec, generative=True, caption_kind="blip", export_dir="hf_model"),
-    "vlm_sft": FamilyFacts(VlmSftSpec, generative=True, caption_kind="vlm", mem_mb=64000, export_dir="adapter"),
+    "blip": FamilyFacts(BlipSpec, generative=True, caption_kind="blip", export_dir="hf_model", zero_shot=True),
+    "vlm_sft": FamilyFacts(VlmSftSpec, generative=True, caption_kind="vlm", mem_mb=64000, export_dir="adapter",
+                           zero_shot=True),
 }
 
 
@@ -59,12 +63,18 @@ def family_names(**facts) -> tuple[str, ...]:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig(Spec):
-    """One entry of ``config["models"]``."""
+    """One entry of ``config["models"]``.
+
+    Zero-shot has one meaning for every family: an entry without a ``train:`` block uses the
+    pretrained checkpoint as loaded (answers or captions, no fine-tuning); ``train: {}`` trains
+    with the default settings. Families with untrained layers (``FamilyFacts.zero_shot`` false)
+    need the block.
+    """
 
     family: str  # a key of FAMILIES
     tokenizer: str | None = None  # classifiers: a key of config["tokenizers"]; generative families: none
     model: dict = dataclasses.field(default_factory=dict)  # the family's builder spec
-    train: dict = dataclasses.field(default_factory=dict)  # TrainSpec (seed: from the {seed} wildcard)
+    train: dict | None = None  # TrainSpec (seed: from the {seed} wildcard); None: zero-shot
     generate: dict = dataclasses.field(default_factory=dict)  # GenerationSpec (generative families only)
     caption: dict | None = None  # CaptionSpec settings: the entry also captions caption datasets
     shards: int = 1  # > 1: answer / caption every split as this many parallel jobs (medvqa.inference.shards)
@@ -74,8 +84,11 @@ class ModelConfig(Spec):
         check_range(where, "shards", self.shards, 1)
         if self.shards > 1 and not self.facts.generative:
             raise ConfigError(f"{where}: shards is for generative families; {self.family} predicts in one quick job")
+        if "finetune" in self.model:
+            raise ConfigError(f"{where}.model.finetune: not a key; an entry without a train: block is zero-shot, "
+                              f"one with a train: block (train: {{}} for the defaults) is fine-tuned")
         spec = self.facts.spec
-        spec.from_mapping(self.model, f"{where}.model")
+        spec.from_mapping(self.model_args(), f"{where}.model")
         if spec.TOKEN_KIND and not self.tokenizer:
             raise ConfigError(f"{where}: family {self.family} needs a tokenizer of kind {spec.TOKEN_KIND!r}")
         if not spec.TOKEN_KIND and self.tokenizer:
@@ -85,18 +98,45 @@ class ModelConfig(Spec):
         if spec.GENERATION_KEYS is not None:
             generation = GenerationSpec.from_mapping(self.generate, f"{where}.generate")
             check_generation_keys(generation, spec.GENERATION_KEYS, self.family, f"{where}.generate")
+        self._check_training(where)
+        if self.caption is not None:
+            self.caption_spec(f"{where}.caption")
+
+    def _check_training(self, where: str) -> None:
+        """A zero-shot entry's family can run as loaded; a train: block is a valid TrainSpec."""
+        if self.zero_shot:
+            if not self.facts.zero_shot:
+                usable = ", ".join(family_names(zero_shot=True))
+                raise ConfigError(f"{where}: no train: block, but family {self.family} has untrained layers and "
+                                  f"cannot be used zero-shot (families that can: {usable}); add a train: block "
+                                  f"(train: {{}} for the defaults)")
+            return
         if "seed" in self.train:
             raise ConfigError(f"{where}.train: 'seed' comes from the {{seed}} wildcard or --seed")
         train = TrainSpec.from_mapping(self.train, f"{where}.train")
-        if (train.method == "grpo" or train.init_from) and not (self.family == "vlm_sft" and self.model.get(
-                "finetune", True)):
-            raise ConfigError(f"{where}.train: method grpo and init_from are for vlm_sft entries with finetune: true")
-        if self.caption is not None:
-            self.caption_spec(f"{where}.caption")
+        if (train.method == "grpo" or train.init_from) and self.family != "vlm_sft":
+            raise ConfigError(f"{where}.train: method grpo and init_from are for vlm_sft entries")
 
     @property
     def facts(self) -> FamilyFacts:
         return FAMILIES[self.family]
+
+    @property
+    def zero_shot(self) -> bool:
+        """No train: block: the pretrained model as loaded."""
+        return self.train is None
+
+    def model_args(self) -> dict:
+        """The ``model:`` mapping as the family's builder reads it: with ``finetune`` (false for a
+        zero-shot entry) where the family can be zero-shot."""
+        return {**self.model, "finetune": not self.zero_shot} if self.facts.zero_shot else dict(self.model)
+
+    def train_spec(self, seed: int | None = None) -> TrainSpec:
+        """The entry's TrainSpec (a zero-shot entry: the defaults, which nothing trains with)."""
+        mapping = dict(self.train or {})
+        if seed is not None:
+            mapping["seed"] = seed
+        return TrainSpec.from_mapping(mapping, "train")
 
     def caption_spec(self, where: str = "caption") -> CaptionSpec:
         """The entry's captioning settings, with the kind and base checkpoint it implies."""
@@ -109,7 +149,7 @@ class ModelConfig(Spec):
 
     def tasks(self) -> tuple[str, ...]:
         """The dataset tasks the entry trains on and predicts for (``ModelSpec.tasks``)."""
-        return self.facts.spec.from_mapping(self.model).tasks()
+        return self.facts.spec.from_mapping(self.model_args()).tasks()
 
     @property
     def token_kind(self) -> str | None:

@@ -58,15 +58,13 @@ def baseline_runs(config: Config, dataset: str) -> list[list]:
 
 
 def is_zero_shot(entry: Mapping[str, Any]) -> bool:
-    """An entry with model.finetune: false is used as pretrained (vlm_sft zero-shot baselines)."""
-    return entry.get("model", {}).get("finetune", True) is False
+    """An entry without a train: block uses its pretrained checkpoint as loaded (``ModelConfig.zero_shot``)."""
+    return "train" not in entry
 
 
 def trains(config: Config, model: str) -> bool:
-    """Whether runs of the model are trained (and so have training curves): entries with a
-    train: block, unless zero-shot."""
-    entry = config["models"][model]
-    return "train" in entry and not is_zero_shot(entry)
+    """Whether runs of the model are trained (and so have weights and training curves)."""
+    return not is_zero_shot(config["models"][model])
 
 
 def entry_gpus(entry: Mapping[str, Any]) -> int:

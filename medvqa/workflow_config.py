@@ -87,13 +87,6 @@ def _check_pairing(where: str, config: Mapping[str, Any], dataset: str, model: s
     if task == "caption" and entry.caption is None:
         raise ConfigError(f"{where}: model {model!r} has no caption: settings, "
                           f"so it cannot caption dataset {dataset!r}")
-    raw = config["models"][model]
-    if task == "vqa" and "train" not in raw and raw.get("model", {}).get("finetune", True) is not False:
-        # Without this, one entry would mean zero-shot on caption data and default training on VQA data.
-        raise ConfigError(f"{where}: model {model!r} has no train: block, so on vqa dataset {dataset!r} it would "
-                          f"train with default settings, while on caption datasets no train: block means "
-                          f"zero-shot captioning; add a train: block (train: {{}} for the defaults), or "
-                          f"model.finetune: false for a zero-shot vlm_sft entry")
 
 
 def _check_model(config: Mapping[str, Any], name: str, model: Mapping[str, Any]) -> None:
@@ -106,9 +99,6 @@ def _check_model(config: Mapping[str, Any], name: str, model: Mapping[str, Any])
         if kind != entry.token_kind:
             raise ConfigError(f"{where}.tokenizer: {entry.family} reads {entry.token_kind!r} tokens, "
                               f"tokenizer {entry.tokenizer!r} is of kind {kind!r}")
-    if entry.caption is not None and entry.family == "flamingo" and "train" not in model:
-        raise ConfigError(f"{where}: flamingo captions only once trained (its new layers start untrained); "
-                          "add a train: block")
     for key, value in entry.model.items():
         if isinstance(value, str):
             _check_path(config, f"{where}.model.{key}", value)
@@ -117,17 +107,23 @@ def _check_model(config: Mapping[str, Any], name: str, model: Mapping[str, Any])
 
 def _check_init_from(config: Mapping[str, Any], name: str, entry: ModelConfig) -> None:
     """``train.init_from`` names another trained entry whose adapter fits this one (the same model:)."""
-    source = entry.train.get("init_from")
+    source = (entry.train or {}).get("init_from")
     if source is None:
         return
     where = f"models.{name}.train.init_from"
     _check_names(where, [source], config["models"], "model")
     other = config["models"][source]
-    if source == name or other.get("train", {}).get("init_from") is not None:
+    if source == name or "train" not in other or other["train"].get("init_from") is not None:
         raise ConfigError(f"{where}: {source!r} must be a run trained from the base model (no chains, not itself)")
-    if other["family"] != entry.family or other.get("model") != entry.model:
+    if other["family"] != entry.family or _model_spec(other) != _model_spec(entry):
         raise ConfigError(f"{where}: {source!r} must have the same family and model: settings as {name!r} "
                           "(its adapter's weights are loaded into this one)")
+
+
+def _model_spec(entry: Mapping[str, Any] | ModelConfig):
+    """The entry's model: settings with their defaults (written or not, the same model)."""
+    entry = entry if isinstance(entry, ModelConfig) else ModelConfig.from_mapping(entry)
+    return entry.facts.spec.from_mapping(entry.model_args())
 
 
 def _check_path(config: Mapping[str, Any], where: str, value: str) -> None:

@@ -18,6 +18,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 SEED_PATTERN = r"\d+"
 CLASSIFIER_FAMILIES = family_names(generative=False)
 GENERATIVE_FAMILIES = family_names(generative=True)
+ZERO_SHOT_FAMILIES = family_names(zero_shot=True)  # an entry without train: runs as loaded
 # Families whose trained runs also hold the model in a Hugging Face format (rules train_blip, train_vlm).
 PLAIN_FAMILIES = family_names(export_dir=None)
 

@@ -4,7 +4,7 @@
 #    + hf_model/ for blip: the best model as a save_pretrained directory with its processor;
 #    + adapter/ for vlm_sft LoRA runs: the best adapter in PEFT's own format with the processor.
 #    Those two families train in rules train_blip / train_vlm, which declare that directory too.)
-# Zero-shot entries (model.finetune: false) train nothing: state.json + an empty history.csv.
+# Zero-shot entries (no train: block; blip and vlm_sft) train nothing: state.json + an empty history.csv.
 # train.method: grpo trains vlm_sft LoRA entries with GRPO (medvqa.training.grpo) in the same rule (train_vlm);
 # train.init_from adds that entry's best.safetensors (same dataset, seed) as an input.
 # Model jobs (train, predict, caption) take one thread: the demo's tiny models ran faster on one
@@ -53,7 +53,7 @@ rule zero_shot:
     benchmark:
         "benchmarks/models/{dataset}/{model}/{seed}/train.tsv"
     wildcard_constraints:
-        model=models_of(GENERATIVE_FAMILIES, zero_shot=True),
+        model=models_of(ZERO_SHOT_FAMILIES, zero_shot=True),
         seed=SEED_PATTERN,
     conda:
         "../envs/train.yaml"

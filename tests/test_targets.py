@@ -25,7 +25,7 @@ TOY = {
     "tokenizers": {"w": {"kind": "words"}},
     "models": {
         "cnn": {"family": "cnn_lstm", "tokenizer": "w", "train": {}},
-        "zs": {"family": "vlm_sft", "model": {"finetune": False, "checkpoint": "results/pretrained/tiny"},
+        "zs": {"family": "vlm_sft", "model": {"checkpoint": "results/pretrained/tiny"},
                "caption": {}},
     },
     "pretrained": {"tiny": {"dataset": "v"}},

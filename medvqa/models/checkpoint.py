@@ -26,7 +26,7 @@ Only one process may write a run: ``run_lock`` takes an exclusive lock on ``trai
 whole training, and a second trainer of the same directory (an orphaned job of a killed Snakemake
 still running when the workflow is unlocked and re-run) fails at once naming the holder's pid.
 
-A zero-shot run (a family whose ``finetunes(args)`` is false) has state.json with epoch 0 and
+A zero-shot run (``medvqa.models.common.finetuned(args)`` false: no ``train:`` block) has state.json with epoch 0 and
 a header-only history.csv, and no weights: prediction uses the pretrained model as it is.
 """
 
@@ -51,6 +51,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from medvqa.io import atomic_path, read_json, write_csv, write_json
+from medvqa.models.common import finetuned
 from medvqa.models.registry import BuiltModel, family_of, rebuild_model
 from medvqa.paths import BEST_WEIGHTS
 
@@ -230,7 +231,7 @@ def load_checkpoint(model_dir: str | Path) -> tuple[BuiltModel, dict[str, Any]]:
     family = family_of(state["family"])
     args = {key: resolve_run_path(value, model_dir) for key, value in state["args"].items()}
     model = rebuild_model(state["family"], args)
-    if family.finetunes(state["args"]):
+    if finetuned(state["args"]):
         load_weights(model.module, model_dir / WEIGHTS, trainable_only=family.saves == "trainable")
     model.module.eval()
     return model, state

@@ -11,7 +11,6 @@ same slots, so the training engine (``medvqa.training.engine``) and the predicti
   collate(args, answers, pad_id) → fn(items)     training / validation batches
   score(module, batch, Step) → BatchScore        the loss to minimise (+ accuracy, classifiers)
   predict(module, args, answers, Dataset, PredictRun) → (DataFrame, attention | None)
-  finetunes(args) → bool                         False: zero-shot, nothing is trained
 
 plus ``monitor`` (the validation metric that selects the best epoch: ``val_accuracy`` is
 maximised, ``val_loss`` minimised), ``saves`` (which tensors a checkpoint holds: ``all``, or
@@ -19,6 +18,9 @@ maximised, ``val_loss`` minimised), ``saves`` (which tensors a checkpoint holds:
 optional ``export(module, args, out_dir)`` that writes the best model in its ecosystem's own format
 under ``out_dir`` (a PEFT adapter, a ``save_pretrained`` directory), in the subdirectory named by
 ``medvqa.families.FAMILIES[family].export_dir``.
+
+A zero-shot run (``finetuned(args)`` false: the entry had no ``train:`` block) holds no weights;
+its model is ``build(args, load_pretrained=True)`` as it is.
 """
 
 from __future__ import annotations
@@ -78,8 +80,9 @@ class PredictRun(NamedTuple):
     generation: GenerationSpec = GenerationSpec()  # generative families: how answers are decoded
 
 
-def always(args: Mapping[str, Any]) -> bool:
-    return True
+def finetuned(args: Mapping[str, Any]) -> bool:
+    """Whether a run's model was trained (its builder args lack ``finetune: false``)."""
+    return bool(args.get("finetune", True))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +98,6 @@ class ModelFamily:
                       tuple[pd.DataFrame, Any]]
     monitor: str = "val_accuracy"  # val_accuracy (higher is better) | val_loss (lower is better)
     saves: str = "all"  # all | trainable
-    finetunes: Callable[[Mapping[str, Any]], bool] = always
     export: Callable[[nn.Module, Mapping[str, Any], Path], None] | None = None
 
     def __post_init__(self) -> None:

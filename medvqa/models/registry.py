@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 from torch import nn
 
 from medvqa.models import blip, clip_classifier, cnn_lstm, flamingo, vlm_sft
-from medvqa.models.common import DataInfo, ModelFamily, VQAOutput
+from medvqa.models.common import DataInfo, ModelFamily, VQAOutput, finetuned
 from medvqa.spec import ConfigError
 
 __all__ = [
@@ -64,10 +64,10 @@ def rebuild_model(family: str, args: Mapping[str, Any]) -> BuiltModel:
 
     A family that saves every weight is rebuilt without fetching pretrained weights (they get
     overwritten); one that saves only its trainable tensors reloads the frozen rest from the
-    pretrained checkpoint named in ``args``.
+    pretrained checkpoint named in ``args``; a zero-shot run (no weights saved) loads all of it.
     """
-    trainable_only = family_of(family).saves == "trainable"
-    return BuiltModel(family, dict(args), family_of(family).build(args, trainable_only))
+    load_pretrained = family_of(family).saves == "trainable" or not finetuned(args)
+    return BuiltModel(family, dict(args), family_of(family).build(args, load_pretrained))
 
 
 def count_parameters(module: nn.Module) -> tuple[int, int]:

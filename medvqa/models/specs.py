@@ -166,6 +166,7 @@ class BlipSpec(ModelSpec):
     GENERATION_KEYS: ClassVar[tuple[str, ...] | None] = SIMPLE_DECODER_KEYS
 
     checkpoint: str  # hub id or save_pretrained directory (model + BlipProcessor)
+    finetune: bool = True  # set by ModelConfig.model_args: false for an entry without train: (zero-shot)
     task: str = "vqa"  # vqa: BlipForQuestionAnswering | caption: BlipForConditionalGeneration
     freeze_vision: bool = False  # keep the ViT frozen (less memory; the text side still trains)
     max_question_tokens: int = 32  # question tokens incl. [CLS] and [SEP]
@@ -191,7 +192,7 @@ class VlmSftSpec(ModelSpec):
     )
 
     checkpoint: str  # hub id (Qwen/Qwen2-VL-2B-Instruct) or a save_pretrained directory
-    finetune: bool = True  # false: zero-shot base model, no adapter
+    finetune: bool = True  # set by ModelConfig.model_args: false (no train: block) = the base model, no adapter
     lora_r: int = 16  # LoRA rank
     lora_alpha: int = 32  # LoRA scale numerator (scale = alpha / r)
     lora_dropout: float = 0.05
@@ -224,7 +225,8 @@ class VlmSftSpec(ModelSpec):
         check_choice(where, "dtype", self.dtype, DTYPES)
         check_choice(where, "attn_implementation", self.attn_implementation, ATTENTIONS)
         if self.quantization != "none" and not self.finetune:
-            raise ConfigError(f"{where}: quantization is for QLoRA fine-tuning; set finetune: true")
+            raise ConfigError(f"{where}.quantization: 4bit is for QLoRA fine-tuning; this entry has no train: block "
+                              f"(zero-shot)")
         for key in ("min_pixels", "max_pixels"):
             if getattr(self, key) is not None:
                 check_range(where, key, getattr(self, key), 28 * 28)

@@ -12,8 +12,8 @@ loss on the answer tokens; the validation loss selects the best epoch. A run dir
   state.json, history.csv (epoch, train_loss, val_loss, lr, seconds)
 
 Two config entries per checkpoint give the paper's comparison:
-  zero-shot   ``finetune: false``  → the base model as loaded (no adapter; state.json only)
-  fine-tuned  ``finetune: true``   → base + LoRA adapter
+  zero-shot   (no ``train:`` block; args ``finetune: false``) → the base model as loaded (state.json only)
+  fine-tuned  (a ``train:`` block)                              → base + LoRA adapter
 
 Per-architecture facts (end-of-turn token, LoRA targets) live in ``ARCHITECTURES``, keyed by
 ``config.model_type``; an unknown model_type falls back to the tokenizer's eos and the usual
@@ -307,11 +307,7 @@ def export_adapter(module: nn.Module, args: Mapping[str, Any], out_dir: Path) ->
     write_json(config, adapter / "adapter_config.json")
 
 
-def finetunes(args: Mapping[str, Any]) -> bool:
-    return bool(args["finetune"])
-
-
 FAMILY = ModelFamily(
     VlmSftSpec, builder_args, build, param_groups, text_image_split, make_collate, score, predict_split,
-    monitor="val_loss", saves="trainable", finetunes=finetunes, export=export_adapter,
+    monitor="val_loss", saves="trainable", export=export_adapter,
 )

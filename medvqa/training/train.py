@@ -6,7 +6,7 @@ datasets have none) and, for ``words`` tokenizers, the vocabulary; writes best.s
 state.json, history.csv and resume/ (see ``medvqa.models.checkpoint``). Every family trains
 through ``medvqa.training.engine.train``, except ``vlm_sft`` entries with ``train.method: grpo``
 (``medvqa.training.grpo``); ``train.init_from`` first loads another run's trained weights
-(``TrainPaths.init_from``). A zero-shot entry (``vlm_sft`` with ``finetune: false``) writes
+(``TrainPaths.init_from``). A zero-shot entry (no ``train:`` block; ``blip`` and ``vlm_sft`` only) writes
 state.json and an empty history only.
 
     python -m medvqa.training.train --config config.yaml --dataset demo --model cnn_lstm_demo --seed 0
@@ -134,7 +134,7 @@ def run_training(
     """
     if threads:
         torch.set_num_threads(threads)
-    spec = TrainSpec.from_mapping({**config.train, "seed": seed}, "train")
+    spec = config.train_spec(seed)
     if spec.gpus > 1 and not distributed.launched():
         log.warning("train.gpus is %d but this is one process: launch with torchrun for data-parallel", spec.gpus)
     with distributed.session(spec.device):
@@ -150,8 +150,8 @@ def _run(config: ModelConfig, paths: TrainPaths, out_dir: str | Path, seed: int,
     seed_everything(seed)  # the same on every process: the same initial weights
     data = load_data(config, paths)
     family = family_of(config.family)
-    args = family.builder_args(config.model, data.info)
-    if not family.finetunes(args):
+    args = family.builder_args(config.model_args(), data.info)
+    if config.zero_shot:
         # Nothing to train: the pretrained model is loaded only at prediction time.
         state = fresh_state(spec, config.family, args, data.answers)
         if distributed.is_main():
@@ -215,8 +215,8 @@ def main(argv: list[str] | None = None) -> None:
         setup_logging(args.log)
     config = None if args.entry else load_workflow_config(args.config)
     entry = json.loads(args.entry) if args.entry else config["models"][args.model]
-    if args.device:
-        entry = {**entry, "train": {**entry.get("train", {}), "device": args.device}}
+    if args.device and "train" in entry:  # a zero-shot entry (no train:) trains nothing on any device
+        entry = {**entry, "train": {**entry["train"], "device": args.device}}
     if args.inputs:
         inputs = TrainPaths.from_inputs(json.loads(args.inputs))
     else:

@@ -76,8 +76,9 @@ def test_vlm_caption_prompt_comes_from_the_run_unless_the_caption_settings_give_
 
 def test_families_that_need_answers_refuse_caption_data(caption_paths, texts, blip_dir, tiny_vlm, tmp_path):
     entries = _entries(tmp_path, texts, blip_dir, tiny_vlm)
-    vqa_blip = {"family": "blip", "model": {"checkpoint": str(blip_dir), "task": "vqa"}}
-    classify = {**entries["flamingo"], "model": {**entries["flamingo"]["model"], "answer_head": "classify"}}
+    vqa_blip = {"family": "blip", "model": {"checkpoint": str(blip_dir), "task": "vqa"}, "train": TRAIN}
+    classify = {**entries["flamingo"], "model": {**entries["flamingo"]["model"], "answer_head": "classify"},
+                "train": TRAIN}
     for entry in (vqa_blip, classify):
         with pytest.raises(ConfigError, match="is caption data; this .* model trains on vqa data"):
             run_training(ModelConfig.from_mapping(entry), caption_paths, tmp_path / "run", seed=0)

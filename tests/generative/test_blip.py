@@ -6,10 +6,17 @@ from safetensors.torch import load_model, save_model
 from torch.nn import functional as F
 from transformers import BlipProcessor
 
+from builders import vqa_rows
+from medvqa.data.answers import write_answers
+from medvqa.data.images import build_image_cache
+from medvqa.families import ModelConfig
+from medvqa.inference.predict import PredictSpec, run_prediction
 from medvqa.models import blip
-from medvqa.models.common import DataInfo
+from medvqa.models.batch import SplitPaths
+from medvqa.models.common import DataInfo, PredictRun
 from medvqa.models.generation import GenerationSpec
-from medvqa.models.generative import IGNORE_INDEX
+from medvqa.models.generative import IGNORE_INDEX, TextImageSplit
+from medvqa.training.train import TrainPaths, run_training
 
 
 def make(blip_dirs, task, checkpoint=None, **overrides):
@@ -131,3 +138,23 @@ def test_predictions_carry_samples(blip_dirs, caption_split):
                        GenerationSpec(max_new_tokens=5, num_samples=3))
     assert [len(r["samples"]) for r in out] == [3, 3]
     assert all(isinstance(r["prediction"], str) and r["answer_prob_product"] <= r["answer_prob_mean"] for r in out)
+
+
+def test_an_entry_without_train_block_answers_with_the_checkpoint_as_loaded(blip_dirs, tmp_path):
+    """Zero-shot BLIP VQA (e.g. Salesforce/blip-vqa-base, already VQA-tuned): no train: block → a run
+    directory without weights whose answers are those of the checkpoint itself."""
+    split = SplitPaths(tmp_path / "test.parquet", tmp_path / "images.npy", tmp_path / "images.ids.json")
+    vqa_rows(n_images=3, questions_per_image=2).to_parquet(split.parquet)
+    build_image_cache(split.parquet, 32, split.images, split.image_ids)
+    write_answers(split.parquet, [], tmp_path / "answers.json")
+    entry = ModelConfig.from_mapping({"family": "blip", "model": {"checkpoint": str(blip_dirs["vqa"])},
+                                      "generate": {"max_new_tokens": 4}})
+    state = run_training(entry, TrainPaths(split, split, tmp_path / "answers.json"), tmp_path / "run", seed=0)
+    assert state["epoch"] == 0 and sorted(p.name for p in (tmp_path / "run").iterdir()) == ["history.csv", "state.json"]
+    frame = run_prediction(tmp_path / "run", split, tmp_path / "p.parquet", PredictSpec(), generation=entry.generation())
+    args, model, _ = make(blip_dirs, "vqa")
+    data = TextImageSplit(split.parquet, split.images, split.image_ids)
+    expected, _ = blip.predict_split(model.eval(), args, [], data, PredictRun(torch.device("cpu"),
+                                                                                 generation=entry.generation()))
+    assert frame["prediction"].tolist() == expected["prediction"].tolist()
+    assert frame["confidence"].tolist() == pytest.approx(expected["confidence"].tolist(), abs=1e-6)

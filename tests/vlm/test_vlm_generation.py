@@ -130,7 +130,7 @@ def test_training_and_prediction_stages_from_files(tiny_vlm, tmp_path, arch):
 def test_zero_shot_entry_trains_nothing_and_answers_with_the_base_model(tiny_vlm, tmp_path, arch):
     train, test = _split_files(tmp_path, "train", 4), _split_files(tmp_path, "test", 2)
     config = ModelConfig.from_mapping({
-        "family": "vlm_sft", "model": {"checkpoint": str(tiny_vlm(arch)), "finetune": False},
+        "family": "vlm_sft", "model": {"checkpoint": str(tiny_vlm(arch))},  # no train: block
         "generate": {"max_new_tokens": 3},
     })
     state = run_training(config, TrainPaths(train, test, tmp_path / "answers.json"), tmp_path / "run", seed=0)

@@ -14,7 +14,8 @@ from vlm.vlm_fixture import vqa_examples
 
 from medvqa.demo.tiny_vlm import TINY_ARCHITECTURES
 from medvqa.models.checkpoint import load_checkpoint
-from medvqa.models.common import DataInfo
+from medvqa.families import ModelConfig
+from medvqa.models.common import DataInfo, finetuned
 from medvqa.models.registry import MODEL_FAMILIES, build_model
 from medvqa.models.vlm_collate import VlmCollator
 from medvqa.models.vlm_sft import VlmSftSpec, architecture_of, build_vlm, load_vlm, prompt_format
@@ -79,7 +80,7 @@ def test_lora_fine_tune_trains_only_the_adapter_and_reloads_exactly(tiny_vlm, ar
 
 def test_zero_shot_entry_has_nothing_to_train_and_rebuilds_the_base_model(tiny_vlm):
     model = _built(tiny_vlm, "qwen2_vl", finetune=False)
-    assert not MODEL_FAMILIES["vlm_sft"].finetunes(model.args)
+    assert not finetuned(model.args)
     assert not hasattr(model.module, "peft_config")
     assert not any(p.requires_grad for p in model.module.parameters())
     assert type(model.module).__name__ == "Qwen2VLForConditionalGeneration"
@@ -168,7 +169,9 @@ def test_specs_reject_bad_settings():
         VlmSftSpec.from_mapping({"checkpoint": "x", "lora_rank": 8})
     with pytest.raises(ConfigError, match="quantization"):
         VlmSftSpec.from_mapping({"checkpoint": "x", "quantization": "8bit"})
-    with pytest.raises(ConfigError, match="finetune"):
-        VlmSftSpec.from_mapping({"checkpoint": "x", "quantization": "4bit", "finetune": False})
+    with pytest.raises(ConfigError, match="models.m.model.quantization: 4bit is for QLoRA fine-tuning; this entry "
+                                          "has no train: block"):
+        ModelConfig.from_mapping({"family": "vlm_sft", "model": {"checkpoint": "x", "quantization": "4bit"}},
+                                 "models.m")
     with pytest.raises(ConfigError, match="grad_accum"):
         TrainSpec.from_mapping({"grad_accum": 0})

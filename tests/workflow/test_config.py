@@ -1,6 +1,7 @@
 """Config validation: schema errors and cross-reference errors name the key, before any job."""
 
 import copy
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ import pytest
 import yaml
 
 from medvqa.demo.tiny_checkpoints import check_pretrained
+from medvqa import targets
 from medvqa.spec import ConfigError
 from medvqa.config_files import check_structure, expand_experiments
 from medvqa.workflow_config import check_config
@@ -37,7 +39,7 @@ def test_default_and_paper_configs_pass():
 @pytest.mark.parametrize(
     "edit, expected",
     [
-        (lambda c: c["datasets"]["demo"]["filters"].update(langauge="en"), "langauge"),
+        (lambda c: c["datasets"]["demo"].setdefault("filters", {}).update(langauge="en"), "langauge"),
         (lambda c: c["datasets"]["demo"].update(image_size="big"), "image_size"),
         (lambda c: c["datasets"]["demo"].update(source="kaggle"), "kaggle"),
         (lambda c: c["datasets"]["demo"].update(on_bad_sample="ignore"), "ignore"),
@@ -64,14 +66,14 @@ def m(config: dict, name: str) -> dict:
 # (rule, edit of the default config that breaks it, key the one-line error must name): every value rule
 # rules/config.schema.yaml held before it became structure-only, now checked once, by the specs.
 VALUE_RULES = [
-    ("filters.question_type", lambda c: ds(c)["filters"].update(question_type="yesno"), "question_type"),
-    ("filters.subsample", lambda c: ds(c)["filters"].update(subsample=0), "subsample"),
-    ("filters.subsample_splits", lambda c: ds(c)["filters"].update(subsample_splits=["dev"]), "subsample_splits"),
-    ("filters.leakage", lambda c: ds(c)["filters"].update(leakage="remove"), "leakage"),
-    ("filters.language", lambda c: ds(c)["filters"].update(language=3), "language"),
-    ("leakage.hash", lambda c: ds(c)["leakage"].update(hash="md5"), "hash"),
-    ("leakage.hash_size", lambda c: ds(c)["leakage"].update(hash_size=64), "hash_size"),
-    ("leakage.threshold", lambda c: ds(c)["leakage"].update(threshold=-1), "threshold"),
+    ("filters.question_type", lambda c: ds(c).setdefault("filters", {}).update(question_type="yesno"), "question_type"),
+    ("filters.subsample", lambda c: ds(c).setdefault("filters", {}).update(subsample=0), "subsample"),
+    ("filters.subsample_splits", lambda c: ds(c).setdefault("filters", {}).update(subsample_splits=["dev"]), "subsample_splits"),
+    ("filters.leakage", lambda c: ds(c).setdefault("filters", {}).update(leakage="remove"), "leakage"),
+    ("filters.language", lambda c: ds(c).setdefault("filters", {}).update(language=3), "language"),
+    ("leakage.hash", lambda c: ds(c).setdefault("leakage", {}).update(hash="md5"), "hash"),
+    ("leakage.hash_size", lambda c: ds(c).setdefault("leakage", {}).update(hash_size=64), "hash_size"),
+    ("leakage.threshold", lambda c: ds(c).setdefault("leakage", {}).update(threshold=-1), "threshold"),
     ("source", lambda c: ds(c).update(source="kaggle"), "source"),
     ("task", lambda c: ds(c).update(task="seg"), "task"),
     ("image_size low", lambda c: ds(c).update(image_size=4), "image_size"),
@@ -100,8 +102,8 @@ VALUE_RULES = [
     ("train precision", lambda c: m(c, "cnn_lstm_demo")["train"].update(precision="int8"), "precision"),
     ("train workers", lambda c: m(c, "cnn_lstm_demo")["train"].update(workers=-1), "workers"),
     ("train label_smoothing", lambda c: m(c, "cnn_lstm_demo")["train"].update(label_smoothing=1.5), "label_smoothing"),
-    ("augment crop_scale", lambda c: m(c, "cnn_lstm_demo")["train"]["augment"].update(crop_scale=0.01), "crop_scale"),
-    ("augment rotation", lambda c: m(c, "cnn_lstm_demo")["train"]["augment"].update(rotation=200), "rotation"),
+    ("augment crop_scale", lambda c: m(c, "cnn_lstm_demo")["train"].setdefault("augment", {}).update(crop_scale=0.01), "crop_scale"),
+    ("augment rotation", lambda c: m(c, "cnn_lstm_demo")["train"].setdefault("augment", {}).update(rotation=200), "rotation"),
     ("flamingo cross_attn_every", lambda c: m(c, "flamingo_demo")["model"].update(cross_attn_every=0), "cross_attn_every"),
     ("flamingo num_latents", lambda c: m(c, "flamingo_demo")["model"].update(num_latents=0), "num_latents"),
     ("flamingo answer_head", lambda c: m(c, "flamingo_demo")["model"].update(answer_head="both"), "answer_head"),
@@ -135,20 +137,20 @@ VALUE_RULES = [
     ("tiny clip vocab", lambda c: c["pretrained"]["clip-tiny"].setdefault("model", {}).update(vocab_size=100), "vocab_size"),
     ("tiny vlm image_size", lambda c: c["pretrained"]["qwen2-vl-tiny"].setdefault("model", {}).update(image_size=14), "image_size"),
     ("tiny vlm initializer_range", lambda c: c["pretrained"]["qwen2-vl-tiny"].setdefault("model", {}).update(initializer_range=0), "initializer_range"),
-    ("predict batch_size", lambda c: c["predict"].update(batch_size=0), "batch_size"),
-    ("predict precision", lambda c: c["predict"].update(precision="int8"), "precision"),
-    ("predict unknown", lambda c: c["predict"].update(colour=1), "colour"),
-    ("evaluate n_bins", lambda c: c["evaluate"].update(n_bins=0), "n_bins"),
-    ("evaluate bootstrap_resamples", lambda c: c["evaluate"].update(bootstrap_resamples=10), "bootstrap_resamples"),
-    ("evaluate ci_level", lambda c: c["evaluate"].update(ci_level=0.2), "ci_level"),
-    ("evaluate bleu_smoothing", lambda c: c["evaluate"].update(bleu_smoothing="method9"), "bleu_smoothing"),
-    ("evaluate bleu_max_order", lambda c: c["evaluate"].update(bleu_max_order=5), "bleu_max_order"),
-    ("evaluate unit", lambda c: c["evaluate"].update(bootstrap_unit="patient"), "bootstrap_unit"),
-    ("evaluate calibration_protocol", lambda c: c["evaluate"].update(calibration_protocol="x"), "calibration_protocol"),
-    ("evaluate caption_protocols dup", lambda c: c["evaluate"].update(caption_protocols=["coco", "coco"]), "caption_protocols"),
-    ("evaluate caption_protocols bad", lambda c: c["evaluate"].update(caption_protocols=["spice"]), "caption_protocols"),
-    ("evaluate ptb", lambda c: c["evaluate"].update(ptb_tokenizer="nltk"), "ptb_tokenizer"),
-    ("evaluate embedding_batch_size", lambda c: c["evaluate"].update(embedding_batch_size=0), "embedding_batch_size"),
+    ("predict batch_size", lambda c: c.setdefault("predict", {}).update(batch_size=0), "batch_size"),
+    ("predict precision", lambda c: c.setdefault("predict", {}).update(precision="int8"), "precision"),
+    ("predict unknown", lambda c: c.setdefault("predict", {}).update(colour=1), "colour"),
+    ("evaluate n_bins", lambda c: c.setdefault("evaluate", {}).update(n_bins=0), "n_bins"),
+    ("evaluate bootstrap_resamples", lambda c: c.setdefault("evaluate", {}).update(bootstrap_resamples=10), "bootstrap_resamples"),
+    ("evaluate ci_level", lambda c: c.setdefault("evaluate", {}).update(ci_level=0.2), "ci_level"),
+    ("evaluate bleu_smoothing", lambda c: c.setdefault("evaluate", {}).update(bleu_smoothing="method9"), "bleu_smoothing"),
+    ("evaluate bleu_max_order", lambda c: c.setdefault("evaluate", {}).update(bleu_max_order=5), "bleu_max_order"),
+    ("evaluate unit", lambda c: c.setdefault("evaluate", {}).update(bootstrap_unit="patient"), "bootstrap_unit"),
+    ("evaluate calibration_protocol", lambda c: c.setdefault("evaluate", {}).update(calibration_protocol="x"), "calibration_protocol"),
+    ("evaluate caption_protocols dup", lambda c: c.setdefault("evaluate", {}).update(caption_protocols=["coco", "coco"]), "caption_protocols"),
+    ("evaluate caption_protocols bad", lambda c: c.setdefault("evaluate", {}).update(caption_protocols=["spice"]), "caption_protocols"),
+    ("evaluate ptb", lambda c: c.setdefault("evaluate", {}).update(ptb_tokenizer="nltk"), "ptb_tokenizer"),
+    ("evaluate embedding_batch_size", lambda c: c.setdefault("evaluate", {}).update(embedding_batch_size=0), "embedding_batch_size"),
     ("report splits", lambda c: c["report"].update(splits=["dev"]), "splits"),
     ("report unknown", lambda c: c["report"].update(colour=1), "colour"),
     ("figures metric", lambda c: c["report"]["figures"].update(metric="x"), "metric"),
@@ -229,21 +231,33 @@ def test_models_that_cannot_learn_or_caption_a_dataset_are_named(datasets, model
         check_config(_with_experiment(datasets, models))
 
 
-def test_an_entry_without_train_block_cannot_silently_train_with_defaults_on_vqa():
-    """blip_caption_zs captions zero-shot (no train: block); a VQA entry like it would train with defaults."""
+def test_zero_shot_means_no_train_block_for_every_family():
+    """No train: block = the checkpoint as loaded, on VQA and caption data alike; families with untrained
+    layers need the block, and model.finetune (the old vlm_sft switch) is refused by name."""
     config = _with_experiment(["demo"], ["blip_vqa_zs"])
     config["models"]["blip_vqa_zs"] = {key: value for key, value in config["models"]["blip_demo"].items() if key != "train"}
-    with pytest.raises(ConfigError, match=r"experiments\[2\]: model 'blip_vqa_zs' has no train: block, so on vqa "
-                                          r"dataset 'demo' it would train with default settings"):
-        check_config(config)
-    config["models"]["blip_vqa_zs"]["train"] = {}  # the defaults, said so
-    check_config(config)
+    check_config(config)  # zero-shot BLIP VQA
+    assert targets.is_zero_shot(config["models"]["blip_vqa_zs"]) and not targets.trains(config, "blip_vqa_zs")
+    for name in ("cnn_lstm_demo", "clip_demo", "flamingo_demo"):
+        broken = copy.deepcopy(default_config())
+        del broken["models"][name]["train"]
+        family = broken["models"][name]["family"]
+        with pytest.raises(ConfigError, match=rf"^models\.{name}: no train: block, but family {family} has untrained "
+                                              r"layers and cannot be used zero-shot \(families that can: blip, "
+                                              r"vlm_sft\); add a train: block \(train: \{\} for the defaults\)$"):
+            check_config(broken)
+    broken = copy.deepcopy(default_config())
+    broken["models"]["qwen2_vl_zero_shot_demo"]["model"]["finetune"] = False
+    with pytest.raises(ConfigError, match=r"^models\.qwen2_vl_zero_shot_demo\.model\.finetune: not a key; an entry "
+                                          r"without a train: block is zero-shot"):
+        check_config(broken)
 
 
 def test_flamingo_captions_only_once_trained_and_tokenizer_texts_must_exist():
     config = copy.deepcopy(default_config())
     del config["models"]["flamingo_caption_demo"]["train"]
-    with pytest.raises(ConfigError, match=r"models\.flamingo_caption_demo: flamingo captions only once trained"):
+    with pytest.raises(ConfigError, match=r"models\.flamingo_caption_demo: no train: block, but family flamingo has "
+                                          r"untrained layers"):
         check_config(config)
     config = copy.deepcopy(default_config())
     config["pretrained"]["qwen2-vl-tiny"]["text_from"] = ["demo", "roco"]
@@ -333,3 +347,12 @@ def test_the_default_workflow_profile_shows_a_failed_jobs_log_on_the_console(tmp
     result = subprocess.run(["snakemake", "--cores", "1"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "the-reason-42" in result.stdout + result.stderr
+
+
+def test_the_default_config_is_read_in_one_sitting():
+    """Issue 10: at most 200 lines, and every line that sets a value says what it means."""
+    lines = (REPO / "config.yaml").read_text().splitlines()
+    assert len(lines) <= 200
+    value = re.compile(r"^\s*(- )?[\w.-]+:\s*(?!&\w+\s*$)(?!$)\S")  # key: value (not a block, not an anchor alone)
+    uncommented = [f"{i}: {line}" for i, line in enumerate(lines, 1) if value.match(line) and "#" not in line]
+    assert not uncommented, "\n".join(uncommented)

@@ -58,7 +58,7 @@ def test_changing_one_filter_rebuilds_only_that_dataset(workdir, tmp_path):
     import yaml
 
     config = yaml.safe_load((REPO / "config.yaml").read_text())
-    config["datasets"]["demo"]["filters"]["question_type"] = "closed"
+    config["datasets"]["demo"].setdefault("filters", {})["question_type"] = "closed"
     (tmp_path / "changed.yaml").write_text(yaml.safe_dump(config))
     result = subprocess.run(
         [*SNAKEMAKE[:3], "--configfile", str(tmp_path / "changed.yaml"), "-n", "data"],

@@ -20,12 +20,13 @@ def test_grid_expands_into_derived_views_that_share_the_source():
     config["experiments"] = [
         {"datasets": ["demo"], "models": ["m"], "seeds": [0, 1], "question_types": ["all", "closed"], "subsamples": [None, 500]}
     ]
+    config["datasets"]["demo"]["filters"] = {"subsample_seed": 3}  # a base setting every view keeps
     before = copy.deepcopy(config["datasets"]["demo"])
     expand_experiments(config)
     assert config["experiments"][0]["datasets"] == ["demo", "demo-n500", "demo-closed", "demo-closed-n500"]
     closed = config["datasets"]["demo-closed-n500"]
     assert closed["filters"]["question_type"] == "closed" and closed["filters"]["subsample"] == 500
-    assert closed["filters"]["subsample_seed"] == before["filters"]["subsample_seed"]
+    assert closed["filters"]["subsample_seed"] == 3
     assert source_dataset(config, "demo-closed-n500") == "demo" and source_dataset(config, "demo") == "demo"
     # demo keeps every question, so each view's images are among demo's: the views read demo's caches.
     assert {image_dataset(config, d) for d in config["experiments"][0]["datasets"]} == {"demo"}
@@ -65,7 +66,7 @@ def test_grid_example_expands_to_the_expected_jobs(tmp_path):
 
 def test_views_of_a_subsampled_base_keep_their_own_image_caches():
     config = yaml.safe_load((REPO / "config.yaml").read_text())
-    config["datasets"]["demo"]["filters"]["subsample"] = 400  # the base drops questions, maybe images
+    config["datasets"]["demo"].setdefault("filters", {})["subsample"] = 400  # the base drops questions, maybe images
     config["experiments"] = [{"datasets": ["demo"], "models": ["cnn_lstm_demo"], "question_types": ["closed"]}]
     expand_experiments(config)
     assert config["experiments"][0]["datasets"] == ["demo-closed"]

@@ -39,11 +39,11 @@ def test_leakage_grid_makes_a_clean_view_of_the_same_source():
     check_config(config)
 
 
-@pytest.mark.parametrize("unwritten", [(), ("subsample", "subsample_seed", "subsample_splits", "question_type")])
-def test_a_base_that_leaves_filter_defaults_unwritten_still_pairs_with_its_clean_view(unwritten):
+@pytest.mark.parametrize("written", [{}, {"question_type": "all", "language": "en", "subsample": None,
+                                           "subsample_seed": 0, "subsample_splits": ["train"], "leakage": "keep"}])
+def test_a_base_that_leaves_filter_defaults_unwritten_still_pairs_with_its_clean_view(written):
     config = default_config()
-    for key in unwritten:
-        del config["datasets"]["demo"]["filters"][key]
+    config["datasets"]["demo"]["filters"] = dict(written)
     config["experiments"] = [{"datasets": ["demo"], "models": ["cnn_lstm_demo"], "leakage": ["keep", "drop"]}]
     expand_experiments(config)
     assert clean_views(config, config["experiments"][0]["datasets"]) == {"demo-clean": "demo"}
@@ -51,7 +51,7 @@ def test_a_base_that_leaves_filter_defaults_unwritten_still_pairs_with_its_clean
 
 def test_clean_view_of_a_clean_base_is_called_original():
     config = default_config()
-    config["datasets"]["demo"]["filters"]["leakage"] = "drop"
+    config["datasets"]["demo"].setdefault("filters", {})["leakage"] = "drop"
     config["experiments"] = [{"datasets": ["demo"], "models": ["cnn_lstm_demo"], "leakage": ["drop", "keep"]}]
     expand_experiments(config)
     assert config["experiments"][0]["datasets"] == ["demo", "demo-original"]
@@ -62,7 +62,7 @@ def test_clean_view_of_a_clean_base_is_called_original():
 
 def test_bad_leakage_filter_value_is_named():
     config = default_config()
-    config["datasets"]["demo"]["filters"]["leakage"] = "remove"
+    config["datasets"]["demo"].setdefault("filters", {})["leakage"] = "remove"
     with pytest.raises(ValueError, match="datasets.demo.filters: leakage='remove'"):
         check_config(config)
 
