@@ -80,7 +80,7 @@ def _write_split(path: Path, columns_of, n_rows: int, chunk: int = 512) -> None:
     writer.close()
 
 
-def make_caption_source(root: Path, n_images: int) -> None:
+def make_caption_source(root: Path, n_images: int, group_rows: int = 512) -> None:
     bases = jpeg_bases(16)
     sizes = {"train": n_images * 6 // 8, "validation": n_images // 8}
     sizes["test"] = n_images - sum(sizes.values())
@@ -97,11 +97,11 @@ def make_caption_source(root: Path, n_images: int) -> None:
             }
         path = root / "data" / f"{split}-00000-of-00001.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_split(path, columns_of, n)
+        _write_split(path, columns_of, n, group_rows)
         offset += n
 
 
-def make_vqa_source(root: Path, n_images: int, per_image: int = 5) -> None:
+def make_vqa_source(root: Path, n_images: int, group_rows: int = 512, per_image: int = 5) -> None:
     bases = jpeg_bases(16)
     sizes = {"train": n_images * 4 // 5}
     sizes["test"] = n_images - sizes["train"]
@@ -117,7 +117,7 @@ def make_vqa_source(root: Path, n_images: int, per_image: int = 5) -> None:
             }
         path = root / "data" / f"{split}-00000-of-00001.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_split(path, columns_of, n * per_image)
+        _write_split(path, columns_of, n * per_image, group_rows)
         offset += n
 
 
@@ -236,10 +236,12 @@ def measure(work: Path, stage: str, size: int, batch_rows: int | None) -> dict:
     return result
 
 
-def bench(layout: str, n_images: int, root: Path, stages, size: int, batch_rows: int | None) -> list[dict]:
+def bench(
+    layout: str, n_images: int, root: Path, stages, size: int, batch_rows: int | None, group_rows: int = 512,
+) -> list[dict]:
     work = root / f"{layout}-{n_images}"
     if not (work / "layout.json").exists():
-        (make_caption_source if layout == "caption" else make_vqa_source)(work / "src", n_images)
+        (make_caption_source if layout == "caption" else make_vqa_source)(work / "src", n_images, group_rows)
         sys.path.insert(0, str(REPO / "tests"))
         from data.fixtures import hub_cache  # the hub cache layout the tests use
 
@@ -261,6 +263,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
     parser.add_argument("--size", type=int, default=224, help="image cache side, px")
     parser.add_argument("--batch-rows", type=int, default=None, help="import batch (default: the module's)")
+    # The source is read one row group at a time, so the import's heap follows the row group's
+    # bytes (not N): 512 rows of ~64 kB = ~32 MB per group, as in the earlier runs.
+    parser.add_argument("--row-group-rows", type=int, default=512, help="rows per row group of the source")
     parser.add_argument("--out", type=Path, default=Path("/tmp/medvqa-scale-bench"))
     parser.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
@@ -279,7 +284,7 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     rows = [
         row for layout in args.layout for n in args.sizes
-        for row in bench(layout, n, args.out, args.stages, args.size, args.batch_rows)
+        for row in bench(layout, n, args.out, args.stages, args.size, args.batch_rows, args.row_group_rows)
     ]
     (args.out / "bench_data_scale.json").write_text(json.dumps({"load": os.getloadavg(), "rows": rows}, indent=1))
 
