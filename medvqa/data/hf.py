@@ -167,7 +167,7 @@ def _load_splits(spec: HFSourceSpec, dataset: str) -> tuple[dict[str, list[Path]
     try:
         files = parquet_split_files(_hub_snapshot(spec), spec)
     except OSError as exc:  # not in the hub cache offline, no such repo, hub unreachable
-        log.info("%s: %s is not in the hub cache (%s); trying datasets.load_dataset", dataset, spec.path, exc)
+        log.info("%s: %s not read through the hub cache (%s); trying datasets.load_dataset", dataset, spec.path, exc)
         files = None
     return (files if files is not None else _load_dataset(spec, spec.path, dataset)), None
 
