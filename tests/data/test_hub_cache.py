@@ -83,9 +83,9 @@ def test_a_directory_that_is_not_parquet_falls_back_to_load_dataset(tmp_path):
     for i in range(4):
         (root / "images" / f"{i}.png").write_bytes(image_file_bytes(i))
     for split, ids in (("train", [0, 1, 2]), ("test", [3])):
-        pd.DataFrame({
-            "image": [f"images/{i}.png" for i in ids], "question": ["is it ct?"] * len(ids), "answer": ["yes"] * len(ids),
-        }).to_csv(root / f"{split}.csv", index=False)
+        n = len(ids)
+        table = {"image": [f"images/{i}.png" for i in ids], "question": ["is it ct?"] * n, "answer": ["yes"] * n}
+        pd.DataFrame(table).to_csv(root / f"{split}.csv", index=False)
     rows = load_source("hf", {"path": str(root), "cache_dir": str(tmp_path / "cache")}, "d")
     assert rows.groupby("split").size().to_dict() == {"train": 2, "val": 1, "test": 1}
     assert arrow_files(tmp_path / "cache"), "the fallback is load_dataset, which makes the Arrow copy"
