@@ -6,7 +6,8 @@ datasets to) is read straight from its parquet files, one row group at a time, w
   (what ``hf download --local-dir`` gives);
 - a hub id through the hub cache: ``huggingface_hub.snapshot_download`` of the repo's parquet
   files and README.md at ``revision`` (downloads what HF_HUB_CACHE lacks when online; with
-  HF_HUB_OFFLINE=1 it resolves refs/<revision> → snapshots/<commit> in that cache).
+  HF_HUB_OFFLINE=1 it resolves refs/<revision> → snapshots/<commit> in that cache); the
+  commit read is stated as ``hub_commit`` (attrs → source/meta.json).
 Which files make which split (and config ``name``) is decided by ``datasets``' own resolution
 (``load_dataset_builder``: the README configs, else the file-name patterns), so the splits are
 those ``load_dataset`` would give. A dataset that is not parquet (a loading script, JSON / CSV
@@ -154,22 +155,26 @@ def parquet_split_files(directory: Path, spec: HFSourceSpec) -> dict[str, list[P
     return files
 
 
-def _load_splits(spec: HFSourceSpec, dataset: str) -> tuple[dict[str, list[Path]] | dict, Path | None]:
-    """(splits, local root): a split → parquet files map read without any copy when the dataset
-    is parquet (a local directory, or a hub id through the hub cache), else the
-    ``datasets.load_dataset`` DatasetDict (its Arrow cache); the root of a local directory."""
+def _load_splits(spec: HFSourceSpec, dataset: str) -> tuple[dict[str, list[Path]] | dict, Path | None, dict]:
+    """(splits, local root, attrs): a split → parquet files map read without any copy when the
+    dataset is parquet (a local directory, or a hub id through the hub cache), else the
+    ``datasets.load_dataset`` DatasetDict (its Arrow cache); the root of a local directory; and
+    for a hub id read from the hub cache, ``hub_commit`` (the snapshot's commit: meta.json)."""
     path = Path(os.path.expanduser(spec.path))
     if path.is_dir():
         files = parquet_split_files(path, spec)
-        return (files if files is not None else _load_dataset(spec, str(path), dataset)), path
+        return (files if files is not None else _load_dataset(spec, str(path), dataset)), path, {}
     if _looks_local(spec.path):
         raise SourceNotFoundError(_missing_message(spec, dataset, FileNotFoundError(str(path))))
     try:
-        files = parquet_split_files(_hub_snapshot(spec), spec)
+        snapshot = _hub_snapshot(spec)
+        files = parquet_split_files(snapshot, spec)
     except OSError as exc:  # not in the hub cache offline, no such repo, hub unreachable
         log.info("%s: %s not read through the hub cache (%s); trying datasets.load_dataset", dataset, spec.path, exc)
         files = None
-    return (files if files is not None else _load_dataset(spec, spec.path, dataset)), None
+    if files is None:
+        return _load_dataset(spec, spec.path, dataset), None, {}
+    return files, None, {"hub_commit": f"{spec.path}@{snapshot.name}"}
 
 
 def _load_dataset(spec: HFSourceSpec, path: str, dataset: str):
@@ -219,7 +224,7 @@ def _arrow_batches(splits, columns: Mapping[str, str], split_map: Mapping[str, s
 def hf_raw_rows(spec: HFSourceSpec, dataset: str) -> RawRows:
     """The hub-format dataset's raw rows, read in batches (``medvqa.data.batches``)."""
     where = f"datasets.{dataset}.options (hf source)"
-    splits, root = _load_splits(spec, dataset)
+    splits, root, attrs = _load_splits(spec, dataset)
     split_map = resolve_split_names(splits.keys(), spec.split_names, where)
     first = next(iter(splits.values()))
     parquet = isinstance(first, list)
@@ -229,6 +234,7 @@ def hf_raw_rows(spec: HFSourceSpec, dataset: str) -> RawRows:
     return RawRows(
         columns, batches, image_dir=root,
         val_fraction=spec.val_fraction, val_seed=spec.val_seed, absolute_image_paths=spec.absolute_image_paths,
+        attrs=attrs,
     )
 
 

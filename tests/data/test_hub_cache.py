@@ -61,6 +61,8 @@ def test_revision_pins_a_commit_or_a_tag_of_the_cached_repo(tmp_path, offline_ca
         return int((rows["split"] == "test").sum())
 
     assert (test_rows(), test_rows(revision=old), test_rows(revision="v1.0")) == (2, 3, 3)
+    pinned = load_source("hf", {"path": "flaviagiammarino/vqa-rad", "revision": "v1.0"}, "vqa_rad")
+    assert pinned.attrs["hub_commit"] == f"flaviagiammarino/vqa-rad@{old}"  # meta.json names what was read
 
 
 @pytest.mark.parametrize("layout", [vqa_rad_like, rocov2_like])
