@@ -1,7 +1,7 @@
 """``hf`` dataset source: a Hugging Face hub dataset id, or a local directory in hub layout.
 
-A parquet dataset (every hub dataset of this project's configs, and what the hub converts most
-datasets to) is read straight from its parquet files, one row group at a time, with no copy:
+A parquet dataset (every hub dataset in this project's configs) is read straight from its
+parquet files, one row group at a time, with no copy:
 - a local directory such as ``data/train-00000-of-00001.parquet`` + ``data/test-...parquet``
   (what ``hf download --local-dir`` gives);
 - a hub id through the hub cache: ``huggingface_hub.snapshot_download`` of the repo's parquet
