@@ -8,14 +8,18 @@ datasets ``Image`` column, read through ``load_dataset`` like the real hub ids):
 Images are grayscale 448 px JPEGs of 40-50 kB (realistic for ROCOv2's radiology figures),
 distinct bytes per image.
 
+The same files are also put into a huggingface_hub cache (``hub_cache/``, the layout ``hf
+download`` leaves: blobs, snapshots/<commit>, refs/main) as the dataset repo ``bench/synthetic``.
+
 Each stage runs in its own subprocess (``--stage``) that prints its peak RSS (VmHWM of that
-process, see ``peak_rss_mb``) and wall time: import (hf source → source/{split}.parquet), filter
-(train, default filters), images (train cache at ``--size``), tokens (words vocab + train
-tokens), score (test captions / answers aligned with a predictions file). ``python`` is the
-RSS of a process that only imports the stage modules; ``hub`` is the hf source's
-``load_dataset`` filling the datasets cache (Arrow) from the downloaded parquet directory, which
-the import does once per dataset (``import`` then reads the cache). Disk: bytes each stage
-wrote, per image.
+process, see ``peak_rss_mb``) and wall time: import (hf source on the local directory →
+source/{split}.parquet), import_hub (the same through the hub id, offline from the hub cache:
+HF_HUB_CACHE + HF_HUB_OFFLINE=1; writes results_hub/), filter (train + test, filters that keep
+every row: the splits become views of the source), images (train cache at ``--size``), tokens
+(words vocab + train tokens), score (test captions / answers aligned with a predictions file).
+``python`` is the RSS of a process that only imports the stage modules. Disk: bytes each stage
+wrote, per image (a symbolic link counts as its own few bytes; any ``datasets`` Arrow copy
+counts for the imports).
 
     python bench/bench_data_scale.py --layout caption vqa --sizes 1000 4000 16000 --out /tmp/scale
 """
@@ -34,7 +38,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ("python", "hub", "import", "filter", "images", "tokens", "score")
+STAGES = ("python", "import", "import_hub", "filter", "images", "tokens", "score")
+HUB_ID = "bench/synthetic"
 _SOI = b"\xff\xd8"
 
 
@@ -75,7 +80,7 @@ def _write_split(path: Path, columns_of, n_rows: int, chunk: int = 512) -> None:
     writer.close()
 
 
-def make_caption_source(root: Path, n_images: int) -> None:
+def make_caption_source(root: Path, n_images: int, group_rows: int = 512) -> None:
     bases = jpeg_bases(16)
     sizes = {"train": n_images * 6 // 8, "validation": n_images // 8}
     sizes["test"] = n_images - sum(sizes.values())
@@ -92,11 +97,11 @@ def make_caption_source(root: Path, n_images: int) -> None:
             }
         path = root / "data" / f"{split}-00000-of-00001.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_split(path, columns_of, n)
+        _write_split(path, columns_of, n, group_rows)
         offset += n
 
 
-def make_vqa_source(root: Path, n_images: int, per_image: int = 5) -> None:
+def make_vqa_source(root: Path, n_images: int, group_rows: int = 512, per_image: int = 5) -> None:
     bases = jpeg_bases(16)
     sizes = {"train": n_images * 4 // 5}
     sizes["test"] = n_images - sizes["train"]
@@ -112,7 +117,7 @@ def make_vqa_source(root: Path, n_images: int, per_image: int = 5) -> None:
             }
         path = root / "data" / f"{split}-00000-of-00001.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_split(path, columns_of, n * per_image)
+        _write_split(path, columns_of, n * per_image, group_rows)
         offset += n
 
 
@@ -123,14 +128,11 @@ def run_stage(stage: str, work: Path, size: int, batch_rows: int | None) -> None
     from medvqa.data.tokens import TokenizerSpec, build_word_vocab, tokenize_split
     from medvqa.evaluate.inputs import read_captions, read_vqa
 
-    out = work / "results"
+    out = work / ("results_hub" if stage == "import_hub" else "results")
     source, task = out / "source", json.loads((work / "layout.json").read_text())
-    if stage == "hub":
-        from medvqa.data.hf import HFSourceSpec, hf_raw_rows
-
-        hf_raw_rows(HFSourceSpec(path=str(work / "src"), cache_dir=str(work / "hf_cache")), "bench")
-    elif stage == "import":
-        options = {"path": str(work / "src"), "cache_dir": str(work / "hf_cache")}
+    if stage in ("import", "import_hub"):
+        path = HUB_ID if stage == "import_hub" else str(work / "src")
+        options = {"path": path, "cache_dir": str(work / "hf_cache")}
         spec = ImportSpec.from_mapping({"source": "hf", "task": task, "options": options}, where="bench")
         paths = {s: source / f"{s}.parquet" for s in ("train", "val", "test")}
         extra = {"batch_rows": batch_rows} if batch_rows else {}
@@ -201,12 +203,17 @@ def peak_rss_mb() -> float:
 
 
 def _disk(paths) -> int:
-    return sum(p.stat().st_size for p in paths if p.is_file())
+    """Bytes stored: a symbolic link is its own few bytes, not its target's."""
+    return sum(os.lstat(p).st_size for p in paths if p.is_symlink() or p.is_file())
+
+
+def _import_outputs(out: Path) -> list[Path]:
+    return [*(out / "source").glob("*.parquet"), out / "rejected.csv", *(out.parent / "hf_cache").rglob("*.arrow")]
 
 
 STAGE_OUTPUTS = {
-    "hub": lambda out, size: [*(out.parent / "hf_cache").rglob("*.arrow")],
-    "import": lambda out, size: [*(out / "source").glob("*.parquet"), out / "rejected.csv"],
+    "import": lambda out, size: _import_outputs(out),
+    "import_hub": lambda out, size: _import_outputs(out.parent / "results_hub"),
     "filter": lambda out, size: [out / "train.parquet", out / "test.parquet"],
     "images": lambda out, size: [out / f"images_{size}.train.npy"],
     "tokens": lambda out, size: list((out / "tokens").glob("*")),
@@ -219,7 +226,8 @@ def measure(work: Path, stage: str, size: int, batch_rows: int | None) -> dict:
     command = [sys.executable, __file__, "--stage", stage, "--work", str(work), "--size", str(size)]
     if batch_rows:
         command += ["--batch-rows", str(batch_rows)]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "HF_DATASETS_OFFLINE": "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "HF_DATASETS_OFFLINE": "1",
+           "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(work / "hub_cache")}
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode:
         raise RuntimeError(f"stage {stage} failed in {work}:\n{done.stderr[-3000:]}")
@@ -228,10 +236,16 @@ def measure(work: Path, stage: str, size: int, batch_rows: int | None) -> dict:
     return result
 
 
-def bench(layout: str, n_images: int, root: Path, stages, size: int, batch_rows: int | None) -> list[dict]:
+def bench(
+    layout: str, n_images: int, root: Path, stages, size: int, batch_rows: int | None, group_rows: int = 512,
+) -> list[dict]:
     work = root / f"{layout}-{n_images}"
     if not (work / "layout.json").exists():
-        (make_caption_source if layout == "caption" else make_vqa_source)(work / "src", n_images)
+        (make_caption_source if layout == "caption" else make_vqa_source)(work / "src", n_images, group_rows)
+        sys.path.insert(0, str(REPO / "tests"))
+        from data.fixtures import hub_cache  # the hub cache layout the tests use
+
+        hub_cache(work / "hub_cache", HUB_ID, work / "src")
         (work / "layout.json").write_text(json.dumps(layout))
     rows = []
     for stage in stages:
@@ -249,6 +263,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
     parser.add_argument("--size", type=int, default=224, help="image cache side, px")
     parser.add_argument("--batch-rows", type=int, default=None, help="import batch (default: the module's)")
+    # The source is read one row group at a time, so the import's heap follows the row group's
+    # bytes (not N): 512 rows of ~64 kB = ~32 MB per group, as in the earlier runs.
+    parser.add_argument("--row-group-rows", type=int, default=512, help="rows per row group of the source")
     parser.add_argument("--out", type=Path, default=Path("/tmp/medvqa-scale-bench"))
     parser.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
@@ -267,7 +284,7 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     rows = [
         row for layout in args.layout for n in args.sizes
-        for row in bench(layout, n, args.out, args.stages, args.size, args.batch_rows)
+        for row in bench(layout, n, args.out, args.stages, args.size, args.batch_rows, args.row_group_rows)
     ]
     (args.out / "bench_data_scale.json").write_text(json.dumps({"load": os.getloadavg(), "rows": rows}, indent=1))
 

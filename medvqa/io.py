@@ -83,6 +83,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def atomic_symlink(target: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Make ``path`` a symbolic link to ``target`` (relative to ``path``'s folder), replacing
+    ``path`` atomically; raises OSError where the filesystem has no symbolic links."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp(path)
+    tmp = path.with_name(f".{path.name}.{_host()}-{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    try:
+        os.symlink(os.path.relpath(Path(target).resolve(), path.parent.resolve()), tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)

@@ -4,7 +4,8 @@ import_dataset:  source (demo | hf | slake | local) → results/data/{dataset}/s
                  results/data/{dataset}/rejected.csv, results/data/{dataset}/source/meta.json
 filter_split:    source/{split}.parquet → results/data/{dataset}/{split}.parquet
                  (question type, language, leakage, seeded subsample); with
-                 filters.leakage: drop it also reads the source's leakage.json
+                 filters.leakage: drop it also reads the source's leakage.json. When no
+                 filter drops a row the split is a view of the source (``write_view``), not a copy.
 
 Rows follow ``medvqa.data.schema``; bad rows fail the stage or, with on_bad_sample: skip, are
 listed in rejected.csv. Every file is written atomically.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,16 @@ from medvqa.data import schema
 from medvqa.data.batches import BATCH_ROWS, UnifiedRows
 from medvqa.data.leakage import duplicated_images
 from medvqa.data.sources import stream_source
-from medvqa.io import PARQUET_OPTIONS, atomic_path, parquet_batches, read_batches, read_json, write_csv, write_json
+from medvqa.io import (
+    PARQUET_OPTIONS,
+    atomic_path,
+    atomic_symlink,
+    parquet_batches,
+    read_batches,
+    read_json,
+    write_csv,
+    write_json,
+)
 from medvqa.paths import LEAKAGE_FILTERS, QUESTION_TYPES
 from medvqa.spec import ConfigError, Spec, check_choice, check_range
 
@@ -168,8 +179,12 @@ def filter_split(
 ) -> int:
     """Write the rows of one source split that pass the filters; returns their number.
 
-    The filters are decided on the text columns; the rows kept are then copied from the source
-    parquet record batch by record batch (images never all in memory), schema and attrs kept."""
+    The filters are decided on the text columns. When they keep every row, ``out_path`` becomes
+    a view of the source file (``write_view``: no second copy of the images). Otherwise the rows
+    kept are copied from the source parquet record batch by record batch (images never all in
+    memory), schema and attrs kept. (That copy re-stores the kept images: every reader of a split
+    (image cache, training and captioning data, leakage audit, summary) reads the ``image``
+    column from the split file itself, which a split of row references would make each join.)"""
     rows = schema.read_text_columns(source_path)
     duplicated = frozenset()
     if spec.leakage == "drop":
@@ -186,9 +201,42 @@ def filter_split(
             f"dataset {dataset!r} split {split!r}: the filters {spec.to_dict()} (datasets.{dataset}.filters) "
             f"left no rows of {len(rows)}" + (f" ({present})" if present else "")
         )
+    if len(kept) == len(rows):
+        how = write_view(source_path, out_path)
+        log.info("%s/%s: all %d rows pass the filters %s: %s to the source", dataset, split, len(rows),
+                 spec.to_dict(), how)
+        return len(kept)
     copy_rows(source_path, np.sort(kept), out_path, batch_rows)
     log.info("%s/%s: %d of %d rows after filters %s", dataset, split, len(kept), len(rows), spec.to_dict())
     return len(kept)
+
+
+def write_view(source_path: str | Path, out_path: str | Path) -> str:
+    """Make ``out_path`` show the file ``source_path`` without copying it; returns how:
+    ``symlink`` (a relative symbolic link, placed atomically) or ``copy`` (a filesystem without
+    symbolic links). Not a hard link: Snakemake touches every output after its job, and a hard
+    link shares the source's inode, so the touch would make the source newer than the outputs
+    made from it (the leakage audit, the summary) and those would rerun on every invocation.
+    Snakemake dates a linked input by max(link, target) mtime and an output by the link's own,
+    so a rebuilt source reruns the filter, and a re-placed view reruns what reads it. (A source
+    rebuilt by ``import_dataset`` shows through the link until then: Snakemake reruns the filter
+    in the same invocation, before any rule that reads the view.)"""
+    try:
+        atomic_symlink(source_path, out_path)
+        return "symlink"
+    except OSError as exc:  # no symbolic links (e.g. some network or FAT filesystems)
+        log.info("%s: no symbolic link (%s); copying %s", out_path, exc, source_path)
+    with atomic_path(out_path) as tmp_copy:
+        shutil.copyfile(source_path, tmp_copy)
+    return "copy"
+
+
+def view_storage(split_path: str | Path, source_path: str | Path) -> str:
+    """How the split file stores its rows: ``symlink`` (a view of ``source_path``) or ``copy``."""
+    split_path = Path(split_path)
+    if split_path.is_symlink() and split_path.resolve() == Path(source_path).resolve():
+        return "symlink"
+    return "copy"
 
 
 def copy_rows(source_path: str | Path, rows: np.ndarray, out_path: str | Path, batch_rows: int = BATCH_ROWS) -> None:

@@ -7,7 +7,8 @@ closed-question rule of datasets without an answer-type column), and the leakage
 (``leakage``): duplicate pairs per split pair, the val/test rows of this view on an image that
 duplicates a train image, and, in a clean view (filters.leakage: drop), what the filter removed;
 and (``filters``) the view's filter settings with, per split, the imported rows and how many rows
-each filter (question type, language, leakage, subsample) dropped; and (``image_storage``) the
+each filter (question type, language, leakage, subsample) dropped and whether the split file is
+a symlink to the source split (nothing dropped) or a copy; and (``image_storage``) the
 disk cost of the images per split: encoded in the split parquet, and as the raw uint8 cache.
 """
 
@@ -22,7 +23,7 @@ import pandas as pd
 from medvqa.data.answers import normalise_answer
 from medvqa.data.baselines import majority_baseline, question_only_baseline
 from medvqa.data.leakage import duplicated_images
-from medvqa.data.prepare import FilterSpec, filter_rows, filter_steps
+from medvqa.data.prepare import FilterSpec, filter_rows, filter_steps, view_storage
 from medvqa.data.schema import read_text_columns, task_of
 from medvqa.io import read_batches, read_json, write_json
 
@@ -63,14 +64,19 @@ def leakage_summary(
     return out
 
 
-def filter_summary(filters: FilterSpec, source_paths: Mapping[str, str | Path], audit: Mapping | None) -> dict:
-    """The view's filter settings and, per split, the imported rows and how many each filter dropped."""
+def filter_summary(
+    filters: FilterSpec, source_paths: Mapping[str, str | Path], audit: Mapping | None,
+    split_paths: Mapping[str, str | Path],
+) -> dict:
+    """The view's filter settings and, per split, the imported rows, how many each filter dropped,
+    and how the split file stores them (``storage``: symlink to the source split, or copy)."""
     out = {"settings": filters.to_dict(), "splits": {}}
     for split, path in source_paths.items():
         rows = read_text_columns(path)
         duplicated = duplicated_images(audit, split) if audit is not None else frozenset()
         kept, dropped = filter_steps(rows, filters, split, duplicated)
-        out["splits"][split] = {"imported": len(rows), "kept": len(kept), "dropped": dropped}
+        out["splits"][split] = {"imported": len(rows), "kept": len(kept), "dropped": dropped,
+                                "storage": view_storage(split_paths[split], path)}
     return out
 
 
@@ -126,7 +132,7 @@ def summarise(
         summary["leakage"] = leakage_summary(read_json(leakage_path), splits, filters or FilterSpec(), source_paths)
     if filters is not None and source_paths is not None:
         audit = read_json(leakage_path) if leakage_path is not None else None
-        summary["filters"] = filter_summary(filters, source_paths, audit)
+        summary["filters"] = filter_summary(filters, source_paths, audit, split_paths)
     if image_size is not None:
         summary["image_storage"] = image_storage(split_paths, image_size)
     write_json(summary, out_path)

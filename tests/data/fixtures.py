@@ -2,6 +2,9 @@
 
 hub_layout:  <root>/data/<split>-00000-of-00001.parquet written by ``datasets`` with an
              ``Image`` feature, exactly what ``hf download`` of a parquet hub repo gives.
+hub_cache:   a hub layout directory put into a huggingface_hub cache (HF_HUB_CACHE) as
+             ``hf download <repo> --repo-type dataset`` leaves it: blobs/, snapshots/<commit>/
+             (links to the blobs), refs/<ref>, so offline runs resolve the hub id from it.
 slake_folder: <root>/Slake1.0/{train,validate,test}.json + imgs/xmlabN/source.jpg.
 local tables: csv / jsonl / parquet with an ``images/`` folder beside them.
 Images are tiny (8x8) PNG / JPEG files with distinct colours.
@@ -9,8 +12,10 @@ Images are tiny (8x8) PNG / JPEG files with distinct colours.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import os
 from pathlib import Path
 
 import datasets
@@ -36,6 +41,29 @@ def write_hub_layout(root: Path, splits: dict[str, dict[str, list]], image_colum
         out.parent.mkdir(parents=True, exist_ok=True)
         ds.to_parquet(str(out))
     return root
+
+
+def hub_cache(cache: Path, repo_id: str, source: Path, ref: str = "main") -> str:
+    """Put every file under ``source`` into the hub cache ``cache`` as commit ``<hash>`` of the
+    dataset repo ``repo_id``, and point ``refs/<ref>`` at it; returns the commit hash. The layout
+    is huggingface_hub's (``datasets--owner--name/{blobs,snapshots,refs}``; snapshot files are
+    relative symlinks to blobs named by the file's sha256, as for LFS files)."""
+    repo = cache / ("datasets--" + repo_id.replace("/", "--"))
+    blobs = {}
+    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        blobs[path.relative_to(source)] = blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_bytes(data)
+    commit = hashlib.sha1("".join(f"{rel.as_posix()}:{blob.name}" for rel, blob in blobs.items()).encode()).hexdigest()
+    for rel, blob in blobs.items():
+        link = repo / "snapshots" / commit / rel
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.unlink(missing_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / ref).write_text(commit)
+    return commit
 
 
 def vqa_rad_like(root: Path) -> dict[str, dict[str, list]]:

@@ -1,10 +1,13 @@
-"""Filters (question type, language, seeded subsample) and their specs."""
+"""Filters (question type, language, seeded subsample) and their specs; a split that keeps every
+row is a view (symbolic link) of its source split."""
+
+import os
 
 import pandas as pd
 import pytest
 
 from builders import vqa_rows
-from medvqa.data.prepare import FilterSpec, filter_rows, filter_split
+from medvqa.data.prepare import FilterSpec, filter_rows, filter_split, view_storage, write_view
 from medvqa.spec import ConfigError
 
 
@@ -79,5 +82,63 @@ def test_summary_states_the_filters_and_the_rows_each_one_dropped(tmp_path):
     # Per image: q0 closed/en (kept), q1 open/en (question type drops it), q2 closed/zh (language drops it).
     assert stated["splits"]["test"] == {
         "imported": 12, "kept": 4, "dropped": {"question_type": 4, "language": 4, "leakage": 0, "subsample": 0},
+        "storage": "copy",
     }
     assert summary["splits"]["test"]["rows"] == 4  # the view's own count agrees
+
+
+def _view_case(tmp_path):
+    source = tmp_path / "source" / "test.parquet"
+    source.parent.mkdir()
+    vqa_rows(n_images=4, questions_per_image=3, split="test").to_parquet(source)  # q 2 of each image: zh
+    return source, tmp_path / "test.parquet"
+
+
+def test_a_split_that_keeps_every_row_is_a_view_of_the_source_not_a_copy(tmp_path):
+    source, view = _view_case(tmp_path)
+    before = source.stat()
+    assert filter_split(FilterSpec(language="all"), "d", "test", source, view) == 12
+    assert view.is_symlink() and os.readlink(view) == "source/test.parquet"  # relative: results/ can move
+    assert os.path.samefile(view, source)
+    pd.testing.assert_frame_equal(pd.read_parquet(view), pd.read_parquet(source))
+    assert (source.stat().st_ino, source.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    # Filters that now drop rows replace the link by a copy of the rows kept; the source stays.
+    assert filter_split(FilterSpec(language="en"), "d", "test", source, view) == 8
+    assert not view.is_symlink() and not os.path.samefile(view, source)
+    expected = filter_rows(pd.read_parquet(source), FilterSpec(language="en"), "test")
+    pd.testing.assert_frame_equal(pd.read_parquet(view), expected)
+    assert source.stat().st_mtime_ns == before.st_mtime_ns and len(pd.read_parquet(source)) == 12
+    assert view_storage(view, source) == "copy"
+
+
+def test_a_view_is_a_copy_where_symbolic_links_fail(tmp_path, monkeypatch):
+    source, view = _view_case(tmp_path)
+
+    def no_symlinks(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "symlink", no_symlinks)
+    assert write_view(source, view) == "copy"
+    assert not view.is_symlink() and view.read_bytes() == source.read_bytes()
+    assert view_storage(view, source) == "copy"
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_summary_says_which_splits_are_views(tmp_path):
+    from medvqa.data.summary import summarise
+
+    filters = FilterSpec(language="all", question_type="closed")
+    sources, views = {}, {}
+    for split in ("train", "val", "test"):
+        sources[split] = tmp_path / f"source_{split}.parquet"
+        views[split] = tmp_path / f"{split}.parquet"
+        rows = vqa_rows(n_images=4, questions_per_image=3, split=split)
+        # val and test hold closed questions only: nothing dropped there
+        (rows if split == "train" else rows[rows["answer_type"] == "closed"]).to_parquet(sources[split])
+        filter_split(filters, "mine", split, sources[split], views[split])
+    pd.DataFrame(columns=["split", "id", "reason"]).to_csv(tmp_path / "rejected.csv", index=False)
+    (tmp_path / "meta.json").write_text('{"source": "local"}')
+    summary = summarise("mine", views, tmp_path / "rejected.csv", tmp_path / "meta.json", tmp_path / "s.json",
+                        filters=filters, source_paths=sources)
+    storage = {split: stated["storage"] for split, stated in summary["filters"]["splits"].items()}
+    assert storage == {"train": "copy", "val": "symlink", "test": "symlink"}
