@@ -58,6 +58,15 @@ def image_cache_files(config: Config, w: Wildcards) -> dict[str, str]:
     return paths.image_cache(config, w["dataset"], w["split"])
 
 
+def summary_cache_files(config: Config, w: Wildcards) -> dict[str, str]:
+    """``{split}_images`` / ``{split}_image_ids`` of the cache files whose bytes summary.json states
+    (none for image_cache: none, whose images are the split parquets)."""
+    if config["datasets"][w["dataset"]].get("image_cache", "raw") == "none":
+        return {}
+    caches = {split: paths.image_cache(config, w["dataset"], split) for split in paths.SPLITS}
+    return {f"{split}_{key}": f for split, cache in caches.items() for key, f in cache.items()}
+
+
 def baseline_image_inputs(config: Config, w: Wildcards) -> dict[str, str]:
     """The train and the scored split's image caches (nearest-neighbour caption baseline)."""
     train = paths.image_cache(config, w["dataset"], "train")

@@ -4,7 +4,9 @@ build their file names here (the Snakefile's header comment restates it for read
     results/data/{dataset}/source/{split}.parquet          validated source rows (a derived view: its base's)
     results/data/{dataset}/{split}.parquet                 unified rows after filters
     results/data/{dataset}/answers.json                    answer vocabulary + closed/open map
-    results/data/{dataset}/images_{size}.{split}.npy       uint8 image cache (+ .ids.json)
+    results/data/{dataset}/images_{size}.{split}.npy       uint8 image cache (+ .ids.json); image_cache: raw
+    results/data/{dataset}/images_{size}.{split}.png.arrow PNG image cache (ids inside); image_cache: png
+                                                          (image_cache: none reads {split}.parquet itself)
     results/data/{dataset}/tokens/{tokenizer}.{split}.parquet  (+ {tokenizer}.vocab.json for word tokenizers)
     results/models/{dataset}/{model}/{seed}/               checkpoint dir + history.csv
     results/{predictions,captions}/{dataset}/{model}/{seed}/{split}.parquet
@@ -71,15 +73,45 @@ def vocab(dataset: str, tokenizer: str, results: str = RESULTS) -> str:
     return f"{data_dir(dataset, results)}/tokens/{tokenizer}.vocab.json"
 
 
+CACHE_KINDS = ("raw", "png", "none")  # datasets.{name}.image_cache (medvqa.data.images)
+PNG_CACHE_SUFFIX = ".png.arrow"
+
+
 def image_cache_stem(dataset: str, size: int, split: str, results: str = RESULTS) -> str:
-    """The cache's path without ``.npy`` / ``.ids.json`` (of exactly this view)."""
+    """The cache's path without ``.npy`` / ``.ids.json`` / ``.png.arrow`` (of exactly this view)."""
     return f"{data_dir(dataset, results)}/images_{size}.{split}"
 
 
+def cache_files(kind: str, stem: str, split_parquet_path: str) -> dict[str, str]:
+    """{"images", "image_ids"} of a cache of ``kind`` at ``stem``: raw ``.npy`` + ``.ids.json``; png
+    one ``.png.arrow`` (both keys); none the split parquet itself (both keys)."""
+    if kind == "raw":
+        return {"images": f"{stem}.npy", "image_ids": f"{stem}.ids.json"}
+    if kind == "png":
+        return {"images": f"{stem}{PNG_CACHE_SUFFIX}", "image_ids": f"{stem}{PNG_CACHE_SUFFIX}"}
+    if kind == "none":
+        return {"images": split_parquet_path, "image_ids": split_parquet_path}
+    raise ValueError(f"image_cache={kind!r} is not one of {', '.join(CACHE_KINDS)}")
+
+
+def cache_kind(images: Any) -> str:
+    """The kind of an ``images`` path that ``cache_files`` built (the inverse of its naming)."""
+    name = str(images)
+    if name.endswith(".npy"):
+        return "raw"
+    if name.endswith(PNG_CACHE_SUFFIX):
+        return "png"
+    if name.endswith(".parquet"):
+        return "none"
+    raise ValueError(f"{name}: not an image cache (.npy, {PNG_CACHE_SUFFIX}) nor a split parquet")
+
+
 def image_cache(config: Mapping[str, Any], dataset: str, split: str, results: str = RESULTS) -> dict[str, str]:
-    """{"images", "image_ids"}: the cache that holds a view's split images (``images_from``'s)."""
-    stem = image_cache_stem(image_dataset(config, dataset), config["datasets"][dataset]["image_size"], split, results)
-    return {"images": f"{stem}.npy", "image_ids": f"{stem}.ids.json"}
+    """{"images", "image_ids"}: the files that hold a view's split images: the cache of ``images_from``
+    (raw or png), or (image_cache: none) the view's own split parquet."""
+    entry = config["datasets"][dataset]
+    stem = image_cache_stem(image_dataset(config, dataset), entry["image_size"], split, results)
+    return cache_files(entry.get("image_cache", "raw"), stem, split_parquet(dataset, split, results))
 
 
 def split_inputs(

@@ -113,7 +113,7 @@ def data_targets(config: Config) -> list[str]:
         targets += [f"{root}/summary.json", f"{root}/leakage.json"]
         if d.get("task", "vqa") == "vqa":
             targets.append(paths.answers(dataset))
-        targets += [paths.image_cache_stem(dataset, d["image_size"], split) + ".npy" for split in paths.SPLITS]
+        targets += [paths.image_cache(config, dataset, split)["images"] for split in paths.SPLITS]
         targets += [paths.tokens(dataset, tok, split) for tok in d.get("tokenizers", []) for split in paths.SPLITS]
     return targets
 

@@ -83,5 +83,6 @@ rule nearest_caption_baseline:
         runtime=60,
     params:
         name="{model}",
+        image_size=image_size_param,
     script:
         "../workflow_scripts/baselines.py"

@@ -30,6 +30,7 @@ rule caption:
         runtime=480,
     params:
         spec=caption_params,
+        image_size=image_size_param,
         seed="{seed}",
         model_name="{model}",
     script:
@@ -51,6 +52,7 @@ use rule caption as caption_shard with:
         seed=SEED_PATTERN,
     params:
         spec=caption_params,
+        image_size=image_size_param,
         seed="{seed}",
         model_name="{model}",
         shard=shard_param,

@@ -115,6 +115,26 @@ rule image_cache:
         "../workflow_scripts/image_cache.py"
 
 
+rule image_cache_png:
+    """The same resized images as image_cache, PNG-encoded (lossless) in an Arrow IPC file (image_cache: png)."""
+    input:
+        "results/data/{dataset}/{split}.parquet",
+    output:
+        cache="results/data/{dataset}/images_{size}.{split}.png.arrow",
+    log:
+        "logs/data/{dataset}/images_{size}.{split}.png.log",
+    benchmark:
+        "benchmarks/data/{dataset}/images_{size}.{split}.png.tsv"
+    conda:
+        "../envs/data.yaml"
+    threads: 4
+    resources:
+        mem_mb=2000,
+        runtime=120,
+    script:
+        "../workflow_scripts/image_cache_png.py"
+
+
 rule word_vocab:
     """The word vocabulary of the train split (tokenizers of kind words)."""
     input:
@@ -164,6 +184,7 @@ rule summary:
     input:
         unpack(split_files("results/data/{dataset}/{split}.parquet")),
         unpack(source_splits("source_")),
+        unpack(summary_cache_files),
         rejected=source_files("results/data/{dataset}/rejected.csv"),
         meta=source_files("results/data/{dataset}/source/meta.json"),
         leakage=source_files("results/data/{dataset}/leakage.json"),
@@ -182,5 +203,6 @@ rule summary:
     params:
         filters=filter_params,
         image_size=image_size_param,
+        image_cache=image_cache_param,
     script:
         "../workflow_scripts/summary.py"

@@ -183,6 +183,7 @@ rule attention_maps:
     params:
         spec=figure_params,
         title="{model} on {dataset}/{split}, seed {seed}: question-guided attention",
+        image_size=image_size_param,
     script:
         "../workflow_scripts/attention_maps.py"
 

@@ -31,6 +31,7 @@ rule predict:
     params:
         spec=predict_params,
         generate=generate_params,
+        image_size=image_size_param,
     script:
         "../workflow_scripts/predict.py"
 
@@ -77,6 +78,7 @@ use rule predict as generate_answers_shard with:
     params:
         spec=predict_params,
         generate=generate_params,
+        image_size=image_size_param,
         shard=shard_param,
 
 

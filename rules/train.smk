@@ -37,6 +37,7 @@ rule train:
     params:
         model=model_entry,
         seed="{seed}",
+        image_size=image_size_param,
     script:
         "../workflow_scripts/train.py"
 
@@ -64,6 +65,7 @@ rule zero_shot:
     params:
         model=model_entry,
         seed="{seed}",
+        image_size=image_size_param,
     script:
         "../workflow_scripts/train.py"
 
@@ -96,13 +98,15 @@ rule train_ddp:
     params:
         entry=train_entry_json,
         inputs=train_inputs_json,
+        image_size=image_size_param,
         out="results/models/{dataset}/{model}/{seed}",
         checkout=CHECKOUT,
     # A conda environment blocks an inherited PYTHONPATH, so the shell names the checkout.
     shell:
         "PYTHONPATH={params.checkout:q}${{PYTHONPATH:+:$PYTHONPATH}}"
         " torchrun --standalone --nproc_per_node={resources.gpu} -m medvqa.training.train"
-        " --entry {params.entry:q} --inputs {params.inputs:q} --out {params.out:q}"
+        " --entry {params.entry:q} --inputs {params.inputs:q} --image-size {params.image_size}"
+        " --out {params.out:q}"
         " --seed {wildcards.seed} --threads {threads} 2> {log:q}"
 
 

@@ -9,7 +9,7 @@ from medvqa.models.specs import GenerationSpec
 
 setup_logging(snakemake.log[0])
 out, params = snakemake.output, snakemake.params
-split = SplitPaths.from_inputs(dict(snakemake.input.items()), snakemake.wildcards.split)
+split = SplitPaths.from_inputs(dict(snakemake.input.items()), snakemake.wildcards.split, params.image_size)
 attention = (out.attention, out.attention_ids) if "attention" in out.keys() else None
 generation = GenerationSpec.from_mapping(params.generate, where=f"models.{snakemake.wildcards.model}.generate")
 spec = PredictSpec.from_mapping(params.spec, where="predict")

@@ -35,7 +35,7 @@ import pandas as pd
 
 from medvqa.data.answers import normalise_answer
 from medvqa.data.schema import read_text_columns
-from medvqa.io import read_json, setup_logging, write_parquet
+from medvqa.io import setup_logging, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -175,19 +175,13 @@ def nearest(train: np.ndarray, query: np.ndarray, batch: int = 256) -> tuple[np.
     return index, similarity
 
 
-def _cache(paths: tuple[str | os.PathLike, str | os.PathLike]) -> tuple[np.ndarray, list[str]]:
-    images = np.load(paths[0], mmap_mode="r")
-    ids = [str(i) for i in read_json(paths[1])]
-    if len(ids) != len(images):
-        raise ValueError(f"image cache {os.fspath(paths[0])!r} holds {len(images)} images but "
-                         f"{os.fspath(paths[1])!r} lists {len(ids)} ids")
-    return images, ids
-
-
-def _cached_features(cache: tuple, keep: pd.Series) -> tuple[np.ndarray, list[str]]:
+def _cached_features(cache: tuple, keep: pd.Series, image_size: int | None) -> tuple[np.ndarray, list[str]]:
     """Thumbnails and ids of the cached images whose id is in ``keep``: a derived view reads its
     base's caches (``images_from``), which may hold images the view dropped."""
-    images, ids = _cache(cache)
+    from medvqa.data.images import load_image_cache  # imported here: the summary stage never needs PIL
+
+    images, row_of = load_image_cache(cache[0], cache[1], image_size)
+    ids = list(row_of)
     wanted = set(keep.astype(str))
     rows = [i for i, image_id in enumerate(ids) if image_id in wanted]
     missing = wanted - set(ids)
@@ -197,11 +191,12 @@ def _cached_features(cache: tuple, keep: pd.Series) -> tuple[np.ndarray, list[st
 
 
 def nearest_captions(train_df: pd.DataFrame, split_df: pd.DataFrame, train_cache: tuple,
-                     split_cache: tuple) -> pd.DataFrame:
+                     split_cache: tuple, image_size: int | None = None) -> pd.DataFrame:
     """image_id, generated, neighbour_id, similarity for every image of the split;
-    ``*_cache`` = (images .npy, ids .json) holding the train split's and the scored split's images."""
-    train_feats, train_ids = _cached_features(train_cache, train_df["image_id"])
-    split_feats, split_ids = _cached_features(split_cache, split_df["image_id"])
+    ``*_cache`` = (images, image_ids) of ``medvqa.data.images.load_image_cache`` holding the train
+    split's and the scored split's images (``image_size``: needed for image_cache none)."""
+    train_feats, train_ids = _cached_features(train_cache, train_df["image_id"], image_size)
+    split_feats, split_ids = _cached_features(split_cache, split_df["image_id"], image_size)
     if not train_ids:
         raise ValueError("the train split has no images: no nearest-neighbour caption can be chosen")
     first_caption = train_df.assign(image_id=train_df["image_id"].astype(str)).drop_duplicates("image_id")
@@ -214,7 +209,7 @@ def nearest_captions(train_df: pd.DataFrame, split_df: pd.DataFrame, train_cache
 
 def write_baseline(
     name: str, train_path: str | os.PathLike, split_path: str | os.PathLike, out_path: str | os.PathLike,
-    train_cache: tuple | None = None, split_cache: tuple | None = None,
+    train_cache: tuple | None = None, split_cache: tuple | None = None, image_size: int | None = None,
 ) -> pd.DataFrame:
     """Write baseline ``name``'s predictions (VQA) or captions of one split, as a model run would.
 
@@ -233,7 +228,7 @@ def write_baseline(
     else:
         if train_cache is None or split_cache is None:
             raise ValueError(f"{name} needs the train and split image caches")
-        frame = nearest_captions(train, split, train_cache, split_cache)
+        frame = nearest_captions(train, split, train_cache, split_cache, image_size)
     if "question_id" in frame:
         frame = frame[["question_id", "prediction", "confidence"]].assign(
             prediction=lambda f: f["prediction"].fillna(""))
@@ -250,11 +245,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="predictions / captions parquet to write")
     parser.add_argument("--train-cache", nargs=2, metavar=("NPY", "IDS"), help="train image cache (nearest caption)")
     parser.add_argument("--split-cache", nargs=2, metavar=("NPY", "IDS"), help="split image cache (nearest caption)")
+    parser.add_argument("--image-size", type=int, help="the dataset's image_size (image_cache: none)")
     args = parser.parse_args(argv)
     setup_logging()
     write_baseline(args.name, args.train, args.split, args.out,
                    tuple(args.train_cache) if args.train_cache else None,
-                   tuple(args.split_cache) if args.split_cache else None)
+                   tuple(args.split_cache) if args.split_cache else None, args.image_size)
 
 
 if __name__ == "__main__":

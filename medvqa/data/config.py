@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from medvqa.data.leakage import LeakageSpec
+from medvqa.paths import CACHE_KINDS
 from medvqa.data.prepare import FilterSpec, ImportSpec
 from medvqa.data.sources import SOURCES, source_spec
 from medvqa.spec import Spec, check_choice, check_range
@@ -28,6 +29,9 @@ class DatasetConfig(Spec):
 
     source: str  # a key of medvqa.data.sources.SOURCES
     image_size: int  # side of the cached square images, px
+    # How the resized images are kept: raw uint8 .npy (fastest reads, 3 * size^2 bytes per image),
+    # png (lossless, decoded on read) or none (no cache: decode + resize the split parquet's bytes on read).
+    image_cache: str = "raw"
     task: str = "vqa"  # vqa | caption
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # the source's options spec
     filters: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # FilterSpec
@@ -42,6 +46,7 @@ class DatasetConfig(Spec):
     def validate(self, where: str) -> None:
         check_choice(where, "source", self.source, tuple(SOURCES))
         check_range(where, "image_size", self.image_size, 8, 1024)
+        check_choice(where, "image_cache", self.image_cache, CACHE_KINDS)
         spec = ImportSpec.from_mapping({key: getattr(self, key) for key in IMPORT_KEYS}, where)
         source_spec(spec.source, spec.options, where.removeprefix("datasets."), spec.task)
         FilterSpec.from_mapping(self.filters, f"{where}.filters")

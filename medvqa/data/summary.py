@@ -8,13 +8,15 @@ closed-question rule of datasets without an answer-type column), and the leakage
 duplicates a train image, and, in a clean view (filters.leakage: drop), what the filter removed;
 and (``filters``) the view's filter settings with, per split, the imported rows and how many rows
 each filter (question type, language, leakage, subsample) dropped and whether the split file is
-a symlink to the source split (nothing dropped) or a copy; and (``image_storage``) the
-disk cost of the images per split: encoded in the split parquet, and as the raw uint8 cache.
+a symlink to the source split (nothing dropped) or a copy; and (``image_storage``) the disk cost
+of the images per split: encoded in the split parquet, as a raw uint8 cache, and as the cache of
+the view's ``image_cache`` kind (its bytes on disk and per image).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -80,10 +82,16 @@ def filter_summary(
     return out
 
 
-def image_storage(split_paths: Mapping[str, str | Path], image_size: int) -> dict:
+def image_storage(
+    split_paths: Mapping[str, str | Path], image_size: int, kind: str = "raw",
+    caches: Mapping[str, Mapping[str, str | Path]] | None = None,
+) -> dict:
     """Disk cost of the view's images per split: the encoded bytes the split parquet holds (each
-    distinct image once) and the raw uint8 cache the image_cache rule writes at ``image_size``."""
-    out = {"image_size": image_size, "cache": "raw uint8 (images, size, size, 3), memory-mapped", "splits": {}}
+    distinct image once), what a raw uint8 cache at ``image_size`` takes, and the cache of the
+    view's ``kind`` as written (``caches``: {split: {"images", "image_ids"}}; a derived view's are
+    its base's, so bytes per image divides by the images that cache holds). Kind none stores
+    nothing beyond the split parquet."""
+    out = {"image_size": image_size, "cache": kind, "splits": {}}
     for split, path in split_paths.items():
         seen: set[str] = set()
         encoded = 0
@@ -94,18 +102,35 @@ def image_storage(split_paths: Mapping[str, str | Path], image_size: int) -> dic
                     encoded += len(data.as_buffer())
         raw = len(seen) * image_size * image_size * 3 + NPY_HEADER_BYTES
         out["splits"][split] = {"images": len(seen), "encoded_bytes": encoded, "raw_cache_bytes": raw,
-                                "raw_over_encoded": round(raw / encoded, 2) if encoded else None}
+                                "raw_over_encoded": round(raw / encoded, 2) if encoded else None,
+                                **_cache_bytes(kind, (caches or {}).get(split))}
     return out
+
+
+def _cache_bytes(kind: str, cache: Mapping[str, str | Path] | None) -> dict:
+    """{"cache_bytes", "cache_bytes_per_image"} of one split's cache files, measured on disk."""
+    if kind == "none":
+        return {"cache_bytes": 0, "cache_bytes_per_image": 0}
+    if cache is None:
+        return {}
+    from medvqa.data.images import load_image_cache  # imported here: a summary without caches needs no PIL
+
+    files = dict.fromkeys(str(f) for f in cache.values())  # png: both keys name one file
+    size = sum(os.path.getsize(f) for f in files)
+    n = len(load_image_cache(cache["images"], cache["image_ids"])[0])
+    return {"cache_bytes": size, "cache_bytes_per_image": round(size / n) if n else None}
 
 
 def summarise(
     dataset: str, split_paths: Mapping[str, str | Path], rejected_path: str | Path,
     meta_path: str | Path, out_path: str | Path, leakage_path: str | Path | None = None,
     filters: FilterSpec | None = None, source_paths: Mapping[str, str | Path] | None = None,
-    image_size: int | None = None,
+    image_size: int | None = None, image_cache: str = "raw",
+    caches: Mapping[str, Mapping[str, str | Path]] | None = None,
 ) -> dict:
     """Write summary.json; the leakage section needs the source's leakage.json, the view's
-    filters and its source split parquets; the image storage section the cache's image_size."""
+    filters and its source split parquets; the image storage section the cache's image_size, kind
+    and (raw, png) files."""
     splits = {split: read_text_columns(path) for split, path in split_paths.items()}
     rejected = pd.read_csv(rejected_path)
     # By kind: the detail in parentheses (a file name, an error text) would make one entry per row.
@@ -134,6 +159,6 @@ def summarise(
         audit = read_json(leakage_path) if leakage_path is not None else None
         summary["filters"] = filter_summary(filters, source_paths, audit, split_paths)
     if image_size is not None:
-        summary["image_storage"] = image_storage(split_paths, image_size)
+        summary["image_storage"] = image_storage(split_paths, image_size, image_cache, caches)
     write_json(summary, out_path)
     return summary

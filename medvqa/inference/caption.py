@@ -2,8 +2,7 @@
 
 Reads
   results/data/{dataset}/{split}.parquet            image_id, caption (image bytes are not read)
-  results/data/{dataset}/images_{size}.{split}.npy  uint8 (n_images, size, size, 3), memory-mapped
-  results/data/{dataset}/images_{size}.{split}.ids.json
+  the split's images (medvqa.data.images.load_image_cache: a raw or png cache, or the split parquet)
   a checkpoint (zero-shot) or a training run directory (see ``medvqa.inference.caption_models``)
 Writes ``results/captions/{dataset}/{model}/{seed}/{split}.parquet``, one row per unique image,
 in the split's order:
@@ -172,16 +171,18 @@ def run_captioning(
     spec: CaptionSpec, data: str | Path, images: str | Path, image_ids: str | Path, out: str | Path, *,
     seed: int = 0, model_name: str | None = None, run_dir: str | Path | None = None,
     threads: int | None = None, max_chunks: int | None = None, shard: tuple[int, int] | None = None,
+    image_size: int | None = None,
 ) -> CaptionRun:
     """Caption every unique image of ``data`` into ``out`` (schema: module docstring), resuming
     from ``{out}.parts/``. ``max_chunks`` stops after that many new chunks (``complete=False``);
-    ``shard`` (k, n): only the images of shard k of n (``medvqa.inference.shards``)."""
+    ``shard`` (k, n): only the images of shard k of n (``medvqa.inference.shards``); ``image_size``:
+    the dataset's (needed for ``image_cache: none``, checked against a cache)."""
     if threads:
         torch.set_num_threads(threads)
     out, parts = Path(out), parts_dir(out)
     with shard_rows(data, "image_id", shard) as rows:
         table = unique_images(rows)
-    cache, row_of = load_image_cache(images, image_ids)
+    cache, row_of = load_image_cache(images, image_ids, image_size)
     absent = sorted(set(table["image_id"]) - set(row_of))
     if absent:
         raise ValueError(f"{images} lacks image_id {absent[0]!r} ({len(absent)} missing)")
@@ -228,6 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("data", "images", "image-ids", "out"):
         parser.add_argument(f"--{name}", required=True)
     parser.add_argument("--run-dir", help="a training run directory (fine-tuned); default: zero-shot --checkpoint")
+    parser.add_argument("--image-size", type=int, help="the dataset's image_size (needed for image_cache: none)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model-name", help="the model column (default: the checkpoint)")
     parser.add_argument("--max-chunks", type=int, help="stop after this many new chunks (resume later)")
@@ -243,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
     spec = CaptionSpec.from_mapping({k: v for k, v in vars(args).items() if k in names and v is not None}, "caption")
     run = run_captioning(spec, args.data, args.images, args.image_ids, args.out, seed=args.seed,
                          model_name=args.model_name, run_dir=args.run_dir, threads=args.threads,
-                         max_chunks=args.max_chunks, shard=args.shard)
+                         max_chunks=args.max_chunks, shard=args.shard, image_size=args.image_size)
     log.info("%s", run)
 
 

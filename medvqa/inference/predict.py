@@ -105,7 +105,8 @@ def split_from_config(
 ) -> SplitPaths:
     """The split's files in the workflow's path grammar (``medvqa.paths``: derived views included)."""
     tokenizer = config["models"][model].get("tokenizer")
-    return SplitPaths.from_inputs(paths.split_inputs(config, dataset, split, tokenizer, str(results)), split)
+    inputs = paths.split_inputs(config, dataset, split, tokenizer, str(results))
+    return SplitPaths.from_inputs(inputs, split, config["datasets"][dataset]["image_size"])
 
 
 def main(argv: list[str] | None = None) -> None:

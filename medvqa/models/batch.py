@@ -2,8 +2,7 @@
 
 Reads, for one split:
   results/data/{dataset}/{split}.parquet            question_id, image_id, answer (no image bytes)
-  results/data/{dataset}/images_{size}.{split}.npy  uint8 (n_images, size, size, 3), memory-mapped
-  results/data/{dataset}/images_{size}.{split}.ids.json
+  the split's images (medvqa.data.images.load_image_cache: a raw or png cache, or the split parquet)
   results/data/{dataset}/tokens/{tokenizer}.{split}.parquet   question_id, input_ids list<int32>
 and the class index of each answer from answers.json.
 """
@@ -31,32 +30,36 @@ IGNORE_INDEX = -100  # label of an answer outside the vocabulary: no loss, alway
 
 @dataclasses.dataclass(frozen=True)
 class SplitPaths:
-    """One split's files; ``tokens`` is None for families that tokenise the text themselves."""
+    """One split's files; ``tokens`` is None for families that tokenise the text themselves;
+    ``image_size`` (the dataset's) is needed to read images of ``image_cache: none`` and checks a cache."""
 
     parquet: str | Path
     images: str | Path
     image_ids: str | Path
     tokens: str | Path | None = None
+    image_size: int | None = None
 
     @classmethod
-    def from_inputs(cls, inputs: Mapping[str, str], split: str) -> SplitPaths:
+    def from_inputs(cls, inputs: Mapping[str, str], split: str, image_size: int | None = None) -> SplitPaths:
         """From named inputs ``{split}``, ``{split}_images``, ``{split}_image_ids`` (+ ``{split}_tokens``)."""
         return cls(
-            inputs[split], inputs[f"{split}_images"], inputs[f"{split}_image_ids"], inputs.get(f"{split}_tokens")
+            inputs[split], inputs[f"{split}_images"], inputs[f"{split}_image_ids"], inputs.get(f"{split}_tokens"),
+            image_size,
         )
 
     @classmethod
     def from_grammar(
-        cls, results: str | Path, dataset: str, split: str, image_size: int, tokenizer: str | None
+        cls, results: str | Path, dataset: str, split: str, image_size: int, tokenizer: str | None,
+        image_cache: str = "raw",
     ) -> SplitPaths:
         """The paths of the workflow's path grammar (``medvqa.paths``) under ``results``, of exactly this
         view (no tokens without a tokenizer); ``medvqa.paths.split_inputs`` follows derived views."""
         stem = paths.image_cache_stem(dataset, image_size, split, str(results))
+        parquet = paths.split_parquet(dataset, split, str(results))
+        cache = paths.cache_files(image_cache, stem, parquet)
         return cls(
-            Path(paths.split_parquet(dataset, split, str(results))),
-            Path(f"{stem}.npy"),
-            Path(f"{stem}.ids.json"),
-            Path(paths.tokens(dataset, tokenizer, split, str(results))) if tokenizer else None,
+            Path(parquet), Path(cache["images"]), Path(cache["image_ids"]),
+            Path(paths.tokens(dataset, tokenizer, split, str(results))) if tokenizer else None, image_size,
         )
 
 
@@ -80,7 +83,7 @@ class VQASplit(Dataset):
         if rows["input_ids"].isna().any():
             missing = rows.loc[rows["input_ids"].isna(), "question_id"].iloc[0]
             raise ValueError(f"{paths.tokens} has no tokens for question_id {missing!r} of {paths.parquet}")
-        self.images, row_of = load_image_cache(paths.images, paths.image_ids)
+        self.images, row_of = load_image_cache(paths.images, paths.image_ids, paths.image_size)
         unknown = sorted(set(rows["image_id"]) - set(row_of))
         if unknown:
             raise ValueError(f"{paths.images} lacks image_id {unknown[0]!r} ({len(unknown)} missing)")
@@ -99,7 +102,7 @@ class VQASplit(Dataset):
         return len(self.question_ids)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        # np.array copies the row out of the read-only memory map.
+        # np.array copies the row out of a read-only memory map (raw cache).
         image = torch.from_numpy(np.array(self.images[self.image_rows[i]]))
         return image, torch.from_numpy(self.input_ids[i]), int(self.labels[i])
 

@@ -4,8 +4,7 @@
 Reads, for one split (see ``medvqa.models.batch`` for the classifier version):
   results/data/{dataset}/{split}.parquet            question_id, image_id, question, answer
                                                     (or image_id, caption); no image bytes
-  results/data/{dataset}/images_{size}.{split}.npy  uint8 (n_images, size, size, 3), memory-mapped
-  results/data/{dataset}/images_{size}.{split}.ids.json
+  the split's images (medvqa.data.images.load_image_cache: a raw or png cache, or the split parquet)
 
 The generative families tokenise the prompt and the answer in their collators, not from the
 pre-tokenised ``tokens/`` parquet: the label mask needs the exact boundary between prompt and
@@ -46,7 +45,7 @@ IGNORE_INDEX = -100  # label of a position that adds no loss (prompt, padding)
 class TextImageSplit(Dataset):
     """One split as examples (see the module docstring), images read from the memory-mapped cache."""
 
-    def __init__(self, parquet: str | Path, images: str | Path, image_ids: str | Path):
+    def __init__(self, parquet: str | Path, images: str | Path, image_ids: str | Path, image_size: int | None = None):
         rows = read_text_columns(parquet)
         self.task = task_of(rows)
         self.ids = rows["question_id" if self.task == "vqa" else "image_id"].astype(str).tolist()
@@ -54,7 +53,7 @@ class TextImageSplit(Dataset):
             key: rows[key].astype(str).tolist()
             for key in (("question", "answer") if self.task == "vqa" else ("caption",))
         }
-        self.images, row_of = load_image_cache(images, image_ids)
+        self.images, row_of = load_image_cache(images, image_ids, image_size)
         unknown = sorted(set(rows["image_id"].astype(str)) - set(row_of))
         if unknown:
             raise ValueError(f"{images} lacks image_id {unknown[0]!r} ({len(unknown)} missing)")
@@ -126,7 +125,7 @@ def split_new_and_pretrained(model: nn.Module, pretrained: Sequence[nn.Module]) 
 
 def text_image_split(paths: SplitPaths, answers: Sequence[str] = ()) -> TextImageSplit:
     """The family ``dataset`` function: a split's text and cached images (no pre-tokenised text)."""
-    return TextImageSplit(paths.parquet, paths.images, paths.image_ids)
+    return TextImageSplit(paths.parquet, paths.images, paths.image_ids, paths.image_size)
 
 
 def answer_tokens(labels: torch.Tensor) -> int:

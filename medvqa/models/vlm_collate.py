@@ -1,7 +1,7 @@
 """Chat-template prompts and batch collation for the ``vlm_sft`` family (training and generation).
 
-Reads examples built from a split parquet (question_id, image_id, question, answer) and the
-uint8 image cache ``images_{size}.{split}.npy`` + ``.ids.json`` (no image bytes are decoded here).
+Reads examples built from a split parquet (question_id, image_id, question, answer) and the split's
+resized uint8 images (``medvqa.data.images.load_image_cache``: a raw or png cache, or the split parquet).
 
 One example becomes, with the checkpoint's own chat template and processor:
 
@@ -74,9 +74,11 @@ class CachedVqaExamples(torch.utils.data.Dataset):
         }
 
 
-def load_examples(parquet_path: str | Path, npy_path: str | Path, ids_path: str | Path) -> CachedVqaExamples:
-    """A split's VQA rows (without image bytes) over its image cache."""
-    images, index = load_image_cache(npy_path, ids_path)
+def load_examples(
+    parquet_path: str | Path, images_path: str | Path, ids_path: str | Path, image_size: int | None = None,
+) -> CachedVqaExamples:
+    """A split's VQA rows (without image bytes) over its images (``load_image_cache``)."""
+    images, index = load_image_cache(images_path, ids_path, image_size)
     return CachedVqaExamples(read_text_columns(parquet_path), images, index)
 
 

@@ -42,6 +42,7 @@ def parser() -> argparse.ArgumentParser:
                  "image-ids", "entries", "png", "pdf", "out", "dataset"):
         p.add_argument(f"--{name}")
     p.add_argument("--split", default="test")
+    p.add_argument("--image-size", type=int, help="attention: the dataset's image_size (image_cache: none)")
     p.add_argument("--title", default="")
     p.add_argument("--spec", default="{}", help="FigureSpec keys as a JSON object")
     p.add_argument("--log", default=None)
@@ -62,7 +63,7 @@ def figure(args: argparse.Namespace) -> None:
         gallery.plot_caption_gallery(args.data, args.captions, *out)
     else:
         inputs = attention.AttentionInputs(args.attention, args.attention_ids, args.data, args.predictions,
-                                           args.images, args.image_ids)
+                                           args.images, args.image_ids, args.image_size)
         attention.plot_attention_maps(inputs, *out)
 
 

@@ -7,8 +7,8 @@ attention of every question next to its predictions:
     results/predictions/{dataset}/{model}/{seed}/{split}.attention.ids.json  list of question_id (row order)
 
 Each (h, w) map is the softmax over the image feature grid (sums to 1). This module also
-reads the image cache the model saw (``results/data/{dataset}/images_{size}.{split}.npy`` +
-``.ids.json``), the split's question, answer and image_id columns and the predictions
+reads the images the model saw (``medvqa.data.images.load_image_cache``: the split's raw or png
+cache, or the split parquet itself), the split's question, answer and image_id columns and the predictions
 parquet (question_id, prediction), and draws a fixed sample of questions
 (``FigureSpec.attention_size``, drawn with ``sample_seed`` from the sorted question ids).
 """
@@ -25,6 +25,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.figure import Figure
 from PIL import Image
 
+from medvqa.data.images import load_image_cache
 from medvqa.evaluate.inputs import as_text, read_columns
 from medvqa.evaluate.normalise import normalise
 from medvqa.io import read_json
@@ -45,6 +46,7 @@ class AttentionInputs:
     predictions: str | os.PathLike
     images: str | os.PathLike
     image_ids: str | os.PathLike
+    image_size: int | None = None  # the dataset's: needed for image_cache none (medvqa.data.images)
 
 
 def read_attention(npy: str | os.PathLike, ids_json: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
@@ -79,8 +81,7 @@ def attention_rows(inputs: AttentionInputs, k: int, seed: int) -> tuple[pd.DataF
     if unknown:
         raise ValueError(f"attention ids not in the data split: {unknown}")
     row_of = {q: i for i, q in enumerate(ids)}
-    images = np.load(inputs.images, mmap_mode="r")
-    image_row = {str(i): n for n, i in enumerate(read_json(inputs.image_ids))}
+    images, image_row = load_image_cache(inputs.images, inputs.image_ids, inputs.image_size)
     if not sample:
         return rows, np.zeros((0, 1, 1)), np.zeros((0, 1, 1, 3), dtype=np.uint8)
     sampled_maps = np.stack([maps[row_of[q]] for q in sample])

@@ -68,7 +68,7 @@ def grpo_questions(paths: SplitPaths, fmt: PromptFormat):
     rows = read_text_columns(paths.parquet)
     if "question" not in rows or "answer_type" not in rows:
         raise ValueError(f"{paths.parquet}: GRPO trains on VQA rows with question, answer and answer_type")
-    images, row_of = load_image_cache(paths.images, paths.image_ids)
+    images, row_of = load_image_cache(paths.images, paths.image_ids, paths.image_size)
     unknown = sorted(set(rows["image_id"].astype(str)) - set(row_of))
     if unknown:
         raise ValueError(f"{paths.images} lacks image_id {unknown[0]!r} ({len(unknown)} missing)")

@@ -62,10 +62,10 @@ class TrainPaths:
     init_from: str | Path | None = None
 
     @classmethod
-    def from_inputs(cls, inputs: Mapping[str, str]) -> TrainPaths:
+    def from_inputs(cls, inputs: Mapping[str, str], image_size: int | None = None) -> TrainPaths:
         """From the named inputs of the train rule (see ``SplitPaths.from_inputs``)."""
         return cls(
-            SplitPaths.from_inputs(inputs, "train"), SplitPaths.from_inputs(inputs, "val"),
+            SplitPaths.from_inputs(inputs, "train", image_size), SplitPaths.from_inputs(inputs, "val", image_size),
             inputs.get("answers"), inputs.get("vocab"), inputs.get("init_from"),
         )
 
@@ -184,7 +184,8 @@ def paths_from_config(
 ) -> TrainPaths:
     """The train/val inputs of ``model`` on ``dataset`` (with ``seed``: an init_from run's) in the workflow's
     path grammar (``medvqa.paths``: a derived view reads its base's image caches)."""
-    return TrainPaths.from_inputs(paths.train_inputs(config, dataset, model, str(results), seed=seed))
+    inputs = paths.train_inputs(config, dataset, model, str(results), seed=seed)
+    return TrainPaths.from_inputs(inputs, config["datasets"][dataset]["image_size"])
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -194,6 +195,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", help="a key of the config's models")
     parser.add_argument("--entry", help="the model entry as JSON, instead of --config's models[--model]")
     parser.add_argument("--inputs", help="JSON of the train rule's named inputs, instead of --config's paths")
+    parser.add_argument("--image-size", type=int, help="with --inputs: the dataset's image_size (image_cache: none)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--results", default="results", help="results directory of the data stages")
     parser.add_argument("--out", help="output directory (default results/models/{dataset}/{model}/{seed})")
@@ -218,7 +220,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.device and "train" in entry:  # a zero-shot entry (no train:) trains nothing on any device
         entry = {**entry, "train": {**entry["train"], "device": args.device}}
     if args.inputs:
-        inputs = TrainPaths.from_inputs(json.loads(args.inputs))
+        inputs = TrainPaths.from_inputs(json.loads(args.inputs), args.image_size)
     else:
         inputs = paths_from_config(config, args.dataset, args.model, args.results, args.seed)
     out = args.out or paths.run_dir(args.dataset, args.model, args.seed, args.results)
