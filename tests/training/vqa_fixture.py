@@ -1,7 +1,7 @@
 """A tiny VQA dataset in the data stages' output formats, built with the real stage functions.
 
 Layout under ``root`` (the workflow's path grammar, dataset ``fx``):
-  data/fx/{split}.parquet, data/fx/answers.json, data/fx/images_32.{split}.npy (+ .ids.json),
+  data/fx/{split}.parquet, data/fx/answers.json, data/fx/images_32.{split}.npy (+ .ids.json) and .png.arrow,
   data/fx/tokens/words.{split}.parquet + words.vocab.json, data/fx/tokens/clip.{split}.parquet
 and a tiny random CLIP checkpoint in ``root/pretrained/clip``.
 
@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from medvqa.data.answers import write_answers
-from medvqa.data.images import build_image_cache
+from medvqa.data.images import build_image_cache, build_png_cache
 from medvqa.data.tokens import TokenizerSpec, build_word_vocab, tokenize_split
 from medvqa.demo.pretrained import TinyClipSpec, write_tiny_clip
 from medvqa.models.batch import SplitPaths
@@ -71,6 +71,7 @@ def build_fixture(root: Path, n_train: int = 24, n_eval: int = 6) -> Path:
         split_rows(split, n, seed).to_parquet(data / f"{split}.parquet", index=False)
         build_image_cache(data / f"{split}.parquet", SIZE, data / f"images_{SIZE}.{split}.npy",
                           data / f"images_{SIZE}.{split}.ids.json")
+        build_png_cache(data / f"{split}.parquet", SIZE, data / f"images_{SIZE}.{split}.png.arrow")
     others = [data / "val.parquet", data / "test.parquet"]
     write_answers(data / "train.parquet", others, data / "answers.json")
     words = TokenizerSpec(kind="words", max_length=16)
@@ -85,14 +86,14 @@ def build_fixture(root: Path, n_train: int = 24, n_eval: int = 6) -> Path:
     return root
 
 
-def split_paths(root: Path, split: str, tokenizer: str) -> SplitPaths:
-    return SplitPaths.from_grammar(root, "fx", split, SIZE, tokenizer)
+def split_paths(root: Path, split: str, tokenizer: str, image_cache: str = "raw") -> SplitPaths:
+    return SplitPaths.from_grammar(root, "fx", split, SIZE, tokenizer, image_cache)
 
 
-def train_paths(root: Path, tokenizer: str) -> TrainPaths:
+def train_paths(root: Path, tokenizer: str, image_cache: str = "raw") -> TrainPaths:
     vocab = root / "data" / "fx" / "tokens" / "words.vocab.json" if tokenizer == "words" else None
     return TrainPaths(
-        split_paths(root, "train", tokenizer), split_paths(root, "val", tokenizer),
+        split_paths(root, "train", tokenizer, image_cache), split_paths(root, "val", tokenizer, image_cache),
         root / "data" / "fx" / "answers.json", vocab,
     )
 
