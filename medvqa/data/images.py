@@ -28,6 +28,7 @@ import io
 import itertools
 import logging
 import os
+from collections import OrderedDict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 
 DECODE_CHUNK = 64  # images decoded (and held) at a time
+HELD_ROW_GROUPS = 4  # image_cache none: row groups of encoded images kept in memory by a reader
 HIGH_DEPTH_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 HIGH_DEPTH_RULE = (
     "16-bit, 32-bit and float grayscale images are rescaled linearly from their own "
@@ -231,9 +233,9 @@ class PngImages(EncodedImages):
 
 class SplitImages(EncodedImages):
     """The split parquet's own encoded images (``image_cache: none``), decoded and resized on
-    access by ``decode_resize``, as the raw cache was built. The row group of the last image read
-    is kept: reading in image order reads each row group once; random order reads a row group per
-    image (the price of storing nothing)."""
+    access by ``decode_resize``, as the raw cache was built. The image columns of the last
+    ``HELD_ROW_GROUPS`` row groups read are kept: reading in image order reads each row group once;
+    a shuffled epoch over a split of more row groups rereads them (the price of storing nothing)."""
 
     def __init__(self, parquet_path: str | Path, size: int):
         self.path, self.size = str(parquet_path), size
@@ -242,14 +244,18 @@ class SplitImages(EncodedImages):
         starts = np.cumsum([0] + [meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
         self._group = np.searchsorted(starts, rows, side="right") - 1
         self._offset = rows - starts[self._group]
-        self._held: tuple[int, int, pa.Array] | None = None  # (pid, row group, its image column)
+        self._pid, self._file, self._held = -1, None, OrderedDict()
 
     def _images_of(self, group: int) -> pa.Array:
         # A forked DataLoader worker opens the file itself rather than share the parent's handle.
-        if self._held is None or self._held[:2] != (os.getpid(), group):
-            column = pq.ParquetFile(self.path).read_row_group(group, columns=["image"]).column(0)
-            self._held = (os.getpid(), group, column.combine_chunks())
-        return self._held[2]
+        if self._pid != os.getpid():
+            self._pid, self._file, self._held = os.getpid(), pq.ParquetFile(self.path), OrderedDict()
+        if group not in self._held:
+            self._held[group] = self._file.read_row_group(group, columns=["image"]).column(0).combine_chunks()
+            if len(self._held) > HELD_ROW_GROUPS:
+                self._held.popitem(last=False)
+        self._held.move_to_end(group)
+        return self._held[group]
 
     def _image(self, i: int) -> np.ndarray:
         data = self._images_of(int(self._group[i]))[int(self._offset[i])].as_py()
