@@ -7,7 +7,8 @@
 #   results/data/{dataset}/{split}.parquet            unified rows after filters
 #   results/data/{dataset}/rejected.csv               bad rows dropped with on_bad_sample: skip
 #   results/data/{dataset}/answers.json               answer vocabulary + closed/open map
-#   results/data/{dataset}/images_{size}.{split}.npy  uint8 image cache (+ .ids.json), memory-mapped
+#   results/data/{dataset}/images_{size}.{split}.npy  uint8 image cache (+ .ids.json), memory-mapped (image_cache: raw)
+#   results/data/{dataset}/images_{size}.{split}.png.arrow  PNG image cache (image_cache: png; none: no cache)
 #   results/data/{dataset}/tokens/{tokenizer}.{split}.parquet   pre-tokenised text
 #   results/data/{dataset}/summary.json               sizes, answer distribution, baselines, leakage
 #   results/data/{dataset}/leakage.json               duplicate-image audit (+ leakage_pairs.csv)
