@@ -47,6 +47,15 @@ def test_one_row_per_unique_image_with_the_documented_columns(caption_split, sha
     assert frame["generated"].nunique() > 3  # image-dependent captions: the comparisons below mean something
     assert run.complete and run.generated == 10 and run.reused == 0 and run.chunks_written == 3
     assert not parts_dir(out).exists()
+    # image_cache none: the split parquet's own images, decoded and resized on read, give the same captions
+    none = {**caption_split, "images": caption_split["data"], "image_ids": caption_split["data"]}
+    spec = CaptionSpec.from_mapping({"max_new_tokens": 8, "kind": "blip", "checkpoint": str(sharp_blip_dir),
+                                     "batch_size": 3, "chunk_size": 4})
+    size = load_image_cache(caption_split["images"], caption_split["image_ids"])[0].shape[1]
+    run_captioning(spec, none["data"], none["images"], none["image_ids"], tmp_path / "none.parquet", model_name="m",
+                   image_size=size)
+    columns = ["image_id", "caption", "generated"]
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "none.parquet")[columns], frame[columns])
 
 
 @pytest.mark.parametrize("num_beams", [1, 2])

@@ -11,7 +11,7 @@ from medvqa.data.baselines import (
     THUMBNAIL, majority_baseline, majority_predictions, most_frequent_caption, nearest, normalise_question,
     main, question_only_baseline, question_only_predictions, thumbnails, write_baseline,
 )
-from medvqa.data.images import build_image_cache
+from medvqa.data.images import build_image_cache, build_png_cache
 from medvqa.evaluate.score import score_vqa
 from medvqa.evaluate.spec import ScoreSpec
 
@@ -185,6 +185,14 @@ def test_nearest_caption_run_from_the_image_caches(tmp_path):
     write_baseline("baseline-nearest-caption", tmp_path / "train.parquet", tmp_path / "test.parquet",
                    tmp_path / "cap.parquet", *caches)
     out = pd.read_parquet(tmp_path / "cap.parquet")
+    # The same captions and similarities from png caches and (image_cache none) the splits themselves.
+    build_png_cache(tmp_path / "train.parquet", 32, tmp_path / "train.png.arrow")
+    build_png_cache(tmp_path / "test.parquet", 32, tmp_path / "test.png.arrow")
+    for other in ([(tmp_path / f"{s}.png.arrow",) * 2 for s in ("train", "test")],
+                  [(tmp_path / f"{s}.parquet",) * 2 for s in ("train", "test")]):
+        write_baseline("baseline-nearest-caption", tmp_path / "train.parquet", tmp_path / "test.parquet",
+                       tmp_path / "other.parquet", *other, image_size=32)
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "other.parquet"), out)
     assert list(out["image_id"]) == ["te0", "te1"]
     assert list(out["neighbour_id"]) == ["tr2", "tr0"]
     assert list(out["generated"]) == ["a chequered board", "left to right"]

@@ -1,5 +1,6 @@
 """Figure functions on a fake results tree: PNG + PDF written, right size, not blank."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -7,6 +8,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from medvqa.data.images import build_image_cache
 from medvqa.evaluate.calibration import calibration_report, reliability_bins
 from medvqa.report.attention import AttentionInputs, attention_rows, plot_attention_maps, upsample
 from medvqa.report.bars import _top, metric_groups, plot_model_comparison
@@ -136,6 +138,12 @@ def test_attention_maps_pick_the_right_rows(results_tree, tmp_path):
         assert rows["answer"][i] == data.loc[q, "answer"]
     plot_attention_maps(inputs, tmp_path / "a.png", tmp_path / "a.pdf", SPEC)
     check_figure(tmp_path / "a.png", tmp_path / "a.pdf", 3.2 * 4, 4.2 * 2)
+    # A raw cache built from the split, and image_cache none (the split itself): the same images.
+    raw = tmp_path / "images_16.test"
+    build_image_cache(inputs.data, 16, f"{raw}.npy", f"{raw}.ids.json")
+    built = attention_rows(dataclasses.replace(inputs, images=f"{raw}.npy", image_ids=f"{raw}.ids.json"), 5, 0)[2]
+    none = dataclasses.replace(inputs, images=inputs.data, image_ids=inputs.data, image_size=16)
+    np.testing.assert_array_equal(attention_rows(none, 5, 0)[2], built)
 
 
 def test_upsample_keeps_the_peak_where_it_was():
