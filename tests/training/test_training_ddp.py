@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
-from training.vqa_fixture import clip_config, split_paths
+from training.vqa_fixture import SIZE, clip_config, split_paths
 
 from medvqa.models.batch import SplitPaths
 from medvqa.training.train import run_training
@@ -52,7 +52,7 @@ def torchrun(config, root: Path, out: Path, writes: Path, seed: int) -> subproce
            "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), *sys.path])}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(worker),
                "--entry", json.dumps(config.to_dict()), "--inputs", json.dumps(named_inputs(root)),
-               "--out", str(out), "--seed", str(seed), "--threads", "1"]
+               "--image-size", str(SIZE), "--out", str(out), "--seed", str(seed), "--threads", "1"]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
 
 
