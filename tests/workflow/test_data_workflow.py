@@ -37,6 +37,10 @@ def test_data_outputs_follow_the_path_grammar(workdir):
         assert list(tokens["question_id"]) == list(rows["question_id"])
     summary = json.loads((root / "summary.json").read_text())
     assert summary["splits"]["train"]["rows"] == len(splits["train"])
+    assert summary["image_storage"]["cache"] == "raw"
+    captions = workdir / "results" / "data" / "demo_captions"  # config.yaml: image_cache: png
+    assert (captions / "images_64.test.png.arrow").exists() and not (captions / "images_64.test.npy").exists()
+    assert json.loads((captions / "summary.json").read_text())["image_storage"]["cache"] == "png"
     assert summary["baselines"]["test"]["question_only"]["overall"] < 0.6
     assert (workdir / "logs" / "data" / "demo" / "import.log").exists()
     captions = pd.read_parquet(workdir / "results" / "data" / "demo_captions" / "test.parquet")

@@ -60,7 +60,8 @@ def test_grid_example_expands_to_the_expected_jobs(tmp_path):
     assert counts["vqa_baseline"] == 2 * views
     assert counts["filter_split"] == 3 * (views + 1)  # + demo_captions
     assert counts["import_dataset"] == 2  # demo and demo_captions only: the views share demo's
-    assert counts["image_cache"] == 3 * 2  # and its image caches
+    assert counts["image_cache"] == 3  # and its image caches (demo_captions: image_cache: png)
+    assert counts["image_cache_png"] == 3
     assert counts["aggregate_seeds"] == views and counts["results_table"] == views
 
 
