@@ -5,6 +5,8 @@
 
 import os
 
+from snakemake.exceptions import WorkflowError
+
 from medvqa import job_inputs, paths, targets
 from medvqa.data.baselines import BASELINES
 from medvqa.families import FAMILIES, family_names
@@ -20,6 +22,28 @@ CLASSIFIER_FAMILIES = family_names(generative=False)
 GENERATIVE_FAMILIES = family_names(generative=True)
 # Families whose trained runs also hold the model in a Hugging Face format (rules train_blip, train_vlm).
 PLAIN_FAMILIES = family_names(export_dir=None)
+# Scheduling on few cores. A run's longest chain is data -> training -> predictions -> report, so the
+# stages that feed training start first (priority 2), training next (1), and the quick leaves (baselines,
+# zero-shot inference, scores, figures) fill the gaps. Snakemake starts ready jobs of higher priority first.
+PRIORITY_TRAIN_INPUTS = 2
+PRIORITY_TRAINING = 1
+
+
+def image_cache_threads():
+    """Threads of rule image_cache: 4, at most half of --cores (--set-threads image_cache=N overrides).
+
+    A job that claims every core waits until all are free at once, which rarely happens while one-core
+    jobs keep the scheduler busy: with --cores 2 the demo's train image cache waited ~80 s, and the
+    cnn_lstm training behind it. Without --cores (a cluster executor) every job has its own node: 4.
+    """
+    try:
+        cores = workflow.cores
+    except WorkflowError:
+        return 4
+    return max(1, min(4, cores // 2))
+
+
+IMAGE_CACHE_THREADS = image_cache_threads()
 
 
 wildcard_constraints:
