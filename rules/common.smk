@@ -29,6 +29,13 @@ PRIORITY_TRAIN_INPUTS = 2
 PRIORITY_TRAINING = 1
 
 
+def training_priority(wildcards):
+    """Between PRIORITY_TRAINING and PRIORITY_TRAIN_INPUTS: ready trainings start in the order of the
+    models: section, so list the longest first (the demo's cnn_lstm_demo is its critical path)."""
+    names = list(config["models"])
+    return PRIORITY_TRAINING + (len(names) - names.index(wildcards.model)) / (len(names) + 1)
+
+
 def image_cache_threads():
     """Threads of rule image_cache: 4, at most half of --cores (--set-threads image_cache=N overrides).
 
