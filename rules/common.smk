@@ -41,11 +41,13 @@ def image_cache_threads():
 
     A job that claims every core waits until all are free at once, which rarely happens while one-core
     jobs keep the scheduler busy: with --cores 2 the demo's train image cache waited ~80 s, and the
-    cnn_lstm training behind it. Without --cores (a cluster executor) every job has its own node: 4.
+    cnn_lstm training behind it. A cluster job (SLURM) has its own allocation: 4, there and in the job.
     """
+    if workflow.remote_exec or not workflow.local_exec:
+        return 4
     try:
         cores = workflow.cores
-    except WorkflowError:
+    except WorkflowError:  # no --cores
         return 4
     return max(1, min(4, cores // 2))
 
