@@ -16,7 +16,7 @@ rule import_dataset:
         "logs/data/{dataset}/import.log",
     benchmark:
         "benchmarks/data/{dataset}/import.tsv"
-    priority: PRIORITY_TRAIN_INPUTS
+    priority: PRIORITY_DATA
     conda:
         "../envs/data.yaml"
     threads: 1
@@ -63,7 +63,7 @@ rule filter_split:
         "logs/data/{dataset}/filter.{split}.log",
     benchmark:
         "benchmarks/data/{dataset}/filter.{split}.tsv"
-    priority: PRIORITY_TRAIN_INPUTS
+    priority: PRIORITY_DATA
     conda:
         "../envs/data.yaml"
     threads: 1
@@ -86,7 +86,7 @@ rule answers:
         "logs/data/{dataset}/answers.log",
     benchmark:
         "benchmarks/data/{dataset}/answers.tsv"
-    priority: PRIORITY_TRAIN_INPUTS
+    priority: PRIORITY_DATA
     conda:
         "../envs/data.yaml"
     threads: 1
@@ -108,7 +108,7 @@ rule image_cache:
         "logs/data/{dataset}/images_{size}.{split}.log",
     benchmark:
         "benchmarks/data/{dataset}/images_{size}.{split}.tsv"
-    priority: PRIORITY_TRAIN_INPUTS
+    priority: PRIORITY_DATA
     conda:
         "../envs/data.yaml"
     threads: IMAGE_CACHE_THREADS
@@ -129,7 +129,7 @@ rule word_vocab:
         "logs/data/{dataset}/tokens/{tokenizer}.vocab.log",
     benchmark:
         "benchmarks/data/{dataset}/tokens/{tokenizer}.vocab.tsv"
-    priority: PRIORITY_TRAIN_INPUTS
+    priority: PRIORITY_DATA
     conda:
         "../envs/data.yaml"
     threads: 1
@@ -152,7 +152,7 @@ rule tokenize_split:
         "logs/data/{dataset}/tokens/{tokenizer}.{split}.log",
     benchmark:
         "benchmarks/data/{dataset}/tokens/{tokenizer}.{split}.tsv"
-    priority: PRIORITY_TRAIN_INPUTS
+    priority: PRIORITY_DATA
     conda:
         "../envs/data.yaml"
     threads: 1
