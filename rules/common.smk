@@ -23,17 +23,18 @@ GENERATIVE_FAMILIES = family_names(generative=True)
 # Families whose trained runs also hold the model in a Hugging Face format (rules train_blip, train_vlm).
 PLAIN_FAMILIES = family_names(export_dir=None)
 # Scheduling on few cores. A run's longest chain is data -> training -> predictions -> report, so the
-# data stages that feed training start first (priority 3; every family needs them), the pretrained
-# stand-ins next (2; some families), training next (1-2), and the quick leaves (baselines, zero-shot
-# inference, scores, figures) fill the gaps. Snakemake starts ready jobs of higher priority first.
+# data stages start first (priority 3; every model needs them), then every training whose inputs exist
+# (2-3, in the order of the models: section), then the pretrained stand-ins (1; the demo's tiny
+# checkpoints, which some trainings wait for), and the quick leaves (baselines, zero-shot inference,
+# scores, figures) fill the gaps. Snakemake starts ready jobs of higher priority first.
 PRIORITY_DATA = 3
-PRIORITY_PRETRAINED = 2
-PRIORITY_TRAINING = 1
+PRIORITY_TRAINING = 2
+PRIORITY_PRETRAINED = 1
 
 
 def training_priority(wildcards):
-    """Between PRIORITY_TRAINING and PRIORITY_PRETRAINED: ready trainings start in the order of the
-    models: section, so list the longest first (the demo's cnn_lstm_demo is its critical path)."""
+    """Between PRIORITY_TRAINING and PRIORITY_DATA: ready trainings start in the order of the models:
+    section, so list the longest first (the demo's cnn_lstm_demo is its critical path)."""
     names = list(config["models"])
     return PRIORITY_TRAINING + (len(names) - names.index(wildcards.model)) / (len(names) + 1)
 
