@@ -40,7 +40,7 @@ def training_priority(wildcards):
 
 
 def image_cache_threads():
-    """Threads of rule image_cache: 4, at most half of --cores (--set-threads image_cache=N overrides).
+    """Threads of the image_cache rule: 4, at most half of --cores (--set-threads image_cache=N overrides).
 
     A job that claims every core waits until all are free at once, which rarely happens while one-core
     jobs keep the scheduler busy: with --cores 2 the demo's train image cache waited ~80 s, and the
