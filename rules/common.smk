@@ -5,6 +5,8 @@
 
 import os
 
+from snakemake.exceptions import WorkflowError
+
 from medvqa import job_inputs, paths, targets
 from medvqa.data.baselines import BASELINES
 from medvqa.families import FAMILIES, family_names
@@ -21,6 +23,40 @@ GENERATIVE_FAMILIES = family_names(generative=True)
 ZERO_SHOT_FAMILIES = family_names(zero_shot=True)  # an entry without train: runs as loaded
 # Families whose trained runs also hold the model in a Hugging Face format (rules train_blip, train_vlm).
 PLAIN_FAMILIES = family_names(export_dir=None)
+# Scheduling on few cores. A run's longest chain is data -> training -> predictions -> report, so the
+# data stages start first (priority 3; every model needs them), then every training whose inputs exist
+# (2-3, in the order of the models: section), then the pretrained stand-ins (1; the demo's tiny
+# checkpoints, which some trainings wait for), and the quick leaves (baselines, zero-shot inference,
+# scores, figures) fill the gaps. Snakemake starts ready jobs of higher priority first.
+PRIORITY_DATA = 3
+PRIORITY_TRAINING = 2
+PRIORITY_PRETRAINED = 1
+
+
+def training_priority(wildcards):
+    """Between PRIORITY_TRAINING and PRIORITY_DATA: ready trainings start in the order of the models:
+    section, so list the longest first (the demo's cnn_lstm_demo is its critical path)."""
+    names = list(config["models"])
+    return PRIORITY_TRAINING + (len(names) - names.index(wildcards.model)) / (len(names) + 1)
+
+
+def image_cache_threads():
+    """Threads of the image_cache rule: 4, at most half of --cores (--set-threads image_cache=N overrides).
+
+    A job that claims every core waits until all are free at once, which rarely happens while one-core
+    jobs keep the scheduler busy: with --cores 2 the demo's train image cache waited ~80 s, and the
+    cnn_lstm training behind it. A cluster job (SLURM) has its own allocation: 4, there and in the job.
+    """
+    if workflow.remote_exec or not workflow.local_exec:
+        return 4
+    try:
+        cores = workflow.cores
+    except WorkflowError:  # no --cores
+        return 4
+    return max(1, min(4, cores // 2))
+
+
+IMAGE_CACHE_THREADS = image_cache_threads()
 
 
 wildcard_constraints:

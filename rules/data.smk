@@ -16,6 +16,7 @@ rule import_dataset:
         "logs/data/{dataset}/import.log",
     benchmark:
         "benchmarks/data/{dataset}/import.tsv"
+    priority: PRIORITY_DATA
     conda:
         "../envs/data.yaml"
     threads: 1
@@ -62,6 +63,7 @@ rule filter_split:
         "logs/data/{dataset}/filter.{split}.log",
     benchmark:
         "benchmarks/data/{dataset}/filter.{split}.tsv"
+    priority: PRIORITY_DATA
     conda:
         "../envs/data.yaml"
     threads: 1
@@ -84,6 +86,7 @@ rule answers:
         "logs/data/{dataset}/answers.log",
     benchmark:
         "benchmarks/data/{dataset}/answers.tsv"
+    priority: PRIORITY_DATA
     conda:
         "../envs/data.yaml"
     threads: 1
@@ -105,9 +108,10 @@ rule image_cache:
         "logs/data/{dataset}/images_{size}.{split}.log",
     benchmark:
         "benchmarks/data/{dataset}/images_{size}.{split}.tsv"
+    priority: PRIORITY_DATA
     conda:
         "../envs/data.yaml"
-    threads: 4
+    threads: IMAGE_CACHE_THREADS
     resources:
         mem_mb=2000,
         runtime=120,
@@ -145,6 +149,7 @@ rule word_vocab:
         "logs/data/{dataset}/tokens/{tokenizer}.vocab.log",
     benchmark:
         "benchmarks/data/{dataset}/tokens/{tokenizer}.vocab.tsv"
+    priority: PRIORITY_DATA
     conda:
         "../envs/data.yaml"
     threads: 1
@@ -167,6 +172,7 @@ rule tokenize_split:
         "logs/data/{dataset}/tokens/{tokenizer}.{split}.log",
     benchmark:
         "benchmarks/data/{dataset}/tokens/{tokenizer}.{split}.tsv"
+    priority: PRIORITY_DATA
     conda:
         "../envs/data.yaml"
     threads: 1

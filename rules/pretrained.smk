@@ -20,6 +20,7 @@ rule tiny_checkpoint:
         "benchmarks/pretrained/{name}.tsv"
     wildcard_constraints:
         name="|".join(config.get("pretrained", {})) or "(?!x)x",
+    priority: PRIORITY_PRETRAINED
     conda:
         "../envs/train.yaml"
     threads: 1

@@ -27,6 +27,7 @@ rule train:
     wildcard_constraints:
         model=models_of(PLAIN_FAMILIES, zero_shot=False, multi_gpu=False),
         seed=SEED_PATTERN,
+    priority: training_priority
     conda:
         "../envs/train.yaml"
     threads: 1
@@ -88,6 +89,7 @@ rule train_ddp:
     wildcard_constraints:
         model=models_of(PLAIN_FAMILIES, zero_shot=False, multi_gpu=True),
         seed=SEED_PATTERN,
+    priority: training_priority
     conda:
         "../envs/train.yaml"
     threads: 8
