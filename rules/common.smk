@@ -23,11 +23,9 @@ GENERATIVE_FAMILIES = family_names(generative=True)
 ZERO_SHOT_FAMILIES = family_names(zero_shot=True)  # an entry without train: runs as loaded
 # Families whose trained runs also hold the model in a Hugging Face format (rules train_blip, train_vlm).
 PLAIN_FAMILIES = family_names(export_dir=None)
-# Scheduling on few cores. A run's longest chain is data -> training -> predictions -> report, so the
-# data stages start first (priority 3; every model needs them), then every training whose inputs exist
-# (2-3, in the order of the models: section), then the pretrained stand-ins (1; the demo's tiny
-# checkpoints, which some trainings wait for), and the quick leaves (baselines, zero-shot inference,
-# scores, figures) fill the gaps. Snakemake starts ready jobs of higher priority first.
+# Scheduling on few cores (Snakemake starts ready jobs of higher priority first): the data stages
+# (3; every model needs them), then every training whose inputs exist (2-3, in models: order), then
+# the pretrained stand-ins (1), while the quick leaves (baselines, scores, figures) fill the gaps.
 PRIORITY_DATA = 3
 PRIORITY_TRAINING = 2
 PRIORITY_PRETRAINED = 1
@@ -41,12 +39,8 @@ def training_priority(wildcards):
 
 
 def image_cache_threads():
-    """Threads of the image_cache rule: 4, at most half of --cores (--set-threads image_cache=N overrides).
-
-    A job that claims every core waits until all are free at once, which rarely happens while one-core
-    jobs keep the scheduler busy: with --cores 2 the demo's train image cache waited ~80 s, and the
-    cnn_lstm training behind it. A cluster job (SLURM) has its own allocation: 4, there and in the job.
-    """
+    """Threads of the image_cache rule: 4, at most half of --cores locally (a job claiming every core waits
+    for all to be free at once: the demo's cache waited ~80 s); 4 in a cluster job's own allocation."""
     if workflow.remote_exec or not workflow.local_exec:
         return 4
     try:
