@@ -156,6 +156,13 @@ def caption_params(config: Config, w: Wildcards) -> dict:
 # --- evaluate, figures, leakage report ---
 
 
+def llava_med_candidates_input(config: Config, w: Wildcards) -> dict[str, str]:
+    """The LLaVA-Med candidate file configured for the dataset (or the source it filters), if any."""
+    files = config.get("evaluate", {}).get("llava_med_candidates", {})
+    path = files.get(w["dataset"]) or files.get(paths.source_dataset(config, w["dataset"]))
+    return {} if path is None else {"candidates": path}
+
+
 def score_run(config: Config, w: Wildcards) -> dict:
     """The model behind the scored file (entry, run directory), for the metrics JSON's provenance."""
     if w["model"] in BASELINE_RULES:  # a baseline is no configured model: its rule identifies it

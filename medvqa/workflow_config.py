@@ -47,7 +47,14 @@ def _check_names(where: str, names: Any, known: Mapping, kind: str) -> None:
 
 def check_config(config: Mapping[str, Any]) -> None:
     """Every entry's specs (types, ranges, choices: ``medvqa.spec``), and every name an entry refers to."""
-    ScoreSpec.from_mapping(config.get("evaluate"), where="evaluate")
+    score = ScoreSpec.from_mapping(config.get("evaluate"), where="evaluate")
+    for dataset, path in score.llava_med_candidates.items():
+        where = f"evaluate.llava_med_candidates.{dataset}"
+        _check_names(where, [dataset], config["datasets"], "dataset")
+        if config["datasets"][dataset].get("task", "vqa") != "vqa":
+            raise ConfigError(f"{where}: {dataset!r} is not a VQA dataset")
+        if not Path(path).expanduser().is_file():
+            raise ConfigError(f"{where}: {path!r} is not a file (a LLaVA-Med candidate JSON)")
     PredictSpec.from_mapping(config.get("predict"), where="predict")
     ReportSpec.from_mapping(config.get("report"), where="report")
     for i, entry in enumerate(parse_entries(config.get("report", {}).get("published", []))):

@@ -154,7 +154,8 @@ pretrained_seed = setting("pretrained", "seed")
 model_entry = setting("models")
 generate_params = setting("models", "generate", {})  # decoding settings; empty for classifiers
 predict_params = job_inputs.canonical(config.get("predict", {}))
-score_params = job_inputs.canonical(config.get("evaluate", {}))
+# Candidate files are inputs of the score jobs (llava_med_candidates_input), not params of every one.
+score_params = job_inputs.canonical({**config.get("evaluate", {}), "llava_med_candidates": {}})
 figure_params = job_inputs.canonical(config.get("report", {}).get("figures", {}))
 
 
@@ -184,6 +185,7 @@ shard_param = per_job(job_inputs.shard_param)
 caption_inputs = per_job(job_inputs.caption_inputs)
 caption_params = per_job(job_inputs.caption_params)
 score_run = per_job(job_inputs.score_run)
+llava_med_candidates_input = per_job(job_inputs.llava_med_candidates_input)
 run_seeds = per_job(job_inputs.run_seeds)
 seed_metrics = per_job(job_inputs.seed_metrics)
 run_histories = per_job(job_inputs.run_histories)

@@ -11,6 +11,7 @@
 rule score_vqa:
     """Score one predictions file under every protocol into a metrics JSON."""
     input:
+        unpack(llava_med_candidates_input),
         data="results/data/{dataset}/{split}.parquet",
         predictions="results/predictions/{dataset}/{model}/{seed}/{split}.parquet",
     output:

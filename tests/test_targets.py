@@ -104,6 +104,16 @@ def test_clean_view_reads_its_base_and_is_scored_by_its_twins_runs():
                                                        "results/metrics/v/cnn/1/test.json"]
 
 
+def test_llava_med_candidate_file_is_a_score_input_of_its_dataset_and_views():
+    config = toy(question_types=["all", "closed"])
+    config["evaluate"] = {"llava_med_candidates": {"v": "cands/v.json"}}
+    w = {"dataset": "v-closed", "model": "cnn", "seed": "0", "split": "test"}
+    assert job_inputs.llava_med_candidates_input(config, w) == {"candidates": "cands/v.json"}
+    config["evaluate"]["llava_med_candidates"]["v-closed"] = "cands/closed.json"  # a view's own file wins
+    assert job_inputs.llava_med_candidates_input(config, w) == {"candidates": "cands/closed.json"}
+    assert job_inputs.llava_med_candidates_input(config, {**w, "dataset": "c"}) == {}
+
+
 def test_subsample_view_has_its_own_splits_and_its_bases_image_caches():
     config = toy(subsamples=[None, 5])
     assert "v-n5" in config["datasets"] and "v-n5" not in "".join(targets.data_targets(config))

@@ -52,12 +52,18 @@ class Scored:
 class Protocol:
     name: str
     label: str  # short column / axis label
-    score: Callable[[Sequence[str], Sequence[str], Sequence[str]], Scored]
+    scoring: Callable[..., Scored]  # (predictions, references, answer_types, **options) -> Scored
     rules: str  # written into every metrics JSON and table footnote
     reference: Reference | None  # None: this project's own rule
     # Table columns (key, label, leaf of metrics["accuracy"][name]); the key is also what a
     # published number names as its metric.
     columns: tuple[tuple[str, str, str], ...] = ()
+    options: tuple[str, ...] = ()  # keyword options of ``scoring`` (e.g. llava_med's candidates)
+
+    def score(self, predictions, references, answer_types, **options) -> Scored:
+        """Per-question scores; each option this protocol does not take is ignored."""
+        taken = {key: value for key, value in options.items() if key in self.options}
+        return self.scoring(predictions, references, answer_types, **taken)
 
     def describe(self) -> dict[str, object]:
         """The JSON block of this protocol: label, rules, reference."""
@@ -96,9 +102,14 @@ def exact_match_scores(preds, refs, kinds) -> Scored:
     return Scored(_array(hits), {})
 
 
-def llava_med_scores(preds, refs, kinds) -> Scored:
-    """LLaVA-Med run_eval.py: closed yes/no-and-substring hit, open recall; extras on open only."""
+def llava_med_scores(preds, refs, kinds, candidates: Sequence[str] | None = None) -> Scored:
+    """LLaVA-Med run_eval.py: closed yes/no-and-substring hit, open recall; extras on open only.
+
+    ``candidates``: the answers of a LLaVA-Med candidate file; with them the extra
+    ``open_accuracy`` is the script's 'open accuracy' row (absent without)."""
     names = ("exact", "f1", "precision", "recall", "bleu", "bleu_1", "bleu_2", "bleu_3")
+    if candidates is not None:
+        names = (*names, "open_accuracy")
     main, extras = [], {name: [] for name in (*names, "closed_as_script")}
     for pred, answer, kind in zip(_text(preds), _text(refs), kinds, strict=True):
         if kind == "closed":
@@ -115,6 +126,8 @@ def llava_med_scores(preds, refs, kinds) -> Scored:
         main.append(recall)
         row = {"exact": ref.llava_med_exact(pred, answer), "f1": f1, "precision": precision,
                "recall": recall, **ref.llava_med_bleu(pred, answer)}
+        if candidates is not None:
+            row["open_accuracy"] = ref.llava_med_open_hit(pred, answer, candidates)
         for name in names:
             extras[name].append(row[name])
     return Scored(_array(main), {k: _array(v) for k, v in extras.items()})
@@ -200,13 +213,17 @@ PROTOCOLS: dict[str, Protocol] = {
         "closed_as_script gives the yes/no accuracy exactly as that script prints it. Open: "
         "calculate_f1score's recall (the script's 'recall' row, the paper's open-set number), where a "
         "shared word counts as often as it occurs in the prediction (repeated prediction words raise "
-        "it) and number words are digits; the script's 'open accuracy' row needs a candidate-answer "
-        "file that was never released and is not reproduced. Extras, on "
+        "it) and number words are digits. The script's 'open accuracy' row needs a candidate-answer "
+        "file (never released for the paper): given one (evaluate.llava_med_candidates), the extra "
+        "open_accuracy reproduces it: each candidate is scored by the distinct prediction words among "
+        "its distinct words over their number, the first best candidate is the answer, a hit iff it "
+        "equals the reference (an empty prediction picks the first candidate). Extras, on "
         "open questions only as in the script: its 'exact match' (distinct reference words found / "
         "prediction words), F1, precision, recall and nltk sentence BLEU (no smoothing) with default "
         "weights and single-order weights 1, 2, 3",
         LLAVA_MED,
         (("llava_med_closed", "LLaVA-Med closed", "closed"), ("llava_med_open", "LLaVA-Med open recall", "open")),
+        options=("candidates",),
     ),
     "llava_med_tokens": Protocol(
         "llava_med_tokens", "LLaVA-Med (whole tokens)", llava_med_tokens_scores,

@@ -9,8 +9,10 @@ crafted cases.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
+from collections.abc import Sequence
 
 from medvqa.evaluate.vqa_eval_text import vqa_eval_normalise, word_counts
 
@@ -73,6 +75,48 @@ def llava_med_bleu(prediction: str, reference: str) -> dict[str, float]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the reference silences nltk's zero-count warnings too
         return {name: float(sentence_bleu(refs, hyp, weights=w)) for name, w in weights.items()}
+
+
+def llava_med_candidates(raw: object, where: str) -> tuple[str, ...]:
+    """The candidate answers of a LLaVA-Med candidate file, as ``calculate_appearance_with_normalization``
+    reads them: ``json.load(file)['0']`` (a bare list is taken too), an int made a string.
+
+    The reference crashes on anything else (an empty list in ``argmax``, a float or null in
+    ``normalize_word``); here a ValueError names the file and the entry instead."""
+    answers = raw.get("0") if isinstance(raw, dict) else raw
+    if not isinstance(answers, list) or not answers:
+        raise ValueError(f"{where}: a LLaVA-Med candidate file holds a non-empty list under key \"0\"")
+    bad = next((i for i, a in enumerate(answers) if not isinstance(a, (str, int))), None)
+    if bad is not None:
+        raise ValueError(f"{where}: candidate {bad} is {answers[bad]!r}; candidates are strings or integers")
+    return tuple(str(a) for a in answers)
+
+
+def llava_med_open_hit(prediction: str, reference: str, candidates: Sequence[str]) -> float:
+    """run_eval.py's 'open accuracy' for one open question: evaluate_metrics.
+    calculate_appearance_with_normalization(pred, gt, candidate) on run_eval's inputs.
+
+    Each normalised candidate is scored by similarity_candidate_prediction: the number of
+    DISTINCT prediction words found among its words, divided by its number of distinct words;
+    the first best candidate (``argmax`` = ``lst.index(max(lst))``) is the answer, a hit iff it
+    equals the (twice normalised) reference. So an empty prediction picks the first candidate."""
+    pred, ref = (vqa_eval_normalise(t) for t in llava_med_inputs(prediction, reference))
+    words = word_counts(pred)
+    best, best_similarity = "", -1.0
+    for candidate in candidates:
+        answer, candidate_words = _normalised_candidate(candidate)
+        found = sum(1 for w in words if w in candidate_words)
+        similarity = found / len(candidate_words) if candidate_words else 0.0
+        if similarity > best_similarity:  # strictly greater: the first maximum wins
+            best, best_similarity = answer, similarity
+    return float(best == ref)
+
+
+@functools.lru_cache(maxsize=65536)
+def _normalised_candidate(candidate: str) -> tuple[str, frozenset[str]]:
+    # Every open question scans every candidate: normalise each candidate once.
+    answer = vqa_eval_normalise(candidate)
+    return answer, frozenset(word_counts(answer))
 
 
 def multimedeval_inputs(prediction: str, reference: str) -> tuple[str, str]:

@@ -30,14 +30,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medvqa.evaluate import calibration, intervals, metrics, protocols, stats
+from medvqa.evaluate import calibration, intervals, metrics, protocols, reference_scores, stats
 from medvqa.evaluate.captions import CaptionOptions, caption_protocol_scores
 from medvqa.evaluate.embedding import POOLING, SentenceEncoder, embedding_similarity
 from medvqa.evaluate.inputs import columns_of, read_captions, read_vqa
 from medvqa.evaluate.intervals import bootstrap_units, ci_protocol, vqa_ci_protocol
 from medvqa.evaluate.normalise import CAPTION_TOKENISATION, NORMALISATION, answer_tokens, caption_tokens
 from medvqa.io import setup_logging, write_json
-from medvqa.provenance import provenance
+from medvqa.provenance import file_sha256, provenance
 from medvqa.evaluate.spec import ScoreSpec
 
 log = logging.getLogger(__name__)
@@ -205,11 +205,13 @@ def protocol_block(
     return block
 
 
-def vqa_metrics(frame: pd.DataFrame, spec: ScoreSpec) -> dict[str, Any]:
-    """The full metrics dict of aligned VQA rows (see ``read_vqa`` for the columns)."""
+def vqa_metrics(frame: pd.DataFrame, spec: ScoreSpec, candidates: Sequence[str] | None = None) -> dict[str, Any]:
+    """The full metrics dict of aligned VQA rows (see ``read_vqa`` for the columns).
+
+    ``candidates``: a LLaVA-Med candidate-answer list (``read_candidates``), for its open accuracy."""
     preds, refs, kinds = frame["prediction"].tolist(), frame["answer"].tolist(), frame["answer_type"].tolist()
     units = bootstrap_units(frame, spec)
-    scored = {name: p.score(preds, refs, kinds) for name, p in protocols.PROTOCOLS.items()}
+    scored = {name: p.score(preds, refs, kinds, candidates=candidates) for name, p in protocols.PROTOCOLS.items()}
     # A question is correct for calibration when the chosen protocol gives it full marks.
     correct = (scored[spec.calibration_protocol].per_question == 1.0).astype(np.float64)
     hyp_tok = [answer_tokens(p) for p in preds]
@@ -330,17 +332,40 @@ def _finish(
     return result
 
 
-def score_vqa(data_path, predictions_path, out_json, spec: ScoreSpec | None = None, run: dict | None = None) -> dict:
+def read_candidates(path) -> tuple[str, ...]:
+    """The answers of a LLaVA-Med candidate file (JSON ``{"0": [answers]}``); errors name the file."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            raw = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"LLaVA-Med candidate file {os.fspath(path)}: {error}") from None
+    return reference_scores.llava_med_candidates(raw, f"LLaVA-Med candidate file {os.fspath(path)}")
+
+
+def candidates_block(path, candidates: Sequence[str] | None) -> dict[str, Any]:
+    """What the metrics JSON says of the LLaVA-Med candidate file used (or that none was)."""
+    if path is None:
+        return {"file": None, "note": "no candidate file configured: llava_med has no open_accuracy"}
+    return {"file": os.fspath(path), "sha256": file_sha256(path), "answers": len(candidates)}
+
+
+def score_vqa(
+    data_path, predictions_path, out_json, spec: ScoreSpec | None = None, run: dict | None = None,
+    candidates_path=None,
+) -> dict:
     """Score one VQA predictions parquet against its data split; write and return the JSON dict.
 
     ``run``: what identifies the model, for the provenance block (``provenance.model_provenance``).
+    ``candidates_path``: a LLaVA-Med candidate file, for llava_med's open accuracy.
     """
     spec = spec or ScoreSpec()
     frame = read_vqa(data_path, predictions_path, spec.group_columns)
     inputs = {"data": os.fspath(data_path), "predictions": os.fspath(predictions_path)}
-    result = vqa_metrics(frame, spec)
+    candidates = None if candidates_path is None else read_candidates(candidates_path)
+    result = vqa_metrics(frame, spec, candidates)
     rule, inferred = closed_open_rule(data_path)
     result["protocol"].update(closed_rule=rule, answer_type_inferred=inferred)
+    result["protocol"]["llava_med_candidates"] = candidates_block(candidates_path, candidates)
     return _finish(result, inputs, spec, out_json, run)
 
 
@@ -374,6 +399,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="auto: vqa if the data split has question_id, else caption",
     )
     parser.add_argument("--spec", default="{}", help="ScoreSpec keys as a JSON object, e.g. '{\"n_bins\": 10}'")
+    parser.add_argument(
+        "--llava-med-candidates", default=None, metavar="JSON",
+        help="LLaVA-Med candidate-answer file ({\"0\": [answers]}): adds llava_med's open accuracy (VQA)",
+    )
     parser.add_argument("--log", default=None, help="log file (default: stderr)")
     args = parser.parse_args(argv)
     setup_logging(args.log)
@@ -381,8 +410,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     task = args.task
     if task == "auto":
         task = "vqa" if "question_id" in columns_of(args.data) else "caption"
-    score = score_vqa if task == "vqa" else score_captions
-    score(args.data, args.predictions, args.out, spec)
+    if task == "vqa":
+        score_vqa(args.data, args.predictions, args.out, spec, candidates_path=args.llava_med_candidates)
+    else:
+        score_captions(args.data, args.predictions, args.out, spec)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ class ScoreSpec(Spec):
     caption_protocols: tuple[str, ...] = ("coco", "imageclef")  # keys of captions.CAPTION_PROTOCOLS
     ptb_tokenizer: str = "auto"  # COCO tokenisation: java PTBTokenizer, python copy, or auto (java if present)
     meteor: bool = True  # COCO METEOR (needs java; stated as skipped without it)
+    # {dataset: LLaVA-Med candidate JSON}: adds llava_med's 'open accuracy' row (see protocols.py)
+    llava_med_candidates: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # YAML gives lists; a frozen spec keeps a tuple.
@@ -58,3 +60,6 @@ class ScoreSpec(Spec):
         if len(set(self.caption_protocols)) < len(self.caption_protocols):
             raise ConfigError(f"{where}: caption_protocols lists a protocol twice: {list(self.caption_protocols)}")
         check_choice(where, "ptb_tokenizer", self.ptb_tokenizer, PTB_TOKENIZERS)
+        for dataset, path in self.llava_med_candidates.items():
+            if not str(path).strip():
+                raise ConfigError(f"{where}: llava_med_candidates.{dataset} must be a file path, not ''")

@@ -149,6 +149,61 @@ def test_llava_med_mixed_split_and_lists_of_answers():
     assert np.isnan(scored.extras["f1"]).tolist() == [True, False, False, True]
 
 
+# calculate_appearance_with_normalization (evaluate_metrics.py @ ad758b6), the script's
+# 'open accuracy' row: similarity_candidate_prediction counts `for word in prediction: if word in
+# candidate_answer` (distinct prediction words, split_sentence dicts) over `total =
+# len(candidate_answer)` (distinct candidate words); `argmax(lst) = lst.index(max(lst))` takes the
+# first maximum; `if final_prediction == reference: return 1.0`.
+CANDIDATES = ("right lung", "left lung", "liver", 1, 2, "lung", "Left Upper Lobe")
+
+
+@pytest.mark.parametrize(
+    ("pred", "ref", "hit"),
+    [
+        ("the left lung", "left lung", 1.0),  # left lung 2/2 beats right lung 1/2
+        ("lung", "left lung", 0.0),  # 'lung' 1/1 beats both 1/2: the answer is 'lung'
+        ("left lung", "lung", 0.0),  # left lung 2/2 ties 'lung' 1/1: the first maximum wins
+        ("right", "left lung", 0.0),  # right lung 1/2: a wrong candidate picked
+        ("two", "2", 1.0),  # manual_map on the prediction; the int candidate 2 becomes "2"
+        ("2", "two", 1.0),  # ... and on the reference
+        ("", "right lung", 1.0),  # every similarity 0: the first candidate is the answer
+        ("   ", "liver", 0.0),
+        ("lung lung lung", "lung", 1.0),  # prediction words counted once
+        ("left upper lobe", "left upper lobe", 1.0),  # the candidate is lower-cased by normalize_word
+        ("spleen", "spleen", 0.0),  # a reference outside the candidates is never hit
+    ],
+)
+def test_llava_med_open_accuracy_with_a_candidate_file(pred, ref, hit):
+    candidates = rs.llava_med_candidates({"0": list(CANDIDATES)}, "test")
+    scored = protocols.get("llava_med").score([pred, "yes"], [ref, "yes"], ["open", "closed"], candidates=candidates)
+    assert scored.extras["open_accuracy"][0] == hit
+    assert math.isnan(scored.extras["open_accuracy"][1])  # open questions only, as the script
+
+
+def test_llava_med_open_accuracy_needs_candidates_and_other_protocols_ignore_them():
+    assert "open_accuracy" not in _scores("llava_med", ["lung"], ["lung"], ["open"]).extras
+    plain = protocols.get("exact_match").score(["lung"], ["lung"], ["open"], candidates=("liver",))
+    assert plain.per_question.tolist() == [1.0]
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"0": []}, 'non-empty list under key "0"'),  # the script's argmax([]) would crash
+        ({"1": ["lung"]}, 'non-empty list under key "0"'),
+        ({"0": ["lung", 2.5]}, "candidate 1 is 2.5"),  # normalize_word(2.5) would crash
+        ({"0": ["lung", None]}, "candidate 1 is None"),
+    ],
+)
+def test_llava_med_candidate_file_errors_name_the_entry(raw, message):
+    with pytest.raises(ValueError, match=message):
+        rs.llava_med_candidates(raw, "cands.json")
+
+
+def test_llava_med_candidate_file_as_a_bare_list():
+    assert rs.llava_med_candidates(["lung", 3], "cands.json") == ("lung", "3")
+
+
 def test_llava_med_tokens_is_the_whole_token_variant():
     scored = _scores("llava_med_tokens", ["It is normal", "lung lung lung", "two"], ["no", "left lung", "2"],
                      ["closed", "open", "open"])

@@ -117,6 +117,32 @@ def test_score_vqa_json_layout_states_every_protocol(tmp_path):
     assert returned["spec"]["bootstrap_resamples"] == 1000
 
 
+def test_llava_med_candidate_file_adds_the_open_accuracy_row(tmp_path):
+    """The candidate file reaches run_eval.py's 'open accuracy' (llava_med extra open_accuracy),
+    and the metrics JSON names the file and its hash; without one the JSON says so."""
+    import hashlib
+
+    data, pred, out_json = _write(tmp_path)
+    plain = score_vqa(data, pred, out_json, ScoreSpec())
+    assert "open_accuracy" not in plain["accuracy"]["llava_med"]
+    assert plain["protocol"]["llava_med_candidates"]["file"] is None
+    candidates = tmp_path / "candidate.json"
+    candidates.write_text(json.dumps({"0": ["right lung", "left lung", "liver", "2.5 cm", "肺"]}))
+    # Open questions q3, q4, q6, q7: "the left lung" -> left lung (2/2), hit; "liver and spleen" ->
+    # liver (1/1), hit; "2.5 cm." -> 2.5 cm, hit; "肺" -> 肺, hit.
+    result = score_vqa(data, pred, tmp_path / "with.json", ScoreSpec(), candidates_path=candidates)
+    row = result["accuracy"]["llava_med"]["open_accuracy"]
+    assert (row["value"], row["n"]) == (1.0, 4)
+    block = result["protocol"]["llava_med_candidates"]
+    assert block["sha256"] == hashlib.sha256(candidates.read_bytes()).hexdigest() and block["answers"] == 5
+    main(["--data", str(data), "--predictions", str(pred), "--out", str(tmp_path / "cli.json"),
+          "--llava-med-candidates", str(candidates)])
+    assert json.loads((tmp_path / "cli.json").read_text())["accuracy"]["llava_med"]["open_accuracy"]["n"] == 4
+    candidates.write_text("{not json")
+    with pytest.raises(ValueError, match="LLaVA-Med candidate file .*candidate.json"):
+        score_vqa(data, pred, tmp_path / "bad.json", ScoreSpec(), candidates_path=candidates)
+
+
 def test_generative_confidence_sources_each_reported(tmp_path):
     pred = PREDICTIONS.assign(
         confidence=np.nan,  # a generative model without a softmax over answers

@@ -54,7 +54,7 @@ CONFIG = {
         {"datasets": ["vqa"], "models": ["clip"], "seeds": [0]},
         {"datasets": ["cap"], "models": ["capm"], "seeds": [0]},
     ],
-    "evaluate": {"bootstrap_resamples": 1000, "n_bins": 10},
+    "evaluate": {"bootstrap_resamples": 1000, "n_bins": 10, "llava_med_candidates": {"vqa": "candidate.json"}},
     "report": {
         "splits": ["test"],
         "figures": {"gallery_size": 2, "attention_size": 3, "dpi": 50},
@@ -76,6 +76,7 @@ def workdir(tmp_path_factory, fake_tree_writer):
     work = tmp_path_factory.mktemp("report_wf")
     (work / "Snakefile").write_text(SNAKEFILE)
     (work / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+    (work / "candidate.json").write_text(json.dumps({"0": ["yes", "no", "liver", "lung"]}))
     fake_tree_writer(work)
     snakemake(work, "all")
     return work
@@ -95,6 +96,9 @@ def test_every_target_is_built(workdir):
     assert not (res / "figures/vqa/clip/0/attention.test.png").exists()  # not a cnn_lstm model
     metrics = json.loads((res / "metrics/vqa/cnn/0/test.json").read_text())
     assert metrics["spec"]["n_bins"] == 10  # config["evaluate"] reached the scoring spec
+    # The dataset's LLaVA-Med candidate file is an input of its score jobs: the open accuracy row.
+    assert metrics["protocol"]["llava_med_candidates"]["file"] == "candidate.json"
+    assert metrics["accuracy"]["llava_med"]["open_accuracy"]["n"] == metrics["n"]["open"]
     model = metrics["provenance"]["model"]  # the rule's model_run params reached the provenance
     assert (model["name"], model["seed"], model["family"]) == ("cnn", 0, "cnn_lstm")
     assert (workdir / "logs/metrics/vqa/cnn/0/test.log").exists()
@@ -114,6 +118,18 @@ def test_figures_target_is_up_to_date_and_needs_no_model(workdir):
     assert "comparison_bars" in out and "score_vqa" not in out
     snakemake(workdir, "figures")
     assert (workdir / "results/figures/vqa/comparison.test.png").exists()
+
+
+def test_a_changed_candidate_file_rescores_its_dataset_only(workdir):
+    candidates = workdir / "candidate.json"
+    text = candidates.read_text()
+    candidates.write_text(json.dumps({"0": ["lung", "liver"]}))
+    try:
+        out = snakemake(workdir, "-n", "all")
+    finally:
+        candidates.write_text(text)
+        snakemake(workdir, "all")
+    assert "score_vqa" in out and "score_captions" not in out
 
 
 def test_report_contains_every_figure_and_table(workdir):
