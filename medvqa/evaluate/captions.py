@@ -32,11 +32,13 @@ COCO_REFERENCE = {
     "commit": "bfd15962f582a52fb000e0733f2bcca6c74ff497",
 }
 IMAGECLEF_REFERENCE = {
-    "repository": "TiagoFilipeSousaGoncalves/ImageCLEFmedical2023VCMI",
-    "file": "caption_prediction/evaluator.py (CaptionEvaluator.compute_rouge)",
-    "commit": "d4b4b81bde410d512b9fcce95493c7fc1fc92316",
-    "note": "a participant's copy of the ImageCLEFmedical 2023 caption-prediction evaluator (AIcrowd); "
-    "no organisers' repository was found. BLEU-1 is not in that evaluator, so it is not reported here",
+    "repository": "taubsity/clef-caption-evaluation-2026",
+    "file": "caption_prediction/evaluator.py (CaptionEvaluator.preprocess_caption, compute_rouge)",
+    "commit": "93e73204c40afa9501c16ad43b99575922353bcb",
+    "note": "the ImageCLEFmedical caption-prediction evaluator published for the 2026 task (Docker "
+    "image, AI4MediaBench submission format); its ROUGE-1 equals the 2023 evaluator's "
+    "(TiagoFilipeSousaGoncalves/ImageCLEFmedical2023VCMI @ d4b4b81) except for captions empty only "
+    "after preprocessing. No ImageCLEF evaluator found computes BLEU-1, so it is not reported here",
 }
 CI_RULE = (
     "percentile bootstrap over images (default_rng(seed), images drawn with replacement, same count), "
@@ -62,8 +64,9 @@ IMAGECLEF_RULES = {
     "preprocessing": "lower-cased; every run of digits replaced by the word 'number'; ASCII "
     "string.punctuation deleted (not replaced by a space); other characters kept",
     "rouge_1": "rouge-score rouge1 F-measure (the evaluator's HF evaluate 'rouge', use_stemmer=False, "
-    "default tokeniser: lower case, non-[a-z0-9] characters split words) per image, mean over images; "
-    "1 when both preprocessed captions are empty (the evaluator's stated intent: its code would raise)",
+    "default tokeniser: lower case, non-[a-z0-9] characters split words) of the preprocessed captions "
+    "per image, mean over images; 1 when both captions are empty as given (a missing one counts as "
+    "empty), 0 when they are empty only after preprocessing (the 2023 evaluator meant 1 there)",
     "references": "ImageCLEF has one reference per image; with several, the best F over them is used",
     "ci": CI_RULE,
 }
@@ -211,10 +214,14 @@ def coco_scores(generated, references, options: CaptionOptions) -> tuple[dict, d
     return metrics, protocol
 
 
+def _given(text: object) -> str:
+    # A missing caption (None / NaN) is the empty CSV field the evaluator would read.
+    return "" if text is None or (isinstance(text, float) and text != text) else str(text)
+
+
 def imageclef_text(text: object) -> str:
     """A caption as the ImageCLEFmedical evaluator preprocesses it (see IMAGECLEF_RULES)."""
-    text = "" if text is None or (isinstance(text, float) and text != text) else str(text)
-    text = re.sub(r"\d+", "number", text.lower())
+    text = re.sub(r"\d+", "number", _given(text).lower())
     return text.translate(str.maketrans("", "", string.punctuation))
 
 
@@ -227,8 +234,9 @@ def imageclef_rouge_1(generated: Sequence[str], references: Sequence[Sequence[st
     for gen, refs in zip(generated, references, strict=True):
         hyp = imageclef_text(gen)
         per_ref = [
-            1.0 if not hyp and not ref else scorer.score(ref, hyp)["rouge1"].fmeasure
-            for ref in map(imageclef_text, refs)
+            # compute_rouge scores `if len(gt) != 0 or len(candidate) != 0` (captions as given), else 1
+            scorer.score(imageclef_text(ref), hyp)["rouge1"].fmeasure if _given(gen) or _given(ref) else 1.0
+            for ref in refs
         ]
         scores.append(max(per_ref))
     return np.asarray(scores, dtype=np.float64)

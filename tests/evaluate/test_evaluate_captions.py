@@ -216,8 +216,8 @@ def test_empty_split_gives_nulls():
 
 
 def test_imageclef_preprocessing_by_hand():
-    # ImageCLEFmedical2023VCMI caption_prediction/evaluator.py (d4b4b81), compute_rouge: lower(),
-    # re.sub(r'\d+', 'number'), then str.translate deleting string.punctuation.
+    # clef-caption-evaluation-2026 caption_prediction/evaluator.py (93e7320), preprocess_caption:
+    # lower(), re.sub(r"\d+", "number"), then str.translate deleting string.punctuation.
     assert imageclef_text("CT 3.5 cm, (Left)") == "ct numbernumber cm left"
     assert imageclef_text("T2-weighted: 12mm") == "tnumberweighted numbermm"
     assert imageclef_text("Ünïcode – dash") == "ünïcode – dash"  # only ASCII punctuation is removed
@@ -226,10 +226,15 @@ def test_imageclef_preprocessing_by_hand():
 
 def test_imageclef_rouge_1_by_hand():
     # "Lesion 5 mm." -> lesion number mm; "A lesion of 5mm" -> a lesion of numbermm:
-    # 1 shared unigram, P = 1/3, R = 1/4, F = 2/7. Both empty after preprocessing -> 1;
-    # only the prediction empty -> 0.
-    metrics, rules = imageclef_scores(["Lesion 5 mm.", "...", ""], [["A lesion of 5mm"], ["!"], ["a lesion"]], PYTHON)
-    assert metrics["rouge_1"]["value"] == pytest.approx((2 / 7 + 1 + 0) / 3)
+    # 1 shared unigram, P = 1/3, R = 1/4, F = 2/7. compute_rouge (93e7320) scores `if
+    # len(self.gt[image_key]) != 0 or len(candidate_pairs[image_key]) != 0` on the captions as
+    # given, else 1: "..." vs "!" are scored (both empty after preprocessing: rouge-score F 0);
+    # "" vs "" and a missing caption vs "" give 1; only the prediction empty -> 0.
+    generated = ["Lesion 5 mm.", "...", "", None, ""]
+    references = [["A lesion of 5mm"], ["!"], ["a lesion"], [""], [""]]
+    metrics, rules = imageclef_scores(generated, references, PYTHON)
+    assert captions.imageclef_rouge_1(generated, references).tolist() == pytest.approx([2 / 7, 0, 0, 1, 1])
+    assert metrics["rouge_1"]["value"] == pytest.approx((2 / 7 + 0 + 0 + 1 + 1) / 5)
     assert captions.imageclef_rouge_1(["Lesion 5 mm."], [["A lesion of 5mm"]])[0] == pytest.approx(2 / 7)
     assert "number" in rules["preprocessing"]
 
