@@ -39,7 +39,7 @@ def training_priority(wildcards):
 
 
 def image_cache_threads():
-    """Threads of the image_cache rule: 4, at most half of --cores locally (a job claiming every core waits
+    """Threads of the image cache rules: 4, at most half of --cores locally (a job claiming every core waits
     for all to be free at once: the demo's cache waited ~80 s); 4 in a cluster job's own allocation."""
     if workflow.remote_exec or not workflow.local_exec:
         return 4

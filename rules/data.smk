@@ -129,9 +129,10 @@ rule image_cache_png:
         "logs/data/{dataset}/images_{size}.{split}.png.log",
     benchmark:
         "benchmarks/data/{dataset}/images_{size}.{split}.png.tsv"
+    priority: PRIORITY_DATA
     conda:
         "../envs/data.yaml"
-    threads: 4
+    threads: IMAGE_CACHE_THREADS
     resources:
         mem_mb=2000,
         runtime=120,

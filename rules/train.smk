@@ -109,7 +109,7 @@ rule train_ddp:
         " torchrun --standalone --nproc_per_node={resources.gpu} -m medvqa.training.train"
         " --entry {params.entry:q} --inputs {params.inputs:q} --image-size {params.image_size}"
         " --out {params.out:q}"
-        " --seed {wildcards.seed} --threads {threads} 2> {log:q}"
+        " --seed {wildcards.seed} --threads {threads} 2>> {log:q}"
 
 
 # blip and vlm_sft runs also write their Hugging Face export (medvqa.families: export_dir).

@@ -60,11 +60,11 @@ class ImportSpec(Spec):
 
 @dataclasses.dataclass(frozen=True)
 class FilterSpec(Spec):
-    question_type: str = "all"
-    language: str = "en"
-    subsample: int | None = None
-    subsample_seed: int = 0
-    subsample_splits: tuple[str, ...] = ("train",)
+    question_type: str = "all"  # all | closed | open: which questions a view keeps
+    language: str = "en"  # q_lang code of the questions kept (e.g. en, zh; rows without q_lang stay), or all
+    subsample: int | None = None  # keep at most this many rows per subsampled split (None: all)
+    subsample_seed: int = 0  # seed of the subsample draw (pandas sample over sorted question ids)
+    subsample_splits: tuple[str, ...] = ("train",)  # splits that are subsampled
     leakage: str = "keep"  # drop: val/test rows on images that duplicate a train image (leakage.json)
 
     def validate(self, where: str) -> None:

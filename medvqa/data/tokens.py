@@ -37,10 +37,10 @@ _WORD = re.compile(r"[^\W_]+|[^\w\s]")
 
 @dataclasses.dataclass(frozen=True)
 class TokenizerSpec(Spec):
-    kind: str
-    max_length: int = 32
-    min_freq: int = 1
-    path: str | None = None
+    kind: str  # words (a vocabulary built from the train split) | hf (a Hugging Face tokenizer)
+    max_length: int = 32  # token ids kept per text (truncated; collators pad per batch)
+    min_freq: int = 1  # words: a train word enters the vocabulary from this many occurrences
+    path: str | None = None  # hf: hub id or save_pretrained directory of the tokenizer
 
     def validate(self, where: str) -> None:
         check_choice(where, "kind", self.kind, ("words", "hf"))

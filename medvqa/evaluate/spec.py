@@ -28,8 +28,8 @@ class ScoreSpec(Spec):
     bleu_max_order: int = 4  # BLEU-1..bleu_max_order are reported
     group_columns: tuple[str, ...] = ("modality", "organ", "content_type")  # accuracy per group, if present
     embedding_encoder: str | None = None  # save_pretrained dir (or hub id) of a sentence encoder
-    embedding_batch_size: int = 32
-    embedding_max_length: int = 128
+    embedding_batch_size: int = 32  # captions / answers per encoder batch
+    embedding_max_length: int = 128  # encoder tokens per text (longer texts are truncated)
     rouge_stemmer: bool = False  # Porter stemming in ROUGE-L
     calibration_protocol: str = protocols.DEFAULT_PROTOCOL  # correct = this protocol's score is 1
     caption_protocols: tuple[str, ...] = ("coco", "imageclef")  # keys of captions.CAPTION_PROTOCOLS

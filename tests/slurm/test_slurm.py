@@ -76,6 +76,32 @@ def test_slurm_profile_reads_partition_and_account_from_the_environment(tmp_path
     assert "slurm_partition" not in out and "slurm_account" not in out
 
 
+def test_every_gpu_job_goes_to_the_gpu_partition_and_model(tmp_path):
+    """MEDVQA_GPU_PARTITION / MEDVQA_GPU_MODEL reach every job that asks for a GPU, multi-GPU
+    training and sharded inference included (the profile lists the GPU rules by name)."""
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    for name in ("cnn_lstm_demo", "blip_demo", "qwen2_vl_lora_demo"):
+        config["models"][name]["train"]["gpus"] = 2
+    for name in ("flamingo_demo", "blip_caption_zs"):
+        config["models"][name]["shards"] = 2
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump(config))
+    env = clean_env(MEDVQA_GPU_PARTITION="gpuq", MEDVQA_GPU_MODEL="a100")
+    result = subprocess.run(
+        ["snakemake", "-s", str(REPO / "Snakefile"), "--configfile", str(tmp_path / "grid.yaml"),
+         "--profile", str(REPO / "profiles/slurm"), "-n"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    gpu_rules = set()
+    for block in result.stdout.split("\nrule ")[1:]:
+        rule = block.split(":", 1)[0]
+        resources = next((line for line in block.splitlines() if line.strip().startswith("resources:")), "")
+        if "gpu=" in resources:
+            gpu_rules.add(rule)
+            assert "slurm_partition=gpuq" in resources and "gpu_model=a100" in resources, (rule, resources)
+    assert {"train_ddp", "train_blip_ddp", "train_vlm_ddp", "generate_answers_shard", "caption_shard"} <= gpu_rules
+
+
 def test_slurm_profile_names_only_rules_of_the_workflow(tmp_path):
     profile = derive_profile(REPO / "profiles/slurm/config.yaml", tmp_path / "p/config.yaml", [], [])
     listed = subprocess.run([*SNAKEMAKE, "--list-rules"], cwd=tmp_path, capture_output=True, text=True, timeout=120)

@@ -55,6 +55,34 @@ def test_schema_errors_fail_before_any_job_and_name_the_key(tmp_path, edit, expe
     assert not (tmp_path / "results").exists()
 
 
+def test_the_readme_example_errors_are_what_the_checks_print():
+    readme = " ".join((REPO / "README.md").read_text().split())
+    typo, size = copy.deepcopy(default_config()), copy.deepcopy(default_config())
+    typo["datasets"]["demo"].setdefault("filters", {}).update(langauge="en")
+    size["datasets"]["demo"].update(image_size=4)
+    for config, shown in ((typo, "`datasets.demo.filters: unknown key(s) 'langauge'; allowed: language, ...`"),
+                          (size, "`datasets.demo: image_size=4 is outside [8, 1024]`")):
+        assert shown in readme
+        with pytest.raises(ConfigError) as error:
+            check_config(config)
+        assert str(error.value).startswith(shown.strip("`").removesuffix(", ..."))
+
+
+def test_image_caches_take_half_the_cores_and_run_with_the_data_stages(tmp_path):
+    """README "What runs": locally an image cache job takes at most half of --cores, at the data priority."""
+    (tmp_path / "config.yaml").write_text((REPO / "config.yaml").read_text())
+    for cores, threads in (("2", None), ("8", "threads: 4")):
+        out = subprocess.run(
+            ["snakemake", "-s", str(REPO / "Snakefile"), "--configfile", "config.yaml", "-n", "--cores", cores, "data"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        ).stdout
+        for rule in ("image_cache", "image_cache_png"):
+            job = re.split(r"\n(?:\[|rule |localrule )", out.split(f"rule {rule}:", 1)[1], maxsplit=1)[0]
+            assert "priority: 3" in job, job
+            # no threads line: one thread (Snakemake prints threads only when > 1)
+            assert (threads in job) if threads else ("threads:" not in job), job
+
+
 def ds(config: dict) -> dict:
     return config["datasets"]["demo"]
 

@@ -106,7 +106,7 @@ def test_clean_view_drops_exactly_the_rows_on_duplicated_images(tmp_path):
         expected = original[~original["image_id"].isin(duplicated)]
         assert list(clean["question_id"]) == list(expected["question_id"])
         if split != "train":
-            # The demo's images are views of ten base scans: some val/test images are near
+            # The demo's images are views of nine base images (one a 30-frame clip): some val/test images are near
             # duplicates of train images at the default threshold, so something is dropped.
             assert duplicated and len(clean) < len(original)
             assert summary["removed"][split] == {"rows": len(original) - len(clean), "images": len(duplicated)}
