@@ -1,13 +1,14 @@
-"""Atomic file outputs shared by every stage.
+"""Atomic file and directory outputs shared by every stage.
 
-A stage writes to a temporary file beside the target and renames it into place only when
-the write finished, so a job killed half-way never leaves a file that looks complete
-(Snakemake would otherwise treat a truncated parquet as up to date on some filesystems).
+A stage writes to a temporary file (``atomic_path``) or directory (``atomic_dir``, for
+``save_pretrained`` folders) beside the target and renames it into place only when the write
+finished, so a job killed half-way never leaves an output that looks complete (Snakemake would
+otherwise treat a truncated parquet as up to date on some filesystems).
 
-Temporary files are named ``.<name>.<host>-<pid>.<random>.tmp``. A failed write removes its
-own; one killed outright (kill -9, OOM) cannot, so the next write of the same output removes
-those whose process is gone (same host, pid no longer running). Files of live processes and of
-other hosts (a shared filesystem) are left alone.
+Temporaries are named ``.<name>.<host>-<pid>.<random>.tmp``. A failed write removes its own; one
+killed outright (kill -9, OOM) cannot, so the next write of the same output removes those whose
+process is gone (same host, pid no longer running), files and directories alike. Those of live
+processes and of other hosts (a shared filesystem) are left alone.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import socket
 import sys
 import tempfile
@@ -47,19 +49,39 @@ def _running(pid: int) -> bool:
     return True
 
 
+def _tmp_prefix(path: Path) -> str:
+    """``.<name>.<host>-<pid>.``: the start of this process's temporaries of ``path``."""
+    return f".{path.name}.{_host()}-{os.getpid()}."
+
+
+def _remove(path: Path) -> None:
+    """Delete a file, symbolic link or directory tree (links inside are removed, not followed)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def remove_stale_tmp(path: str | os.PathLike) -> list[Path]:
-    """Remove temporary files of ``path`` left by killed writers on this host; returns them."""
+    """Remove temporary files and directories of ``path`` left by killed writers on this host;
+    returns them."""
     path = Path(path)
     pattern = re.compile(rf"\.{re.escape(path.name)}\.(?P<host>.+)-(?P<pid>\d+)\.\w+\.tmp")
     removed = []
     for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         match = pattern.fullmatch(tmp.name)
         if match and match["host"] == _host() and not _running(int(match["pid"])):
-            tmp.unlink(missing_ok=True)
+            _remove(tmp)
             removed.append(tmp)
     if removed:
-        log.info("removed %d temporary file(s) of killed writes of %s", len(removed), path)
+        log.info("removed %d temporary file(s) or folder(s) of killed writes of %s", len(removed), path)
     return removed
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 @contextlib.contextmanager
@@ -68,19 +90,57 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_tmp(path)
-    prefix = f".{path.name}.{_host()}-{os.getpid()}."
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
         yield tmp
         # mkstemp creates 0600 files; outputs get the permissions of any new file.
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o666 & ~umask)
+        tmp.chmod(0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a new empty temporary directory next to ``path``; on clean exit it becomes ``path``.
+
+    Everything the caller writes into the yielded directory (e.g. a model's and its processor's
+    ``save_pretrained``) appears at ``path`` together or not at all; on an exception the
+    temporary directory is deleted and an existing ``path`` is left as it was. One writer of
+    ``path`` at a time (Snakemake runs one job per output).
+
+    An existing ``path`` (directory, file or link; a link is replaced, its target untouched) is
+    replaced in two renames: it moves aside to a temporary name, the new directory moves in,
+    then the old one is deleted, so no stale file of the old directory survives. A process
+    killed between the two renames leaves no ``path`` (a missing output, which Snakemake
+    rebuilds), never a mix of old and new files; killed after them, it leaves the complete new
+    ``path``. Either way the old directory stays under its temporary name until the next write
+    of ``path`` removes it with the killed writer's other temporaries (``remove_stale_tmp``).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp(path)
+    tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(path), suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        # mkdtemp creates 0700 directories; outputs get the permissions of any new directory.
+        tmp.chmod(0o777 & ~_umask())
+        _rename_over(tmp, path)
+    finally:
+        _remove(tmp)
+
+
+def _rename_over(new: Path, path: Path) -> None:
+    """Move directory ``new`` to ``path``, replacing whatever is there (see ``atomic_dir``)."""
+    if not os.path.lexists(path):
+        os.rename(new, path)
+        return
+    old = path.with_name(f"{_tmp_prefix(path)}{os.urandom(4).hex()}old.tmp")
+    os.rename(path, old)
+    os.rename(new, path)
+    _remove(old)
 
 
 def atomic_symlink(target: str | os.PathLike, path: str | os.PathLike) -> None:
@@ -89,7 +149,7 @@ def atomic_symlink(target: str | os.PathLike, path: str | os.PathLike) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_tmp(path)
-    tmp = path.with_name(f".{path.name}.{_host()}-{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    tmp = path.with_name(f"{_tmp_prefix(path)}{os.urandom(4).hex()}.tmp")
     try:
         os.symlink(os.path.relpath(Path(target).resolve(), path.parent.resolve()), tmp)
         os.replace(tmp, path)

@@ -102,6 +102,11 @@ def test_runs_load_from_another_working_directory(workflow_root, tmp_path, monke
     assert all(torch.equal(ours[k], v) for k, v in exported.state_dict().items())
     cnn, state = load_trained(runs["cnn"])
     assert cnn.family == "cnn_lstm" and not cnn.module.training and state["answers"]
+    # The folders were built in temporary siblings (medvqa.io.atomic_dir): none is left or named in them.
+    for folder in (*runs.values(), workflow_root / "results/pretrained"):
+        assert not list(folder.glob(".*.tmp"))
+    for exported in (runs["blip"] / "hf_model", runs["vlm"] / "adapter"):
+        assert not any(".tmp" in p.read_text() for p in exported.glob("*.json"))
 
 
 def test_only_relative_paths_that_exist_from_an_ancestor_of_the_run_are_resolved(tmp_path, monkeypatch):

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from medvqa.demo.tiny_bpe import learn_bpe, word_counts
+from medvqa.io import atomic_dir
 from medvqa.seed import seed_everything
 from medvqa.spec import ConfigError, Spec, check_range
 
@@ -109,10 +110,11 @@ def write_tiny_clip(
     crop = {"height": image_size, "width": image_size}
     image_processor = CLIPImageProcessor(size=size, crop_size=crop, image_mean=CLIP_MEAN, image_std=CLIP_STD)
     out_dir = Path(out_dir)
-    model.save_pretrained(out_dir)
-    CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out_dir)
-    # preprocessor_config.json as well, as hub checkpoints have it (older loaders read only that).
-    image_processor.save_pretrained(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp)
+        CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(tmp)
+        # preprocessor_config.json as well, as hub checkpoints have it (older loaders read only that).
+        image_processor.save_pretrained(tmp)
     log.info(
         "tiny CLIP: %d parameters, vocabulary %d, images %dx%d → %s",
         sum(p.numel() for p in model.parameters()), len(tokenizer), image_size, image_size, out_dir,

@@ -26,6 +26,7 @@ from pathlib import Path
 from medvqa.data.schema import read_text_columns, task_of
 from medvqa.demo.pretrained import CLIP_MEAN, CLIP_STD, TinyClipSpec, write_tiny_clip
 from medvqa.demo.tiny_bpe import learn_bpe, learn_wordpiece, word_counts
+from medvqa.io import atomic_dir
 from medvqa.seed import seed_everything
 from medvqa.spec import ConfigError, Spec, check_choice, check_range
 
@@ -92,8 +93,9 @@ def write_tiny_gpt2(out_dir: str | Path, texts: Iterable[str], seed: int, spec: 
         initializer_range=0.2,
     )
     out_dir = Path(out_dir)
-    GPT2LMHeadModel(config).save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        GPT2LMHeadModel(config).save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
     return out_dir
 
 
@@ -108,10 +110,12 @@ def write_tiny_clip_gpt2(
         patch_size=spec.patch_size, hidden_size=spec.hidden_size, layers=spec.layers, heads=spec.heads,
         projection_dim=spec.hidden_size, vocab_size=spec.vocab_size, max_length=spec.max_length,
     )
-    vision = write_tiny_clip(out_dir / "clip", texts, image_size, seed, clip_spec)
-    lm = write_tiny_gpt2(out_dir / "gpt2", texts, seed + 1, spec)
+    # Both checkpoints go into one temporary folder, so out_dir never holds only one of them.
+    with atomic_dir(out_dir) as tmp:
+        write_tiny_clip(tmp / "clip", texts, image_size, seed, clip_spec)
+        write_tiny_gpt2(tmp / "gpt2", texts, seed + 1, spec)
     log.info("tiny CLIP + GPT-2 (width %d, %d layers) → %s", spec.hidden_size, spec.layers, out_dir)
-    return {"vision": vision, "lm": lm}
+    return {"vision": out_dir / "clip", "lm": out_dir / "gpt2"}
 
 
 def tiny_blip_config(spec: TinyHFSpec, tokenizer, image_size: int):
@@ -154,8 +158,9 @@ def write_tiny_blip(
         size={"height": image_size, "width": image_size}, image_mean=CLIP_MEAN, image_std=CLIP_STD
     )
     out_dir = Path(out_dir)
-    model.save_pretrained(out_dir)
-    BlipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp)
+        BlipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(tmp)
     log.info("tiny BLIP (%s): %d parameters → %s", task, sum(p.numel() for p in model.parameters()), out_dir)
     return out_dir
 

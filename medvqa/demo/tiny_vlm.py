@@ -33,6 +33,7 @@ from medvqa.demo.tiny_vlm_tokenizers import (
     INTERNVL_NAMED, INTERNVL_SPECIALS, QWEN_SPECIALS, train_gemma_tokenizer, train_llama_tokenizer,
     train_qwen_tokenizer, train_smollm_tokenizer,
 )
+from medvqa.io import atomic_dir
 from medvqa.seed import seed_everything
 from medvqa.spec import ConfigError, Spec, check_choice, check_range
 
@@ -290,8 +291,9 @@ def write_tiny_vlm(
     model.generation_config.eos_token_id = stops
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     out_dir = Path(out_dir)
-    model.save_pretrained(out_dir)
-    processor.save_pretrained(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
     log.info("tiny %s: %d parameters, vocabulary %d → %s",
              arch, sum(p.numel() for p in model.parameters()), len(tokenizer), out_dir)
     return out_dir

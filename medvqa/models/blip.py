@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from medvqa.data.answers import normalise_answer
+from medvqa.io import atomic_dir
 from medvqa.models.common import DataInfo, ModelFamily, Normalise, PredictRun
 from medvqa.models.generation import answer_lengths, decode_texts, sequence_probabilities
 from medvqa.models.generative import (
@@ -259,9 +260,9 @@ def export_hf(module: BlipFineTune, args: Mapping[str, Any], out_dir: Path) -> N
     ``BlipForConditionalGeneration.from_pretrained(dir)`` (captions) loads it without medvqa."""
     from transformers import BlipProcessor
 
-    target = Path(out_dir) / "hf_model"
-    module.hf.save_pretrained(target)
-    BlipProcessor.from_pretrained(args["checkpoint"]).save_pretrained(target)
+    with atomic_dir(Path(out_dir) / "hf_model") as tmp:
+        module.hf.save_pretrained(tmp)
+        BlipProcessor.from_pretrained(args["checkpoint"]).save_pretrained(tmp)
 
 
 # All of BLIP is fine-tuned, so a checkpoint holds every weight.

@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from medvqa.io import absolute_if_local, read_json, write_json
+from medvqa.io import absolute_if_local, atomic_dir, read_json, write_json
 from medvqa.models.common import BatchScore, DataInfo, ModelFamily, PredictRun, Step, resolve_dtype
 from medvqa.models.generation import generate_answers, prediction_frame
 from medvqa.models.generative import TextImageSplit, answer_tokens, text_image_split
@@ -299,12 +299,12 @@ def export_adapter(module: nn.Module, args: Mapping[str, Any], out_dir: Path) ->
     ``PeftModel.from_pretrained`` finds the base model from any working directory.
     """
     spec = spec_of(args)
-    adapter = Path(out_dir) / "adapter"
-    module.save_pretrained(adapter)
-    load_processor(spec).save_pretrained(adapter)
-    config = read_json(adapter / "adapter_config.json")
-    config["base_model_name_or_path"] = absolute_if_local(spec.checkpoint)
-    write_json(config, adapter / "adapter_config.json")
+    with atomic_dir(Path(out_dir) / "adapter") as tmp:
+        module.save_pretrained(tmp)
+        load_processor(spec).save_pretrained(tmp)
+        config = read_json(tmp / "adapter_config.json")
+        config["base_model_name_or_path"] = absolute_if_local(spec.checkpoint)
+        write_json(config, tmp / "adapter_config.json")
 
 
 FAMILY = ModelFamily(
