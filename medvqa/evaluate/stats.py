@@ -38,11 +38,11 @@ SCALED_WILSON_RULE = (
 BLEU_WILSON_RULE = (
     "corpus BLEU-k: a clipped n-gram precision of order j <= k with no match in the split is 0 in every "
     "resample (BLEU stays at its ~0 floor), and one matching every hypothesis n-gram is 1 in every resample; "
-    "then the upper end is BLEU-k with each zero precision at the Wilson upper bound of 0 of n, or the lower "
-    "end BLEU-k with every precision at the Wilson lower bound of n of n, the other precisions and the "
-    "brevity penalty as observed (a penalty of 0, no hypothesis token at all, taken as 1); n = the scored "
-    "items (captions or answers, not n-grams: the n-grams of one text are not independent); ci_method "
-    "\"wilson_precisions\""
+    "so where some order has no match the upper end is BLEU-k with each zero precision at the Wilson upper "
+    "bound of 0 of n, and where every order matches fully the lower end is BLEU-k with every precision at the "
+    "Wilson lower bound of n of n, the other precisions and the brevity penalty as observed (a penalty of 0, "
+    "no hypothesis token at all, taken as 1); n = the scored items (captions or answers, not n-grams: the "
+    "n-grams of one text are not independent); ci_method \"wilson_precisions\""
 )
 SINGLE_UNIT_RULE = (
     "a subset (e.g. one modality) whose questions all belong to one image is resampled by question, "

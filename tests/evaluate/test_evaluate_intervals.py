@@ -141,10 +141,13 @@ def test_every_vqa_interval_contains_its_point(tmp_path, n, mode, unit):
     paths = {p for p, *_ in pairs}
     for number in ("ece", "mce", "brier", "overconfidence_gap", "accuracy"):
         assert ("calibration", "answer_prob", number) in paths
-    # No accuracy interval collapses to a point at 0 % or 100 %.
+    # No accuracy interval collapses to a point at 0 % or 100 %, nor a BLEU one (nltk's ~1e-154 floor included).
     for path, value, low, high in pairs:
         if path[0] == "accuracy" and value in (0.0, 1.0):
             assert low < high, path
+    _check_not_a_point([pair for pair in pairs if pair[0][0] == "bleu"], 0.0)
+    methods = dict(_methods(out["bleu"]))
+    assert len(methods) == 8 and set(methods.values()) <= {"bootstrap", "wilson", "wilson_precisions"}, methods
 
 
 def _caption_pairs(rng, n, mode, short):
