@@ -4,11 +4,13 @@ Used by ``medvqa.evaluate.score.caption_metrics``; reads and writes no files. Ea
 of ``CAPTION_PROTOCOLS`` holds its label, the rules text and the reference (repository,
 file, commit) it reproduces, and a scoring function ``(generated, references, options) ->
 (metrics, protocol)``: generated is one caption per image (n,), references a list of
-captions per image. Every metric is a summary {"value", "ci_low", "ci_high", "n"}; the
-interval is a percentile bootstrap over images, all metrics of a protocol on the same
+captions per image. Every metric is a summary {"value", "ci_low", "ci_high", "n", "ci_method"};
+the interval is a percentile bootstrap over images, all metrics of a protocol on the same
 resamples, and corpus metrics (BLEU, METEOR, CIDEr-D) are recomputed on each resample
 from resampled per-image statistics (CIDEr-D: with its IDF recomputed from the resampled
-references, see ``medvqa.evaluate.cider``).
+references, see ``medvqa.evaluate.cider``). Where the bootstrap cannot vary (every image 0,
+or every image at the metric's maximum) Wilson-based rules (CI_RULE) give the interval, so
+no interval collapses to a point at 0 % or 100 %.
 """
 
 from __future__ import annotations
@@ -43,14 +45,22 @@ IMAGECLEF_REFERENCE = {
 CI_RULE = (
     "percentile bootstrap over images (default_rng(seed), images drawn with replacement, same count), "
     "every metric of the protocol on the same resamples; corpus metrics recomputed from the resampled "
-    "per-image statistics"
+    "per-image statistics; where the bootstrap has no spread (ci_method says which rule): "
+    + stats.SCALED_WILSON_RULE + "; " + stats.BLEU_WILSON_RULE + "; METEOR, in [0, 1], is 0 exactly where "
+    "every image scores 0 (no word matched) and 1 where every image scores 1 (every caption matched whole), "
+    "and then every resample equals it: the Wilson interval of 0 or n of n images as for a per-image mean "
+    "(ci_method \"wilson\"; at 0 an upper bound, since METEOR <= the larger of the precision and recall of "
+    "matched words; at 1 the same rule by symmetry); n = the images; each interval is the hull of these ends, "
+    "the bootstrap interval and the point (" + stats.HULL_RULE + ")"
 )
 COCO_RULES = {
     "bleu": "pycocoevalcap Bleu(4): corpus BLEU-1..4 over images, clipped counts against all references of "
     "an image, 'closest' reference length (ties: the shorter), brevity penalty on the corpus totals, "
     "(matches + 1e-15) / (guesses + 1e-9) so a zero count gives ~0 rather than an error",
     "meteor": "METEOR 1.5 (pycocoevalcap meteor-1.5.jar, java -Xmx2G, -l en -norm) on the PTB tokens; the "
-    "corpus value is the jar's EVAL of the summed per-image statistics (not the mean of per-image scores)",
+    "corpus value is the jar's EVAL of the summed per-image statistics (not the mean of per-image scores), "
+    "a caption that matches its reference whole (one chunk, every word matched) adding no chunk, as the jar's "
+    "own aggregate counts it (such a caption's fragmentation is 0)",
     "rouge_l": "pycocoevalcap Rouge: LCS over space-split PTB tokens, best precision and best recall over "
     "the references, F with beta = 1.2: (1 + b^2) P R / (R + b^2 P); mean over images",
     "cider_d": "pycocoevalcap Cider (CIDEr-D): n = 1..4, tf-idf with document frequency over the scored "
@@ -102,20 +112,54 @@ def resample_counts(n: int, options: CaptionOptions, block: int = 64) -> Iterato
         done += rows
 
 
-def summaries(points: dict[str, float], statistics: dict[str, Callable], n: int, options: CaptionOptions):
-    """{name: summary} with each statistic(counts (rows, n)) -> (rows,) bootstrapped on shared resamples."""
+def summaries(
+    points: dict[str, float],
+    statistics: dict[str, Callable],
+    n: int,
+    options: CaptionOptions,
+    fixed: dict[str, tuple[tuple[float, ...], str]] | None = None,
+):
+    """{name: summary} with each statistic(counts (rows, n)) -> (rows,) bootstrapped on shared resamples.
+
+    ``fixed`` {name: (ends, ci_method)}: the Wilson-based ends of a metric whose bootstrap has no
+    spread (CI_RULE); its interval is the hull of the bootstrap interval (if it has a statistic),
+    the ends and the point. A name in neither ``statistics`` nor ``fixed`` has no interval (NaN).
+    """
     if n == 0:
-        return {name: {"value": math.nan, "ci_low": math.nan, "ci_high": math.nan, "n": 0} for name in points}
+        empty = {"value": math.nan, "ci_low": math.nan, "ci_high": math.nan, "n": 0, "ci_method": "none"}
+        return {name: dict(empty) for name in points}
+    fixed = fixed or {}
     dists: dict[str, list[np.ndarray]] = {name: [] for name in statistics}
     for counts in resample_counts(n, options):
         for name, statistic in statistics.items():
             dists[name].append(statistic(counts))
     out = {}
     for name, value in points.items():
-        interval = stats.percentile_interval(np.concatenate(dists[name]), options.level)
-        low, high = stats.with_point(interval, float(value))  # HULL_RULE: float rounding of the resamples
-        out[name] = {"value": float(value), "ci_low": low, "ci_high": high, "n": n}
+        ends, method = fixed.get(name, ((), "bootstrap"))
+        if name in dists:
+            interval = stats.percentile_interval(np.concatenate(dists[name]), options.level)
+        else:
+            interval = (min(ends), max(ends)) if ends else (math.nan, math.nan)
+        # HULL_RULE: float rounding of the resamples, and the one-sided Wilson ends.
+        low, high = stats.widen(interval, (float(value), *ends))
+        out[name] = {"value": float(value), "ci_low": low, "ci_high": high, "n": n, "ci_method": method}
     return out
+
+
+def mean_wilson(per_image: np.ndarray, level: float, top: float = 1.0) -> tuple[tuple[float, ...], str] | None:
+    """``fixed`` entry (ends, ci_method) of a per-image mean in [0, ``top``] whose images (n,) all score
+    0 or all ``top`` (SCALED_WILSON_RULE), else None. ``top`` 10 (CIDEr-D, a cosine of identical
+    vectors is 1 only to float rounding) allows 1e-9."""
+    interval = stats.extreme_wilson(per_image, level, top, atol=0.0 if top == 1.0 else 1e-9)
+    if interval is None:
+        return None
+    return (interval, "wilson" if top == 1.0 else "wilson_scaled")
+
+
+def coco_bleu_wilson(table: np.ndarray, order: int, level: float) -> tuple[tuple[float, ...], str] | None:
+    """``fixed`` entry of COCO BLEU-``order`` under BLEU_WILSON_RULE (``bleu_table`` rows (n, 10)), else None."""
+    ends = stats.bleu_wilson_ends(table.sum(axis=0), order, 4, len(table), level)
+    return (ends, "wilson_precisions") if ends else None
 
 
 def mean_statistic(per_image: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
@@ -153,19 +197,24 @@ def _tokenised(generated, references, options) -> tuple[list[str], list[list[str
     return hyps, [[next(rest) for _ in refs] for refs in references], rule
 
 
-def meteor_block(hyps, refs, options) -> tuple[float, Callable | None, str]:
-    """(corpus METEOR, its bootstrap statistic, rule) or (nan, None, reason) without java."""
+def meteor_block(hyps, refs, options) -> tuple[float, Callable | None, str, tuple | None]:
+    """(corpus METEOR, its bootstrap statistic, rule, ``fixed`` entry or None) or (nan, None, reason,
+    None) without java. The entry is ``mean_wilson`` of the per-image scores (all 0 or all 1)."""
     if not options.meteor:
-        return math.nan, None, "not computed: meteor switched off in the scoring spec"
+        return math.nan, None, "not computed: meteor switched off in the scoring spec", None
     if not java_available():
-        return math.nan, None, "not computed: METEOR needs java, and no java executable is on PATH"
+        return math.nan, None, "not computed: METEOR needs java, and no java executable is on PATH", None
     from pycocoevalcap.meteor.meteor import Meteor
 
     scorer = Meteor()
     ids = range(len(hyps))
-    value, _ = scorer.compute_score({i: refs[i] for i in ids}, {i: [hyps[i]] for i in ids})
-    # The same per-image statistics compute_score sends; their sums give the corpus value.
+    value, per_image = scorer.compute_score({i: refs[i] for i in ids}, {i: [hyps[i]] for i in ids})
+    # The same per-image statistics compute_score sends; their sums give the corpus value once a
+    # caption matched whole (chunks 1, test and reference word matches = their lengths) adds no chunk,
+    # as the jar's aggregate counts it; summed as sent, 50 such captions score 0.565 instead of 1.
     table = np.array([scorer._stat(h, r).split() for h, r in zip(hyps, refs)], dtype=np.float64)
+    whole = (table[:, -3] == 1) & (table[:, -2] == table[:, 0]) & (table[:, -1] == table[:, 1])
+    table[whole, -3] = 0.0
 
     def statistic(counts: np.ndarray) -> np.ndarray:
         out = []
@@ -177,7 +226,7 @@ def meteor_block(hyps, refs, options) -> tuple[float, Callable | None, str]:
             out.append(float(scorer.meteor_p.stdout.readline().strip()))
         return np.asarray(out)
 
-    return float(value), statistic, COCO_RULES["meteor"]
+    return float(value), statistic, COCO_RULES["meteor"], mean_wilson(np.asarray(per_image), options.level)
 
 
 def coco_scores(generated, references, options: CaptionOptions) -> tuple[dict, dict]:
@@ -189,8 +238,8 @@ def coco_scores(generated, references, options: CaptionOptions) -> tuple[dict, d
     from medvqa.evaluate.cider import CiderD  # scipy.sparse: imported only when captions are scored
 
     hyps, refs, tokenizer_rule = _tokenised(generated, references, options)
-    n = len(hyps)
-    points, statistics, meteor_rule = {}, {}, "not computed: empty split"
+    n, level = len(hyps), options.level
+    points, statistics, fixed, meteor_rule = {}, {}, {}, "not computed: empty split"
     if n:
         gts, res = {i: refs[i] for i in range(n)}, {i: [hyps[i]] for i in range(n)}
         bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
@@ -198,16 +247,26 @@ def coco_scores(generated, references, options: CaptionOptions) -> tuple[dict, d
         for k in range(1, 5):
             points[f"bleu_{k}"] = bleu[k - 1]
             statistics[f"bleu_{k}"] = lambda counts, k=k: coco_bleu(counts @ table, k)
-        meteor, meteor_stat, meteor_rule = meteor_block(hyps, refs, options)
+            fixed[f"bleu_{k}"] = coco_bleu_wilson(table, k, level)
+        meteor, meteor_stat, meteor_rule, fixed["meteor"] = meteor_block(hyps, refs, options)
         if meteor_stat is not None:
-            points["meteor"], statistics["meteor"] = meteor, meteor_stat
+            points["meteor"] = meteor
+            if fixed["meteor"] is None:  # else every resample equals the point (CI_RULE)
+                statistics["meteor"] = meteor_stat
         points["rouge_l"], rouge = Rouge().compute_score(gts, res)
-        statistics["rouge_l"] = mean_statistic(np.asarray(rouge, dtype=np.float64))
+        rouge = np.asarray(rouge, dtype=np.float64)
+        fixed["rouge_l"] = mean_wilson(rouge, level)
+        if fixed["rouge_l"] is None:
+            statistics["rouge_l"] = mean_statistic(rouge)
         points["cider_d"], _ = Cider().compute_score(gts, res)
-        statistics["cider_d"] = CiderD(hyps, refs).corpus
+        cider = CiderD(hyps, refs)
+        # IDF is recomputed per resample, so the bootstrap still runs; the Wilson ends widen it.
+        statistics["cider_d"] = cider.corpus
+        fixed["cider_d"] = mean_wilson(cider.image_scores(np.ones((1, n)))[:, 0], level, top=10.0)
     else:
         points = dict.fromkeys([*(f"bleu_{k}" for k in range(1, 5)), "rouge_l", "cider_d"], math.nan)
-    metrics = summaries(points, statistics, n, options)
+    fixed = {name: entry for name, entry in fixed.items() if entry is not None}
+    metrics = summaries(points, statistics, n, options, fixed)
     metrics.setdefault("meteor", None)
     protocol = {"tokenizer": tokenizer_rule, **COCO_RULES, "meteor": meteor_rule,
                 "implementation": f"pycocoevalcap {_version('pycocoevalcap')}"}
@@ -246,7 +305,10 @@ def imageclef_scores(generated, references, options: CaptionOptions) -> tuple[di
     """ROUGE-1 as the ImageCLEFmedical caption evaluator computes it."""
     per_image = imageclef_rouge_1(generated, references)
     value = float(per_image.mean()) if len(per_image) else math.nan
-    metrics = summaries({"rouge_1": value}, {"rouge_1": mean_statistic(per_image)}, len(per_image), options)
+    wilson = mean_wilson(per_image, options.level)
+    statistics = {"rouge_1": mean_statistic(per_image)} if wilson is None else {}
+    fixed = {"rouge_1": wilson} if wilson is not None else {}
+    metrics = summaries({"rouge_1": value}, statistics, len(per_image), options, fixed)
     return metrics, {**IMAGECLEF_RULES, "implementation": f"rouge-score {_version('rouge-score')}"}
 
 

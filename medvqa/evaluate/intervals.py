@@ -45,7 +45,7 @@ def ci_protocol(spec: Any, items: str, clustered: bool = False) -> str:
         items=items, seed=spec.bootstrap_seed, resamples=spec.bootstrap_resamples, level=spec.ci_level,
         cluster=stats.CLUSTER_NOTE if clustered else "",
     )
-    rules = [stats.WILSON_RULE, stats.HULL_RULE]
+    rules = [stats.WILSON_RULE, stats.BLEU_WILSON_RULE, stats.HULL_RULE]
     if clustered:
         rules.insert(0, stats.SINGLE_UNIT_RULE)
     return "; ".join([bootstrap, *rules])
@@ -82,10 +82,34 @@ def nltk_bleu_from_sums(sums: np.ndarray, order: int, max_order: int = 4) -> np.
     return np.where(matches[:, 0] > 0, brevity * np.exp(log_mean), 0.0)
 
 
+def nltk_bleu_summary(
+    table: np.ndarray, order: int, max_order: int, point: float, spec: Any, units: np.ndarray | None
+) -> dict[str, Any]:
+    """{"value", "ci_low", "ci_high", "n", "ci_method"} of nltk corpus BLEU-``order``.
+
+    ``table`` (n, 2 * max_order + 2): ``metrics.bleu_statistics`` rows; the bootstrap resamples
+    ``units`` (n,) or single items, and BLEU_WILSON_RULE adds its end where an order has no match
+    or matches fully (ci_method "wilson_precisions", else "bootstrap"; "none" for n = 0).
+    """
+    n = len(table)
+
+    def statistic(sums: np.ndarray) -> np.ndarray:
+        return nltk_bleu_from_sums(sums, order, max_order)
+
+    interval = stats.statistic_interval(
+        table, statistic, point, spec.bootstrap_resamples, spec.bootstrap_seed, spec.ci_level, units
+    )
+    ends = stats.bleu_wilson_ends(table.sum(axis=0), order, max_order, n, spec.ci_level)
+    low, high = stats.widen(interval, ends)
+    method = "none" if n == 0 else "wilson_precisions" if ends else "bootstrap"
+    return {"value": point, "ci_low": low, "ci_high": high, "n": n, "ci_method": method}
+
+
 def sacrebleu_interval(
     bleu: Any, hypotheses: Sequence[str], streams: Sequence[Sequence[str | None]], point: float, spec: Any
-) -> tuple[float, float]:
-    """Bootstrap interval (fraction) of sacreBLEU over images, from its per-segment statistics.
+) -> tuple[float, float, str]:
+    """(low, high, ci_method) of sacreBLEU (fraction): bootstrap over images of its per-segment statistics,
+    plus BLEU_WILSON_RULE's end ("wilson_precisions") where an order has no match or matches fully.
 
     ``bleu`` is the configured ``sacrebleu.metrics.BLEU``; per-segment counts and the score
     from summed counts are sacrebleu's own functions, the ones its paired bootstrap uses
@@ -97,9 +121,14 @@ def sacrebleu_interval(
         rounded = np.rint(sums).astype(np.int64).tolist()
         return np.array([bleu._compute_score_from_stats(row).score / 100.0 for row in rounded])
 
-    return stats.statistic_interval(
+    interval = stats.statistic_interval(
         table, statistic, point, spec.bootstrap_resamples, spec.bootstrap_seed, spec.ci_level
     )
+    # sacrebleu's row: sys_len, ref_len, correct 1..N, total 1..N; BLEU_WILSON_RULE takes matches first.
+    orders = bleu.max_ngram_order
+    sums = table.sum(axis=0)
+    ends = stats.bleu_wilson_ends(np.r_[sums[2:], sums[:2]], orders, orders, len(table), spec.ci_level)
+    return (*stats.widen(interval, ends), "wilson_precisions" if ends else "bootstrap")
 
 
 def calibration_table(confidence: np.ndarray, correct: np.ndarray, n_bins: int) -> np.ndarray:

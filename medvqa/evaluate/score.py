@@ -111,25 +111,19 @@ def accuracy_block(
 def bleu_block(
     hyps: list[list[str]], refs: list[list[list[str]]], spec: ScoreSpec, units: np.ndarray | None = None
 ) -> dict[str, Any]:
-    """Corpus BLEU-1..N (nltk, unsmoothed) with CIs from bootstrapped n-gram counts.
+    """Corpus BLEU-1..N (nltk, unsmoothed): {"bleu_k": summary with "ci_method"}.
 
     The bootstrap statistic reproduces nltk's zero rules (``intervals.nltk_bleu_from_sums``),
-    so a value of ~1e-104 (no matching 4-gram) gets an interval that contains it.
+    so a value of ~1e-104 (no matching 4-gram) gets an interval that contains it; an order
+    with no match (or matching fully) adds its Wilson end (``stats.BLEU_WILSON_RULE``).
     """
     order = spec.bleu_max_order
     point = metrics.corpus_bleu(hyps, refs, order, smoothing="none")
     table = metrics.bleu_statistics(hyps, refs, order)
-    out = {}
-    for k in range(1, order + 1):
-        def statistic(sums: np.ndarray, k: int = k) -> np.ndarray:
-            return intervals.nltk_bleu_from_sums(sums, k, order)
-
-        low, high = stats.statistic_interval(
-            table, statistic, point[f"bleu_{k}"], spec.bootstrap_resamples, spec.bootstrap_seed,
-            spec.ci_level, units,
-        )
-        out[f"bleu_{k}"] = {"value": point[f"bleu_{k}"], "ci_low": low, "ci_high": high, "n": len(hyps)}
-    return out
+    return {
+        f"bleu_{k}": intervals.nltk_bleu_summary(table, k, order, point[f"bleu_{k}"], spec, units)
+        for k in range(1, order + 1)
+    }
 
 
 def bleu_protocol(spec: ScoreSpec, tokenisation: str) -> dict[str, Any]:
@@ -260,10 +254,10 @@ def sacrebleu_block(
     bleu = BLEU(lowercase=True)
     result = bleu.corpus_score(hypotheses, streams)
     point = result.score / 100.0
-    low, high = intervals.sacrebleu_interval(bleu, hypotheses, streams, point, spec)
+    low, high, method = intervals.sacrebleu_interval(bleu, hypotheses, streams, point, spec)
     return {
         "bleu_4": point,
-        "intervals": {"bleu_4": {"ci_low": low, "ci_high": high}},
+        "intervals": {"bleu_4": {"ci_low": low, "ci_high": high, "ci_method": method}},
         "signature": str(bleu.get_signature()),
     }
 

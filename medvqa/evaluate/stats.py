@@ -29,6 +29,21 @@ WILSON_RULE = (
     "interval is the Wilson score interval of that proportion with n = the number of scored items "
     "(clustering cannot be estimated from a sample without variation)"
 )
+SCALED_WILSON_RULE = (
+    "a mean of per-item values in [0, M] (M = 1 for ROUGE, 10 for CIDEr-D) where every item scores 0 or every "
+    "item M: M x the Wilson interval of 0 or n of n, n = the items (P(item = 0) <= 1 - mean / M, so a bound "
+    "on a 0/M proportion from n zeros bounds the mean too); ci_method \"wilson\" for M = 1, "
+    "\"wilson_scaled\" otherwise"
+)
+BLEU_WILSON_RULE = (
+    "corpus BLEU-k: a clipped n-gram precision of order j <= k with no match in the split is 0 in every "
+    "resample (BLEU stays at its ~0 floor), and one matching every hypothesis n-gram is 1 in every resample; "
+    "so where some order has no match the upper end is BLEU-k with each zero precision at the Wilson upper "
+    "bound of 0 of n, and where every order matches fully the lower end is BLEU-k with every precision at the "
+    "Wilson lower bound of n of n, the other precisions and the brevity penalty as observed (a penalty of 0, "
+    "no hypothesis token at all, taken as 1); n = the scored items (captions or answers, not n-grams: the "
+    "n-grams of one text are not independent); ci_method \"wilson_precisions\""
+)
 SINGLE_UNIT_RULE = (
     "a subset (e.g. one modality) whose questions all belong to one image is resampled by question, "
     "since resampling its single image gives no spread"
@@ -156,6 +171,55 @@ def wilson_interval(successes: float, n: int, level: float = 0.95) -> tuple[floa
     return (low, high)
 
 
+def extreme_wilson(
+    values: Sequence[float] | np.ndarray, level: float = 0.95, top: float = 1.0, atol: float = 0.0
+) -> tuple[float, float] | None:
+    """``top`` x the Wilson interval of 0 or n of n when every value of ``values`` (n,) is 0 or every
+    value is ``top`` (within ``atol``), else None (WILSON_RULE, SCALED_WILSON_RULE)."""
+    values = np.asarray(values, dtype=np.float64)
+    for extreme, successes in ((0.0, 0), (top, values.size)):
+        if values.size and np.all(np.abs(values - extreme) <= atol):
+            low, high = wilson_interval(successes, values.size, level)
+            return (top * low, top * high)
+    return None
+
+
+def brevity_penalty(hyp_len: float, ref_len: float) -> float:
+    """BLEU's brevity penalty of summed lengths: 1 if hyp_len >= ref_len, else exp(1 - ref_len / hyp_len);
+    0 for hyp_len 0 (nltk, sacreBLEU)."""
+    if hyp_len >= ref_len:
+        return 1.0
+    return math.exp(1.0 - ref_len / hyp_len) if hyp_len > 0 else 0.0
+
+
+def bleu_wilson_ends(sums: np.ndarray, order: int, max_order: int, n: int, level: float = 0.95) -> tuple[float, ...]:
+    """The ends BLEU_WILSON_RULE adds to a corpus BLEU-``order`` interval; () where it adds none.
+
+    ``sums`` (2 * max_order + 2,): a split's summed BLEU statistics laid out as clipped matches of
+    orders 1..max_order, hypothesis n-grams of orders 1..max_order, hypothesis length, reference
+    length (``metrics.bleu_statistics``, ``captions.bleu_table``); ``n``: the scored items.
+    """
+    sums = np.asarray(sums, dtype=np.float64)
+    matches, guesses = sums[:order], sums[max_order : max_order + order]
+    if n <= 0:
+        return ()
+    brevity = brevity_penalty(sums[2 * max_order], sums[2 * max_order + 1])
+    if np.any(matches <= 0):
+        upper = wilson_interval(0, n, level)[1]
+        precision = [m / g if m > 0 else upper for m, g in zip(matches, guesses)]
+        return ((brevity or 1.0) * math.exp(float(np.mean(np.log(precision)))),)
+    if np.all(matches >= guesses):
+        return (brevity * wilson_interval(n, n, level)[0],)
+    return ()
+
+
+def widen(interval: tuple[float, float], ends: Sequence[float]) -> tuple[float, float]:
+    """``interval`` widened to contain every one of ``ends`` (points; NaN ones pass, see ``with_point``)."""
+    for end in ends:
+        interval = with_point(interval, end)
+    return interval
+
+
 def with_point(interval: tuple[float, float], point: float) -> tuple[float, float]:
     """``interval`` widened to contain ``point`` (HULL_RULE); NaN bounds or point pass through."""
     low, high = interval
@@ -180,9 +244,9 @@ def mean_interval(
     if values.size == 0:
         return (math.nan, math.nan, "none")
     point = float(values.mean())
-    if np.all(values == values[0]) and values[0] in (0.0, 1.0):
-        low, high = wilson_interval(float(values.sum()), int(values.size), level)
-        return (low, high, "wilson")
+    wilson = extreme_wilson(values, level)
+    if wilson is not None:
+        return (*wilson, "wilson")
     low, high = with_point(bootstrap_ci(values, n_resamples, seed, level, units), point)
     return (low, high, "bootstrap")
 
