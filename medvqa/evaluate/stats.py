@@ -25,9 +25,9 @@ BOOTSTRAP_DESCRIPTION = (
 )
 CLUSTER_NOTE = ", each with all of its questions: a cluster bootstrap, so a value is a ratio of resampled sums"
 WILSON_RULE = (
-    "where every scored item is 0 or every item is 1 (0/1 scores, so the bootstrap has no spread) the "
-    "interval is the Wilson score interval of that proportion with n = the number of scored items "
-    "(clustering cannot be estimated from a sample without variation)"
+    "where every scored item is 0 or every item is 1 (within 1e-12: an unsmoothed sentence BLEU miss is "
+    "~1e-231; the bootstrap has no spread) the interval is the Wilson score interval of that proportion "
+    "with n = the number of scored items (clustering cannot be estimated from a sample without variation)"
 )
 SCALED_WILSON_RULE = (
     "a mean of per-item values in [0, M] (M = 1 for ROUGE, 10 for CIDEr-D) where every item scores 0 or every "
@@ -44,6 +44,7 @@ BLEU_WILSON_RULE = (
     "no hypothesis token at all, taken as 1); n = the scored items (captions or answers, not n-grams: the "
     "n-grams of one text are not independent); ci_method \"wilson_precisions\""
 )
+EXTREME_ATOL = 1e-12  # a mean score this close to 0 or 1 in every item takes the Wilson rule
 SINGLE_UNIT_RULE = (
     "a subset (e.g. one modality) whose questions all belong to one image is resampled by question, "
     "since resampling its single image gives no spread"
@@ -236,7 +237,7 @@ def mean_interval(
     units: Sequence[Any] | np.ndarray | None = None,
 ) -> tuple[float, float, str]:
     """(low, high, method) of the mean of ``values`` (n,): the bootstrap of ``bootstrap_ci``,
-    Wilson (WILSON_RULE) for all-0 or all-1 scores, then widened to the mean (HULL_RULE).
+    Wilson (WILSON_RULE) for all-0 or all-1 scores (within EXTREME_ATOL), then widened to the mean (HULL_RULE).
 
     ``method`` is "bootstrap", "wilson" or "none" (no items).
     """
@@ -244,7 +245,8 @@ def mean_interval(
     if values.size == 0:
         return (math.nan, math.nan, "none")
     point = float(values.mean())
-    wilson = extreme_wilson(values, level)
+    # Within 1e-12 counts as 0 or 1: unsmoothed sentence BLEU floors a miss at ~1e-231, not 0.
+    wilson = extreme_wilson(values, level, atol=EXTREME_ATOL)
     if wilson is not None:
         return (*wilson, "wilson")
     low, high = with_point(bootstrap_ci(values, n_resamples, seed, level, units), point)

@@ -163,3 +163,11 @@ def test_a_single_image_is_resampled_by_question():
     assert stats.bootstrap_ci(values, seed=4, units=["img"] * 3) == stats.bootstrap_ci(values, seed=4)
     low, high, _ = stats.mean_interval(values, units=["img"] * 3)
     assert low < 2 / 3 < high
+
+
+def test_a_mean_of_nltk_floor_scores_takes_the_wilson_rule_not_a_point():
+    # Unsmoothed sentence BLEU of a miss is ~1e-231 (LLaVA-Med's bleu extra), not 0: still no
+    # spread, so the interval is Wilson's for 0 of n (it contains the ~0 point), never a point.
+    low, high, method = stats.mean_interval(np.full(50, 1e-231))
+    assert method == "wilson" and low == 0.0 and high == pytest.approx(3.8416 / 53.8416, rel=1e-4)
+    assert stats.mean_interval(np.full(50, 1e-6))[2] == "bootstrap"  # a real, if small, score
