@@ -20,14 +20,21 @@ with atomic_path(sys.argv[1]) as tmp:
 """
 
 
+def killed_writer_leftovers(script: str, target) -> tuple[list, object, object]:
+    """Run ``script`` (a writer of ``target`` that kills itself mid-write); return its leftovers
+    and the names of a live writer's and another host's temporaries of ``target`` (not created)."""
+    killed = subprocess.run([sys.executable, "-c", script, str(target)])
+    assert killed.returncode == -9
+    left = list(target.parent.glob(f".{target.name}.*.tmp"))
+    assert len(left) == 1 and not target.exists()
+    live = target.parent / f".{target.name}.{io._host()}-{os.getpid()}.abc_12.tmp"  # a writer still running
+    remote = target.parent / f".{target.name}.otherhost-1.abc_12.tmp"  # another host's (shared filesystem)
+    return left, live, remote
+
+
 def test_the_next_write_removes_temporary_files_of_killed_writers_only(tmp_path):
     target = tmp_path / "out.json"
-    killed = subprocess.run([sys.executable, "-c", KILLED_WRITE, str(target)])
-    assert killed.returncode == -9
-    left = list(tmp_path.glob(".out.json.*.tmp"))
-    assert len(left) == 1 and not target.exists()
-    live = tmp_path / f".out.json.{io._host()}-{os.getpid()}.abc_12.tmp"  # a writer still running
-    remote = tmp_path / ".out.json.otherhost-1.abc_12.tmp"  # another host's writer (shared filesystem)
+    _, live, remote = killed_writer_leftovers(KILLED_WRITE, target)
     other_output = tmp_path / f".out.json.bak.{io._host()}-999999999.abc_12.tmp"
     for path in (live, remote, other_output):
         path.write_bytes(b"")
@@ -127,12 +134,8 @@ with atomic_dir(sys.argv[1]) as tmp:
 
 def test_the_next_directory_write_removes_folders_of_killed_writers_only(tmp_path):
     target = tmp_path / "ckpt"
-    killed = subprocess.run([sys.executable, "-c", KILLED_DIR_WRITE, str(target)])
-    assert killed.returncode == -9
-    left = list(tmp_path.glob(".ckpt.*.tmp"))
-    assert len(left) == 1 and left[0].is_dir() and not target.exists()
-    live = tmp_path / f".ckpt.{io._host()}-{os.getpid()}.abc_12.tmp"  # a writer still running
-    remote = tmp_path / ".ckpt.otherhost-1.abc_12.tmp"  # another host's writer (shared filesystem)
+    left, live, remote = killed_writer_leftovers(KILLED_DIR_WRITE, target)
+    assert left[0].is_dir()
     for folder in (live, remote):
         (folder / "sub").mkdir(parents=True)
         (folder / "sub" / "weights.bin").write_bytes(b"x")
