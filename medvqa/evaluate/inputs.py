@@ -1,19 +1,25 @@
 """Reading and aligning the scoring stage's inputs.
 
 Reads a data split (``results/data/{dataset}/{split}.parquet``, without the image bytes)
-and a predictions / captions parquet, and joins them on the item id. Any mismatch is an
+and a predictions / captions parquet, and joins them on the item id; and a LLaVA-Med
+candidate-answer file. Any mismatch is an
 error that names the ids: a missing prediction would otherwise silently raise accuracy,
 and a prediction for an unknown id means predictions and data come from different splits.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+
+from medvqa.evaluate.reference_scores import llava_med_candidates
+from medvqa.provenance import file_sha256
 
 VQA_DATA_COLUMNS = ("question_id", "answer", "answer_type")
 # image_id (when the split has it) is the unit of the image-level bootstrap.
@@ -115,3 +121,20 @@ def read_captions(data_path: str | os.PathLike, captions_path: str | os.PathLike
         references=("caption", list), generated=("generated", "first")
     )
     return grouped.reset_index()
+
+
+def read_candidates(path) -> tuple[str, ...]:
+    """The answers of a LLaVA-Med candidate file (JSON ``{"0": [answers]}``); errors name the file."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            raw = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"LLaVA-Med candidate file {os.fspath(path)}: {error}") from None
+    return llava_med_candidates(raw, f"LLaVA-Med candidate file {os.fspath(path)}")
+
+
+def candidates_block(path, candidates: Sequence[str] | None) -> dict[str, Any]:
+    """What the metrics JSON says of the LLaVA-Med candidate file used (or that none was)."""
+    if path is None:
+        return {"file": None, "note": "no candidate file configured: llava_med has no open_accuracy"}
+    return {"file": os.fspath(path), "sha256": file_sha256(path), "answers": len(candidates)}

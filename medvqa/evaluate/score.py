@@ -30,14 +30,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medvqa.evaluate import calibration, intervals, metrics, protocols, reference_scores, stats
+from medvqa.evaluate import calibration, intervals, metrics, protocols, stats
 from medvqa.evaluate.captions import CaptionOptions, caption_protocol_scores
 from medvqa.evaluate.embedding import POOLING, SentenceEncoder, embedding_similarity
-from medvqa.evaluate.inputs import columns_of, read_captions, read_vqa
+from medvqa.evaluate.inputs import candidates_block, columns_of, read_candidates, read_captions, read_vqa
 from medvqa.evaluate.intervals import bootstrap_units, ci_protocol, vqa_ci_protocol
 from medvqa.evaluate.normalise import CAPTION_TOKENISATION, NORMALISATION, answer_tokens, caption_tokens
 from medvqa.io import setup_logging, write_json
-from medvqa.provenance import file_sha256, provenance
+from medvqa.provenance import provenance
 from medvqa.evaluate.spec import ScoreSpec
 
 log = logging.getLogger(__name__)
@@ -202,7 +202,7 @@ def protocol_block(
 def vqa_metrics(frame: pd.DataFrame, spec: ScoreSpec, candidates: Sequence[str] | None = None) -> dict[str, Any]:
     """The full metrics dict of aligned VQA rows (see ``read_vqa`` for the columns).
 
-    ``candidates``: a LLaVA-Med candidate-answer list (``read_candidates``), for its open accuracy."""
+    ``candidates``: a LLaVA-Med candidate-answer list (``inputs.read_candidates``), for its open accuracy."""
     preds, refs, kinds = frame["prediction"].tolist(), frame["answer"].tolist(), frame["answer_type"].tolist()
     units = bootstrap_units(frame, spec)
     scored = {name: p.score(preds, refs, kinds, candidates=candidates) for name, p in protocols.PROTOCOLS.items()}
@@ -324,23 +324,6 @@ def _finish(
     write_json(result, out_json)
     log.info("wrote %s (n=%d)", os.fspath(out_json), result["n"]["total"])
     return result
-
-
-def read_candidates(path) -> tuple[str, ...]:
-    """The answers of a LLaVA-Med candidate file (JSON ``{"0": [answers]}``); errors name the file."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            raw = json.load(handle)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"LLaVA-Med candidate file {os.fspath(path)}: {error}") from None
-    return reference_scores.llava_med_candidates(raw, f"LLaVA-Med candidate file {os.fspath(path)}")
-
-
-def candidates_block(path, candidates: Sequence[str] | None) -> dict[str, Any]:
-    """What the metrics JSON says of the LLaVA-Med candidate file used (or that none was)."""
-    if path is None:
-        return {"file": None, "note": "no candidate file configured: llava_med has no open_accuracy"}
-    return {"file": os.fspath(path), "sha256": file_sha256(path), "answers": len(candidates)}
 
 
 def score_vqa(
