@@ -163,6 +163,16 @@ def llava_med_candidates_input(config: Config, w: Wildcards) -> dict[str, str]:
     return {} if path is None else {"candidates": path}
 
 
+def score_params(config: Config, w: Wildcards) -> dict:
+    """The scoring spec of one score job: ``evaluate:`` with only this dataset's candidate file (so
+    its metrics JSON states the file it used, and another dataset's file is not a param of this job)."""
+    evaluate = {k: v for k, v in config.get("evaluate", {}).items() if k != "llava_med_candidates"}
+    files = llava_med_candidates_input(config, w)
+    if files:
+        evaluate["llava_med_candidates"] = {w["dataset"]: files["candidates"]}
+    return canonical(evaluate)
+
+
 def score_run(config: Config, w: Wildcards) -> dict:
     """The model behind the scored file (entry, run directory), for the metrics JSON's provenance."""
     if w["model"] in BASELINE_RULES:  # a baseline is no configured model: its rule identifies it

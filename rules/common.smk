@@ -154,8 +154,6 @@ pretrained_seed = setting("pretrained", "seed")
 model_entry = setting("models")
 generate_params = setting("models", "generate", {})  # decoding settings; empty for classifiers
 predict_params = job_inputs.canonical(config.get("predict", {}))
-# Candidate files are inputs of the score jobs (llava_med_candidates_input), not params of every one.
-score_params = job_inputs.canonical({**config.get("evaluate", {}), "llava_med_candidates": {}})
 figure_params = job_inputs.canonical(config.get("report", {}).get("figures", {}))
 
 
@@ -186,6 +184,7 @@ caption_inputs = per_job(job_inputs.caption_inputs)
 caption_params = per_job(job_inputs.caption_params)
 score_run = per_job(job_inputs.score_run)
 llava_med_candidates_input = per_job(job_inputs.llava_med_candidates_input)
+score_params = per_job(job_inputs.score_params)
 run_seeds = per_job(job_inputs.run_seeds)
 seed_metrics = per_job(job_inputs.seed_metrics)
 run_histories = per_job(job_inputs.run_histories)

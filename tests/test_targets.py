@@ -112,6 +112,9 @@ def test_llava_med_candidate_file_is_a_score_input_of_its_dataset_and_views():
     config["evaluate"]["llava_med_candidates"]["v-closed"] = "cands/closed.json"  # a view's own file wins
     assert job_inputs.llava_med_candidates_input(config, w) == {"candidates": "cands/closed.json"}
     assert job_inputs.llava_med_candidates_input(config, {**w, "dataset": "c"}) == {}
+    # The job's scoring spec names its own file only; another dataset's entry is no param of it.
+    assert job_inputs.score_params(config, w) == {"llava_med_candidates": {"v-closed": "cands/closed.json"}}
+    assert job_inputs.score_params(config, {**w, "dataset": "c"}) == {}
 
 
 def test_subsample_view_has_its_own_splits_and_its_bases_image_caches():

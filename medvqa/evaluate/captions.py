@@ -150,7 +150,7 @@ def mean_wilson(per_image: np.ndarray, level: float, top: float = 1.0) -> tuple[
     """``fixed`` entry (ends, ci_method) of a per-image mean in [0, ``top``] whose images (n,) all score
     0 or all ``top`` (SCALED_WILSON_RULE), else None. ``top`` 10 (CIDEr-D, a cosine of identical
     vectors is 1 only to float rounding) allows 1e-9."""
-    interval = stats.extreme_wilson(per_image, level, top, atol=0.0 if top == 1.0 else 1e-9)
+    interval = stats.extreme_wilson(per_image, level, top, atol=stats.EXTREME_ATOL if top == 1.0 else 1e-9)
     if interval is None:
         return None
     return (interval, "wilson" if top == 1.0 else "wilson_scaled")

@@ -98,6 +98,7 @@ def test_every_target_is_built(workdir):
     assert metrics["spec"]["n_bins"] == 10  # config["evaluate"] reached the scoring spec
     # The dataset's LLaVA-Med candidate file is an input of its score jobs: the open accuracy row.
     assert metrics["protocol"]["llava_med_candidates"]["file"] == "candidate.json"
+    assert metrics["spec"]["llava_med_candidates"] == {"vqa": "candidate.json"}  # the spec states it too
     assert metrics["accuracy"]["llava_med"]["open_accuracy"]["n"] == metrics["n"]["open"]
     model = metrics["provenance"]["model"]  # the rule's model_run params reached the provenance
     assert (model["name"], model["seed"], model["family"]) == ("cnn", 0, "cnn_lstm")
